@@ -1,0 +1,53 @@
+// The model's shape and special tokens, read from a Hugging Face style
+// config.json (+ optional generation_config.json). One struct serves the
+// Llama, Mistral and Qwen2 families: they differ only in these fields.
+#ifndef HYDRA_MODEL_CONFIG_H_
+#define HYDRA_MODEL_CONFIG_H_
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace hydra::model {
+
+struct ModelConfig {
+  std::string architecture;  // e.g. "LlamaForCausalLM"
+  std::string model_type;    // "llama", "mistral", "qwen2"
+  int hidden_size = 0;
+  int intermediate_size = 0;
+  int num_layers = 0;
+  int num_heads = 0;
+  int num_kv_heads = 0;  // < num_heads means grouped-query attention
+  int head_dim = 0;      // hidden_size / num_heads unless the config says
+  int vocab_size = 0;
+  int max_position_embeddings = 0;
+  float rms_norm_eps = 1e-5f;
+  float rope_theta = 10000.0f;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;  // q/k/v projections carry a bias (Qwen2)
+  int bos_token_id = -1;
+  std::vector<int> eos_token_ids;
+  std::string torch_dtype = "float32";
+};
+
+// Parses config.json text. `source` names the file in error messages.
+// Refuses shapes the engine cannot serve (non-positive sizes, heads that do
+// not divide, unsupported architectures, rope scaling it does not implement).
+absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text,
+                                             std::string_view source);
+
+// Reads `dir`/config.json and, when present, `dir`/generation_config.json,
+// whose eos_token_id (int or list) takes precedence over config.json's.
+absl::StatusOr<ModelConfig> LoadModelConfig(const std::filesystem::path& dir);
+
+// Serializes to config.json text that ParseModelConfig reads back.
+std::string ModelConfigToJson(const ModelConfig& config);
+// generation_config.json text: bos/eos ids.
+std::string GenerationConfigToJson(const ModelConfig& config);
+
+}  // namespace hydra::model
+
+#endif  // HYDRA_MODEL_CONFIG_H_
