@@ -1,1 +1,171 @@
-int main() { return 0; }
+// Forward-pass throughput of a real model on this machine, set against the
+// machine's own ceilings measured in the same run:
+//   decode bandwidth ceiling = read bandwidth / bytes read per decode step
+//   compute ceiling          = FMA peak / FLOPs per token
+// Usage: hydra_forward_bench [--model=models/stories15M] [--threads=N]
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "bench/machine_probe.h"
+#include "worker/model_runner.h"
+#include "worker/step_plan_builder.h"
+
+ABSL_FLAG(std::string, model, "models/stories15M", "Model folder");
+ABSL_FLAG(int, threads, 0, "CPU threads; 0 = OpenMP's default");
+ABSL_FLAG(int, repeats, 3, "Runs per figure; the best is reported");
+
+namespace hydra::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int kBlockSize = 16;
+
+class Bench {
+ public:
+  Bench(worker::ModelRunner& runner) : runner_(runner), rng_(7) {
+    const auto& c = runner.config();
+    per_seq_ = (c.max_position_embeddings + kBlockSize - 1) / kBlockSize;
+  }
+
+  // Aggregate decode tokens/s for `batch` sequences whose contexts start at
+  // `context` tokens, over `steps` decode steps.
+  double Decode(int batch, int context, int steps) {
+    Prefill(batch, context);
+    const auto start = Clock::now();
+    for (int s = 0; s < steps; ++s) {
+      for (int b = 0; b < batch; ++b) {
+        const int token = RandomToken();
+        builder_.Add(std::span<const int>(&token, 1), context + s, Table(b), true);
+      }
+      Run();
+    }
+    return double(batch) * steps / Seconds(start);
+  }
+
+  // Prefill tokens/s: `batch` prompts of `length` tokens in one step.
+  double PrefillRate(int batch, int length) {
+    const auto start = Clock::now();
+    Prefill(batch, length);
+    return double(batch) * length / Seconds(start);
+  }
+
+ private:
+  void Prefill(int batch, int length) {
+    for (int b = 0; b < batch; ++b) {
+      std::vector<int> tokens(length);
+      for (int& t : tokens) t = RandomToken();
+      builder_.Add(tokens, 0, Table(b), true);
+    }
+    Run();
+  }
+  void Run() {
+    const absl::Status status = runner_.Step(builder_.Take(), logits_);
+    if (!status.ok()) {
+      std::fprintf(stderr, "step failed: %s\n", status.ToString().c_str());
+      std::exit(1);
+    }
+  }
+  std::span<const int> Table(int b) {
+    table_.resize(per_seq_);
+    for (int i = 0; i < per_seq_; ++i) table_[i] = b * per_seq_ + i;
+    return table_;  // Add() copies it into the plan
+  }
+  int RandomToken() {
+    return std::uniform_int_distribution<int>(3, runner_.config().vocab_size - 1)(rng_);
+  }
+  static double Seconds(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+  }
+
+  worker::ModelRunner& runner_;
+  std::mt19937 rng_;
+  int per_seq_;
+  worker::StepPlanBuilder builder_{kBlockSize};
+  std::vector<int> table_;
+  std::vector<float> logits_;
+};
+
+template <typename F>
+double Best(int repeats, F f) {
+  double best = 0;
+  for (int i = 0; i < repeats; ++i) best = std::max(best, f());
+  return best;
+}
+
+int Main() {
+  if (absl::GetFlag(FLAGS_threads) > 0) omp_set_num_threads(absl::GetFlag(FLAGS_threads));
+  const int repeats = absl::GetFlag(FLAGS_repeats);
+  constexpr int kMaxBatch = 128;
+  auto config = model::LoadModelConfig(absl::GetFlag(FLAGS_model));
+  if (!config.ok()) {
+    std::fprintf(stderr, "%s\n", config.status().ToString().c_str());
+    return 1;
+  }
+  const int per_seq = (config->max_position_embeddings + kBlockSize - 1) / kBlockSize;
+  auto runner = worker::ModelRunner::Load(absl::GetFlag(FLAGS_model), kBlockSize,
+                                          per_seq * kMaxBatch);
+  if (!runner.ok()) {
+    std::fprintf(stderr, "%s\n", runner.status().ToString().c_str());
+    return 1;
+  }
+  const auto& c = *config;
+  Bench bench(**runner);
+
+  // Bytes a decode step must read: every weight once (the classifier
+  // included), but only one embedding row.
+  const double embedding_bytes = double(c.vocab_size) * c.hidden_size * 4;
+  const double step_bytes = (*runner)->weight_bytes() - embedding_bytes;
+  const double kv = double(c.num_kv_heads) * c.head_dim;
+  const double q = double(c.num_heads) * c.head_dim;
+  const double matmul_flops =
+      2.0 * (c.num_layers * (c.hidden_size * (q + 2 * kv) + q * c.hidden_size +
+                             3.0 * c.hidden_size * c.intermediate_size) +
+             double(c.vocab_size) * c.hidden_size);
+  const int context = 128;
+  const double flops_per_token =
+      matmul_flops + c.num_layers * 4.0 * context * q;  // QKᵀ and PV at context 128
+
+  const double bandwidth = MeasureReadBandwidthGBs();
+  const double peak = MeasureFmaPeakGflops();
+  const double bw_ceiling = bandwidth * 1e9 / step_bytes;
+  const double compute_ceiling = peak * 1e9 / flops_per_token;
+
+  std::printf("machine: %s\n", DescribeMachine().c_str());
+  std::printf("model: %s (%.1f MB read per decode step, %.1f MFLOP per token at context %d)\n",
+              absl::GetFlag(FLAGS_model).c_str(), step_bytes / 1e6,
+              flops_per_token / 1e6, context);
+  std::printf("read bandwidth: %.1f GB/s -> decode ceiling %.0f tokens/s\n", bandwidth,
+              bw_ceiling);
+  std::printf("fp32 FMA peak: %.1f GFLOP/s -> compute ceiling %.0f tokens/s\n\n", peak,
+              compute_ceiling);
+
+  std::printf("| workload | tokens/s | ceiling | %% of ceiling |\n|---|---:|---:|---:|\n");
+  const double single = Best(repeats, [&] { return bench.Decode(1, 1, 128); });
+  std::printf("| decode, 1 sequence (context 1..128) | %.0f | %.0f (bandwidth) | %.0f%% |\n",
+              single, bw_ceiling, 100 * single / bw_ceiling);
+  for (int batch : {8, 32, 64, 128}) {
+    const double rate = Best(repeats, [&] { return bench.Decode(batch, context, 16); });
+    std::printf("| decode, %d sequences at context 128 | %.0f | %.0f (compute) | %.0f%% |\n",
+                batch, rate, compute_ceiling, 100 * rate / compute_ceiling);
+  }
+  const double prefill = Best(repeats, [&] { return bench.PrefillRate(8, 128); });
+  std::printf("| prefill, 8 prompts x 128 tokens | %.0f | %.0f (compute) | %.0f%% |\n",
+              prefill, compute_ceiling, 100 * prefill / compute_ceiling);
+  return 0;
+}
+
+}  // namespace
+}  // namespace hydra::bench
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return hydra::bench::Main();
+}

@@ -28,6 +28,10 @@ struct ModelConfig {
   float rope_theta = 10000.0f;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v projections carry a bias (Qwen2)
+  // Mistral's local-attention window, 0 when none. Parsed but not applied:
+  // full attention is exact while a sequence fits in the window, so a server
+  // may cap its context here.
+  int sliding_window = 0;
   int bos_token_id = -1;
   std::vector<int> eos_token_ids;
   std::string torch_dtype = "float32";

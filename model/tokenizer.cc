@@ -1,0 +1,130 @@
+#include "model/tokenizer.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace hydra::model {
+namespace {
+
+// How far back the detokenizer's window starts: enough tokens to recover a
+// word boundary and a split UTF-8 character (at most 4 byte tokens).
+constexpr size_t kWindowTokens = 6;
+
+// True when `text` ends inside a UTF-8 character, or with the replacement
+// character SentencePiece emits for byte tokens that do not form one yet.
+bool EndsIncomplete(std::string_view text) {
+  if (text.size() >= 3 && text.substr(text.size() - 3) == "\xEF\xBF\xBD") {
+    return true;
+  }
+  // Walk back over continuation bytes to the lead byte of the last character.
+  size_t n = text.size();
+  size_t cont = 0;
+  while (cont < n && cont < 4 &&
+         (static_cast<unsigned char>(text[n - 1 - cont]) & 0xC0) == 0x80) {
+    ++cont;
+  }
+  if (cont == n) return cont > 0;
+  unsigned char lead = static_cast<unsigned char>(text[n - 1 - cont]);
+  size_t need = lead < 0x80    ? 0
+                : lead >= 0xF0 ? 3
+                : lead >= 0xE0 ? 2
+                : lead >= 0xC0 ? 1
+                               : 0;
+  return cont < need;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(
+    const std::filesystem::path& model_file) {
+  std::string error;
+  auto sp = NewSentencePieceBackend(&error);
+  if (sp == nullptr) return absl::FailedPreconditionError(error);
+  error = sp->Load(model_file.string());
+  if (!error.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot load SentencePiece tokenizer ", model_file.string(), ": ", error));
+  }
+  return std::unique_ptr<Tokenizer>(new Tokenizer(std::move(sp)));
+}
+
+Tokenizer::Tokenizer(std::unique_ptr<SentencePieceBackend> sp)
+    : sp_(std::move(sp)) {}
+Tokenizer::~Tokenizer() = default;
+
+absl::StatusOr<std::vector<int>> Tokenizer::Encode(std::string_view text,
+                                                   bool add_bos) const {
+  std::vector<int> pieces;
+  const std::string error = sp_->Encode(std::string(text), &pieces);
+  if (!error.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot tokenize text: ", error));
+  }
+  std::vector<int> ids;
+  ids.reserve(pieces.size() + 1);
+  if (add_bos && bos_id() >= 0) ids.push_back(bos_id());
+  ids.insert(ids.end(), pieces.begin(), pieces.end());
+  return ids;
+}
+
+absl::StatusOr<std::string> Tokenizer::Decode(std::span<const int> ids) const {
+  const int vocab = vocab_size();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= vocab) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("token id ", ids[i], " at index ", i,
+                       " is outside the vocabulary [0, ", vocab, ")"));
+    }
+  }
+  std::string text;
+  const std::string error = sp_->Decode(std::vector<int>(ids.begin(), ids.end()), &text);
+  if (!error.empty()) {
+    return absl::InternalError(absl::StrCat("cannot decode tokens: ", error));
+  }
+  return text;
+}
+
+int Tokenizer::vocab_size() const { return sp_->piece_count(); }
+int Tokenizer::bos_id() const { return sp_->bos_id(); }
+int Tokenizer::eos_id() const { return sp_->eos_id(); }
+
+IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& tokenizer,
+                                               std::span<const int> prompt)
+    : tokenizer_(tokenizer),
+      ids_(prompt.begin(), prompt.end()),
+      prefix_offset_(prompt.size() - std::min(prompt.size(), kWindowTokens)),
+      read_offset_(prompt.size()) {}
+
+absl::StatusOr<std::string> IncrementalDetokenizer::Push(int token_id) {
+  ids_.push_back(token_id);
+  std::span<const int> all(ids_);
+  auto before = tokenizer_.Decode(
+      all.subspan(prefix_offset_, read_offset_ - prefix_offset_));
+  if (!before.ok()) return before.status();
+  auto after = tokenizer_.Decode(all.subspan(prefix_offset_));
+  if (!after.ok()) return after.status();
+  if (after->size() <= before->size() || EndsIncomplete(*after) ||
+      after->compare(0, before->size(), *before) != 0) {
+    return std::string();  // nothing final yet
+  }
+  std::string delta = after->substr(before->size());
+  // Keep the window short: the next decode starts a few tokens back.
+  read_offset_ = ids_.size();
+  prefix_offset_ = read_offset_ - std::min(read_offset_, kWindowTokens);
+  return delta;
+}
+
+absl::StatusOr<std::string> IncrementalDetokenizer::Flush() {
+  std::span<const int> all(ids_);
+  auto before = tokenizer_.Decode(
+      all.subspan(prefix_offset_, read_offset_ - prefix_offset_));
+  if (!before.ok()) return before.status();
+  auto after = tokenizer_.Decode(all.subspan(prefix_offset_));
+  if (!after.ok()) return after.status();
+  read_offset_ = ids_.size();
+  if (after->size() <= before->size()) return std::string();
+  return after->substr(before->size());
+}
+
+}  // namespace hydra::model

@@ -1,0 +1,187 @@
+#include "worker/model_runner.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "worker/cpu/paged_attention.h"
+
+namespace hydra::worker {
+
+absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(
+    const std::filesystem::path& model_dir, int block_size, int num_blocks) {
+  ASSIGN_OR_RETURN(model::ModelConfig config, model::LoadModelConfig(model_dir));
+  ASSIGN_OR_RETURN(model::Checkpoint checkpoint, model::Checkpoint::Open(model_dir));
+  ASSIGN_OR_RETURN(ModelWeights weights, ModelWeights::Load(checkpoint, config));
+  if (block_size <= 0 || num_blocks <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "block_size and num_blocks must be positive (got ", block_size, ", ",
+        num_blocks, ")"));
+  }
+  return std::make_unique<ModelRunner>(std::move(config), std::move(weights),
+                                       block_size, num_blocks);
+}
+
+ModelRunner::ModelRunner(model::ModelConfig config, ModelWeights weights,
+                         int block_size, int num_blocks)
+    : config_(std::move(config)),
+      weights_(std::move(weights)),
+      kv_cache_(KvCacheShape{config_.num_layers, config_.num_kv_heads,
+                             config_.head_dim, block_size},
+                num_blocks),
+      rope_(config_.max_position_embeddings, config_.head_dim,
+            config_.rope_theta) {}
+
+absl::Status ModelRunner::Validate(const internal::StepPlan& plan) const {
+  const int tokens = plan.token_ids_size();
+  if (plan.positions_size() != tokens || plan.slot_mapping_size() != tokens) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "step plan: token_ids, positions and slot_mapping must have the same length (",
+        tokens, ", ", plan.positions_size(), ", ", plan.slot_mapping_size(), ")"));
+  }
+  const int64_t slots = int64_t{kv_cache_.num_blocks()} * kv_cache_.shape().block_size;
+  for (int t = 0; t < tokens; ++t) {
+    if (plan.token_ids(t) < 0 || plan.token_ids(t) >= config_.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "step plan: token_ids[", t, "] = ", plan.token_ids(t),
+          " is outside the vocabulary [0, ", config_.vocab_size, ")"));
+    }
+    if (plan.positions(t) < 0 || plan.positions(t) >= config_.max_position_embeddings) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "step plan: positions[", t, "] = ", plan.positions(t),
+          " is outside [0, ", config_.max_position_embeddings, ")"));
+    }
+    if (plan.slot_mapping(t) < 0 || plan.slot_mapping(t) >= slots) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "step plan: slot_mapping[", t, "] = ", plan.slot_mapping(t),
+          " is outside the KV cache's [0, ", slots, ") slots"));
+    }
+  }
+  int covered = 0;
+  const int bs = kv_cache_.shape().block_size;
+  for (int s = 0; s < plan.sequences_size(); ++s) {
+    const auto& seq = plan.sequences(s);
+    if (seq.query_len() <= 0 || seq.query_len() > seq.context_len() ||
+        covered + seq.query_len() > tokens) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "step plan: sequence ", s, " has query_len ", seq.query_len(),
+          " and context_len ", seq.context_len(), " for ", tokens - covered,
+          " remaining tokens"));
+    }
+    if (int64_t{seq.block_table_size()} * bs < seq.context_len()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "step plan: sequence ", s, " has ", seq.block_table_size(),
+          " blocks for ", seq.context_len(), " tokens"));
+    }
+    for (int b : seq.block_table()) {
+      if (b < 0 || b >= kv_cache_.num_blocks()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "step plan: sequence ", s, " names block ", b, " outside [0, ",
+            kv_cache_.num_blocks(), ")"));
+      }
+    }
+    // Each query token attends to its own position and everything before.
+    for (int i = 0; i < seq.query_len(); ++i) {
+      const int expected = seq.context_len() - seq.query_len() + i;
+      if (plan.positions(covered + i) != expected) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "step plan: sequence ", s, " token ", i, " has position ",
+            plan.positions(covered + i), ", expected ", expected));
+      }
+    }
+    covered += seq.query_len();
+  }
+  if (covered != tokens) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "step plan: sequences cover ", covered, " of ", tokens, " tokens"));
+  }
+  for (int r : plan.logits_rows()) {
+    if (r < 0 || r >= tokens) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "step plan: logits row ", r, " is outside [0, ", tokens, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void ModelRunner::Resize(int tokens) {
+  const auto& c = config_;
+  const size_t t = tokens;
+  const size_t q = size_t(c.num_heads) * c.head_dim;
+  const size_t kv = size_t(c.num_kv_heads) * c.head_dim;
+  x_.resize(t * c.hidden_size);
+  h_.resize(t * c.hidden_size);
+  qkv_.resize(t * (q + 2 * kv));
+  attn_.resize(t * q);
+  proj_.resize(t * c.hidden_size);
+  gate_up_.resize(t * 2 * c.intermediate_size);
+  act_.resize(t * c.intermediate_size);
+  token_block_table_.resize(t);
+}
+
+absl::Status ModelRunner::Step(const internal::StepPlan& plan,
+                               std::vector<float>& logits) {
+  RETURN_IF_ERROR(Validate(plan));
+  const auto& c = config_;
+  const int m = plan.token_ids_size();
+  Resize(m);
+  {
+    int t = 0;
+    for (const auto& seq : plan.sequences()) {
+      for (int i = 0; i < seq.query_len(); ++i) {
+        token_block_table_[t++] = seq.block_table().data();
+      }
+    }
+  }
+  const int dim = c.hidden_size;
+  const int q_width = c.num_heads * c.head_dim;
+  const int kv_width = c.num_kv_heads * c.head_dim;
+  const int qkv_width = q_width + 2 * kv_width;
+  const int32_t* positions = plan.positions().data();
+
+  cpu::EmbeddingLookup(weights_.embedding.data(), plan.token_ids().data(), m,
+                       dim, x_.data());
+  for (int l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& w = weights_.layers[l];
+    const cpu::PagedKvLayer cache = kv_cache_.layer(l);
+
+    // Attention block: x += o_proj(attention(rope(qkv(norm(x))))).
+    cpu::RmsNorm(x_.data(), w.attn_norm.data(), m, dim, c.rms_norm_eps, h_.data());
+    cpu::MatMul(h_.data(), m, dim, w.qkv,
+                w.qkv_bias.empty() ? nullptr : w.qkv_bias.data(), qkv_.data(),
+                qkv_width);
+    float* q = qkv_.data();
+    float* k = q + q_width;
+    float* v = k + kv_width;
+    cpu::ApplyRope(q, m, qkv_width, c.num_heads, positions, rope_);
+    cpu::ApplyRope(k, m, qkv_width, c.num_kv_heads, positions, rope_);
+    cpu::WriteKv(k, v, qkv_width, m, plan.slot_mapping().data(), cache);
+    cpu::PagedAttention(q, qkv_width, m, c.num_heads, cache, positions,
+                        token_block_table_.data(), attn_.data());
+    cpu::MatMul(attn_.data(), m, q_width, w.o, nullptr, proj_.data(), dim);
+    cpu::AddInPlace(x_.data(), proj_.data(), size_t(m) * dim);
+
+    // MLP block: x += down(silu(gate(norm(x))) * up(norm(x))).
+    cpu::RmsNorm(x_.data(), w.mlp_norm.data(), m, dim, c.rms_norm_eps, h_.data());
+    cpu::MatMul(h_.data(), m, dim, w.gate_up, nullptr, gate_up_.data(),
+                2 * c.intermediate_size);
+    cpu::SiluMul(gate_up_.data(), m, c.intermediate_size, act_.data());
+    cpu::MatMul(act_.data(), m, c.intermediate_size, w.down, nullptr,
+                proj_.data(), dim);
+    cpu::AddInPlace(x_.data(), proj_.data(), size_t(m) * dim);
+  }
+
+  // Only the rows that sample need the final norm and the classifier, the
+  // most expensive matrix of a small model.
+  const int rows = plan.logits_rows_size();
+  for (int r = 0; r < rows; ++r) {
+    std::copy_n(x_.data() + size_t(plan.logits_rows(r)) * dim, dim,
+                proj_.data() + size_t(r) * dim);
+  }
+  cpu::RmsNorm(proj_.data(), weights_.final_norm.data(), rows, dim,
+               c.rms_norm_eps, h_.data());
+  logits.resize(size_t(rows) * c.vocab_size);
+  cpu::MatMul(h_.data(), rows, dim, weights_.lm_head, nullptr, logits.data(),
+              c.vocab_size);
+  return absl::OkStatus();
+}
+
+}  // namespace hydra::worker

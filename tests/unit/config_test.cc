@@ -1,0 +1,327 @@
+#include "model/config.h"
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace hydra::model {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr char kSource[] = "models/test/config.json";
+
+fs::path TestDir() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  fs::path dir = fs::path(::testing::TempDir()) / "config_test" /
+                 (std::string(info->test_suite_name()) + "." + info->name());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+void WriteText(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  ASSERT_TRUE(out.good()) << path;
+}
+
+void ExpectError(const absl::Status& status, absl::StatusCode code,
+                 const std::vector<std::string>& needles) {
+  EXPECT_EQ(status.code(), code) << status;
+  for (const std::string& needle : needles) {
+    EXPECT_THAT(std::string(status.message()), HasSubstr(needle));
+  }
+}
+
+// stories15M as the llama2.c converter describes it.
+nlohmann::json Stories15M() {
+  return {{"architectures", {"LlamaForCausalLM"}},
+          {"model_type", "llama"},
+          {"hidden_size", 288},
+          {"intermediate_size", 768},
+          {"num_hidden_layers", 6},
+          {"num_attention_heads", 6},
+          {"num_key_value_heads", 6},
+          {"vocab_size", 32000},
+          {"max_position_embeddings", 256},
+          {"rms_norm_eps", 1e-5},
+          {"tie_word_embeddings", true},
+          {"bos_token_id", 1},
+          {"eos_token_id", 2},
+          {"torch_dtype", "float32"}};
+}
+
+absl::StatusOr<ModelConfig> Parse(const nlohmann::json& json) {
+  return ParseModelConfig(json.dump(), kSource);
+}
+
+TEST(ModelConfigTest, ParsesStories15M) {
+  auto config = Parse(Stories15M());
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->architecture, "LlamaForCausalLM");
+  EXPECT_EQ(config->model_type, "llama");
+  EXPECT_EQ(config->hidden_size, 288);
+  EXPECT_EQ(config->intermediate_size, 768);
+  EXPECT_EQ(config->num_layers, 6);
+  EXPECT_EQ(config->num_heads, 6);
+  EXPECT_EQ(config->num_kv_heads, 6);
+  EXPECT_EQ(config->head_dim, 48);
+  EXPECT_EQ(config->vocab_size, 32000);
+  EXPECT_EQ(config->max_position_embeddings, 256);
+  EXPECT_FLOAT_EQ(config->rms_norm_eps, 1e-5f);
+  EXPECT_EQ(config->rope_theta, 10000.0f);
+  EXPECT_TRUE(config->tie_word_embeddings);
+  EXPECT_FALSE(config->attention_bias);
+  EXPECT_EQ(config->bos_token_id, 1);
+  EXPECT_THAT(config->eos_token_ids, ElementsAre(2));
+  EXPECT_EQ(config->torch_dtype, "float32");
+  EXPECT_EQ(config->sliding_window, 0);
+}
+
+TEST(ModelConfigTest, KvHeadsDefaultToHeads) {
+  nlohmann::json json = Stories15M();
+  json.erase("num_key_value_heads");
+  json.erase("tie_word_embeddings");
+  auto config = Parse(json);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->num_kv_heads, 6);
+  EXPECT_FALSE(config->tie_word_embeddings);
+}
+
+TEST(ModelConfigTest, ParsesMistralWithGroupedQueryAttention) {
+  const nlohmann::json json = {{"architectures", {"MistralForCausalLM"}},
+                               {"model_type", "mistral"},
+                               {"hidden_size", 4096},
+                               {"intermediate_size", 14336},
+                               {"num_hidden_layers", 32},
+                               {"num_attention_heads", 32},
+                               {"num_key_value_heads", 8},
+                               {"vocab_size", 32000},
+                               {"max_position_embeddings", 32768},
+                               {"rms_norm_eps", 1e-5},
+                               {"rope_theta", 10000.0},
+                               {"sliding_window", 4096},
+                               {"hidden_act", "silu"},
+                               {"tie_word_embeddings", false},
+                               {"bos_token_id", 1},
+                               {"eos_token_id", 2},
+                               {"torch_dtype", "bfloat16"}};
+  auto config = Parse(json);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->model_type, "mistral");
+  EXPECT_EQ(config->num_heads, 32);
+  EXPECT_EQ(config->num_kv_heads, 8);
+  EXPECT_EQ(config->head_dim, 128);
+  EXPECT_FALSE(config->attention_bias);
+  EXPECT_EQ(config->sliding_window, 4096);
+  EXPECT_EQ(config->torch_dtype, "bfloat16");
+}
+
+TEST(ModelConfigTest, ParsesQwen2) {
+  // Qwen2-0.5B: no attention_bias field, yet its q/k/v carry biases; the
+  // sliding window is declared but switched off.
+  const nlohmann::json json = {{"architectures", {"Qwen2ForCausalLM"}},
+                               {"model_type", "qwen2"},
+                               {"hidden_size", 896},
+                               {"intermediate_size", 4864},
+                               {"num_hidden_layers", 24},
+                               {"num_attention_heads", 14},
+                               {"num_key_value_heads", 2},
+                               {"vocab_size", 151936},
+                               {"max_position_embeddings", 32768},
+                               {"rms_norm_eps", 1e-6},
+                               {"rope_theta", 1000000.0},
+                               {"use_sliding_window", false},
+                               {"sliding_window", 32768},
+                               {"tie_word_embeddings", true},
+                               {"bos_token_id", 151643},
+                               {"eos_token_id", 151643},
+                               {"rope_scaling", nullptr},
+                               {"torch_dtype", "bfloat16"}};
+  auto config = Parse(json);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->architecture, "Qwen2ForCausalLM");
+  EXPECT_TRUE(config->attention_bias);
+  EXPECT_EQ(config->rope_theta, 1e6f);
+  EXPECT_TRUE(config->tie_word_embeddings);
+  EXPECT_EQ(config->head_dim, 64);
+  EXPECT_EQ(config->num_kv_heads, 2);
+  EXPECT_FLOAT_EQ(config->rms_norm_eps, 1e-6f);
+  EXPECT_EQ(config->sliding_window, 0);
+}
+
+TEST(ModelConfigTest, ExplicitHeadDimWins) {
+  nlohmann::json json = Stories15M();
+  json["head_dim"] = 64;
+  auto config = Parse(json);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->head_dim, 64);
+}
+
+TEST(ModelConfigTest, EosAsList) {
+  nlohmann::json json = Stories15M();
+  json["eos_token_id"] = {2, 31999, 7};
+  auto config = Parse(json);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_THAT(config->eos_token_ids, ElementsAre(2, 31999, 7));
+}
+
+TEST(ModelConfigTest, RoundTripsThroughJson) {
+  nlohmann::json json = Stories15M();
+  json["eos_token_id"] = {2, 3};
+  json["rope_theta"] = 500000.0;
+  json["num_key_value_heads"] = 2;
+  json["sliding_window"] = 128;
+  auto config = Parse(json);
+  ASSERT_TRUE(config.ok()) << config.status();
+  const std::string text = ModelConfigToJson(*config);
+  EXPECT_THAT(text, HasSubstr("\"num_hidden_layers\": 6"));
+  EXPECT_THAT(text, HasSubstr("\"rms_norm_eps\": 1e-05"));
+  auto again = ParseModelConfig(text, kSource);
+  ASSERT_TRUE(again.ok()) << again.status() << "\n" << text;
+  EXPECT_EQ(ModelConfigToJson(*again), text);
+  EXPECT_EQ(again->rms_norm_eps, config->rms_norm_eps);
+  EXPECT_EQ(again->rope_theta, config->rope_theta);
+  EXPECT_EQ(again->num_kv_heads, 2);
+  EXPECT_EQ(again->sliding_window, 128);
+  EXPECT_EQ(again->eos_token_ids, config->eos_token_ids);
+  EXPECT_EQ(again->bos_token_id, 1);
+}
+
+TEST(ModelConfigTest, LoadsFolderWithGenerationConfigOverride) {
+  const fs::path dir = TestDir();
+  auto base = Parse(Stories15M());
+  ASSERT_TRUE(base.ok()) << base.status();
+  WriteText(dir / "config.json", ModelConfigToJson(*base));
+  WriteText(
+      dir / "generation_config.json",
+      R"({"bos_token_id": 5, "eos_token_id": [2, 9], "temperature": 0.7})");
+  auto config = LoadModelConfig(dir);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->bos_token_id, 5);
+  EXPECT_THAT(config->eos_token_ids, ElementsAre(2, 9));
+  EXPECT_EQ(config->hidden_size, 288);
+
+  // What GenerationConfigToJson writes reads back the same way.
+  ModelConfig changed = *config;
+  changed.bos_token_id = 3;
+  changed.eos_token_ids = {4};
+  WriteText(dir / "generation_config.json", GenerationConfigToJson(changed));
+  auto reloaded = LoadModelConfig(dir);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  EXPECT_EQ(reloaded->bos_token_id, 3);
+  EXPECT_THAT(reloaded->eos_token_ids, ElementsAre(4));
+}
+
+TEST(ModelConfigTest, LoadsFolderWithoutGenerationConfig) {
+  const fs::path dir = TestDir();
+  WriteText(dir / "config.json", Stories15M().dump());
+  auto config = LoadModelConfig(dir);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_THAT(config->eos_token_ids, ElementsAre(2));
+}
+
+TEST(ModelConfigTest, MissingConfigIsNotFound) {
+  const fs::path dir = TestDir();
+  ExpectError(LoadModelConfig(dir).status(), absl::StatusCode::kNotFound,
+              {(dir / "config.json").string()});
+}
+
+TEST(ModelConfigTest, BadGenerationConfigNamesThatFile) {
+  const fs::path dir = TestDir();
+  WriteText(dir / "config.json", Stories15M().dump());
+  WriteText(dir / "generation_config.json", R"({"eos_token_id": "2"})");
+  ExpectError(LoadModelConfig(dir).status(), absl::StatusCode::kInvalidArgument,
+              {(dir / "generation_config.json").string(), "eos_token_id"});
+}
+
+TEST(ModelConfigTest, RefusesHeadsNotDivisibleByKvHeads) {
+  nlohmann::json json = Stories15M();
+  json["num_key_value_heads"] = 4;
+  ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+              {kSource, "num_key_value_heads", "num_attention_heads"});
+}
+
+TEST(ModelConfigTest, RefusesHiddenNotDivisibleByHeads) {
+  nlohmann::json json = Stories15M();
+  json["num_attention_heads"] = 5;
+  json["num_key_value_heads"] = 5;
+  ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+              {kSource, "hidden_size", "head_dim"});
+}
+
+TEST(ModelConfigTest, RefusesMissingHiddenSize) {
+  nlohmann::json json = Stories15M();
+  json.erase("hidden_size");
+  ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+              {kSource, "\"hidden_size\"", "required"});
+}
+
+TEST(ModelConfigTest, RefusesStringWhereIntExpected) {
+  nlohmann::json json = Stories15M();
+  json["num_hidden_layers"] = "6";
+  ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+              {kSource, "\"num_hidden_layers\"", "integer", "string"});
+}
+
+TEST(ModelConfigTest, RefusesFractionWhereIntExpected) {
+  nlohmann::json json = Stories15M();
+  json["vocab_size"] = 32000.5;
+  ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+              {kSource, "\"vocab_size\"", "integer"});
+}
+
+TEST(ModelConfigTest, RefusesNonPositiveSize) {
+  nlohmann::json json = Stories15M();
+  json["num_hidden_layers"] = 0;
+  ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+              {kSource, "\"num_hidden_layers\"", "> 0"});
+  json = Stories15M();
+  json["intermediate_size"] = -768;
+  ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+              {kSource, "\"intermediate_size\""});
+}
+
+TEST(ModelConfigTest, RefusesRopeScaling) {
+  nlohmann::json json = Stories15M();
+  json["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+  ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+              {kSource, "\"rope_scaling\"", "not supported"});
+}
+
+TEST(ModelConfigTest, RefusesUnknownArchitecture) {
+  nlohmann::json json = Stories15M();
+  json["architectures"] = {"GPT2LMHeadModel"};
+  ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+              {kSource, "\"architectures\"", "GPT2LMHeadModel",
+               "LlamaForCausalLM", "Qwen2ForCausalLM"});
+  json = Stories15M();
+  json["model_type"] = "gpt2";
+  ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+              {kSource, "\"model_type\"", "gpt2"});
+}
+
+TEST(ModelConfigTest, RefusesEosOutsideVocabulary) {
+  nlohmann::json json = Stories15M();
+  json["eos_token_id"] = {2, 32000};
+  ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+              {kSource, "\"eos_token_id\"", "32000"});
+}
+
+TEST(ModelConfigTest, RefusesInvalidJson) {
+  ExpectError(ParseModelConfig("{\"hidden_size\": ", kSource).status(),
+              absl::StatusCode::kInvalidArgument, {kSource, "JSON"});
+  ExpectError(ParseModelConfig("[1, 2]", kSource).status(),
+              absl::StatusCode::kInvalidArgument, {kSource, "object"});
+}
+
+}  // namespace
+}  // namespace hydra::model

@@ -1,0 +1,321 @@
+// CPU kernels against plain double-precision references on random inputs.
+// Sizes are deliberately not multiples of the vector width (8), the row block
+// (6) or the panel (16), so every tail and padding path runs.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <span>
+#include <stdexcept>
+#include <tuple>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "worker/cpu/kernels.h"
+
+namespace hydra::cpu {
+namespace {
+
+constexpr float kSentinel = -12345.0f;
+
+std::vector<float> RandomVector(size_t n, std::mt19937& rng, float lo = -1.0f,
+                                float hi = 1.0f) {
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& f : v) f = dist(rng);
+  return v;
+}
+
+// Runs MatMul on strided x/y buffers and checks every output against a
+// double-precision reference, relative to the sum of |terms| (the scale that
+// float rounding error grows with), and that the stride gaps stay untouched.
+void CheckMatMul(int m, int n, int k, bool with_bias, std::mt19937& rng) {
+  SCOPED_TRACE(testing::Message() << "m=" << m << " n=" << n << " k=" << k
+                                  << " bias=" << with_bias);
+  const int x_stride = k + 5, y_stride = n + 3;
+  const std::vector<float> w = RandomVector(size_t(n) * k, rng);
+  const std::vector<float> x = RandomVector(size_t(m) * x_stride, rng);
+  const std::vector<float> bias = RandomVector(n, rng);
+  std::vector<float> y(size_t(m) * y_stride, kSentinel);
+  const PackedMatrix packed(w, n, k);
+  ASSERT_EQ(packed.rows(), n);
+  ASSERT_EQ(packed.cols(), k);
+  EXPECT_EQ(packed.bytes(), size_t(n) * k * sizeof(float));
+
+  MatMul(x.data(), m, x_stride, packed, with_bias ? bias.data() : nullptr,
+         y.data(), y_stride);
+
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < n; ++j) {
+      double sum = with_bias ? bias[j] : 0.0;
+      double scale = with_bias ? std::abs(bias[j]) : 0.0;
+      for (int t = 0; t < k; ++t) {
+        const double term = double(x[size_t(i) * x_stride + t]) * w[size_t(j) * k + t];
+        sum += term;
+        scale += std::abs(term);
+      }
+      ASSERT_NEAR(y[size_t(i) * y_stride + j], sum, 1e-4 * scale + 1e-30)
+          << "at row " << i << " col " << j;
+    }
+    for (int j = n; j < y_stride; ++j) {
+      ASSERT_EQ(y[size_t(i) * y_stride + j], kSentinel) << "gap written, row " << i;
+    }
+  }
+}
+
+class MatMulTest : public testing::TestWithParam<std::tuple<int, int>> {};
+
+TEST_P(MatMulTest, MatchesReferenceForAllWidths) {
+  const auto [m, k] = GetParam();
+  std::mt19937 rng(1000 * m + k);
+  for (int n : {1, 15, 17, 33, 288, 300}) {
+    for (bool bias : {false, true}) CheckMatMul(m, n, k, bias, rng);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, MatMulTest,
+                         testing::Combine(testing::Values(1, 2, 5, 7, 13, 64, 67),
+                                          testing::Values(1, 3, 17, 288, 291)));
+
+// Large enough to be cut into several k blocks and row chunks.
+TEST(MatMulBlockingTest, ManyKBlocksAndRowChunks) {
+  std::mt19937 rng(7);
+  CheckMatMul(/*m=*/301, /*n=*/70, /*k=*/1000, /*with_bias=*/true, rng);
+  CheckMatMul(/*m=*/97, /*n=*/3, /*k=*/777, /*with_bias=*/false, rng);
+}
+
+// The tiling depends on the thread count; the arithmetic per output must not.
+TEST(MatMulBlockingTest, SameBitsWithOneThread) {
+  std::mt19937 rng(8);
+  const int m = 67, n = 300, k = 291;
+  const std::vector<float> w = RandomVector(size_t(n) * k, rng);
+  const std::vector<float> x = RandomVector(size_t(m) * k, rng);
+  const PackedMatrix packed(w, n, k);
+  std::vector<float> many(size_t(m) * n), one(size_t(m) * n);
+  MatMul(x.data(), m, k, packed, nullptr, many.data(), n);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  MatMul(x.data(), m, k, packed, nullptr, one.data(), n);
+  omp_set_num_threads(threads);
+  EXPECT_EQ(many, one);
+}
+
+TEST(MatMulBlockingTest, EmptyKGivesBias) {
+  const PackedMatrix packed(std::span<const float>(), 3, 0);
+  const float bias[] = {1.5f, -2.0f, 0.25f};
+  float y[2 * 3] = {};
+  const float x[2] = {};
+  MatMul(x, 2, 0, packed, bias, y, 3);
+  for (int i = 0; i < 2; ++i) {
+    for (int j = 0; j < 3; ++j) EXPECT_EQ(y[i * 3 + j], bias[j]);
+  }
+}
+
+TEST(PackedMatrixTest, RejectsShortWeights) {
+  const std::vector<float> w(10);
+  EXPECT_THROW(PackedMatrix(w, 3, 4), std::invalid_argument);
+}
+
+TEST(PackedMatrixTest, ConcatEqualsPackingTheStackedRows) {
+  std::mt19937 rng(11);
+  const int k = 29;
+  const int rows[] = {5, 17, 3};
+  std::vector<std::vector<float>> parts;
+  std::vector<float> stacked;
+  for (int r : rows) {
+    parts.push_back(RandomVector(size_t(r) * k, rng));
+    stacked.insert(stacked.end(), parts.back().begin(), parts.back().end());
+  }
+  const std::span<const float> spans[] = {parts[0], parts[1], parts[2]};
+  const PackedMatrix concat = PackedMatrix::Concat(spans, rows, k);
+  const PackedMatrix whole(stacked, 25, k);
+  ASSERT_EQ(concat.rows(), 25);
+  ASSERT_EQ(concat.cols(), k);
+
+  const int m = 7;
+  const std::vector<float> x = RandomVector(size_t(m) * k, rng);
+  std::vector<float> a(size_t(m) * 25), b(size_t(m) * 25);
+  MatMul(x.data(), m, k, concat, nullptr, a.data(), 25);
+  MatMul(x.data(), m, k, whole, nullptr, b.data(), 25);
+  EXPECT_EQ(a, b);
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < 25; ++j) {
+      double sum = 0.0;
+      for (int t = 0; t < k; ++t) sum += double(x[i * k + t]) * stacked[j * k + t];
+      EXPECT_NEAR(a[i * 25 + j], sum, 1e-4 * k);
+    }
+  }
+}
+
+TEST(PackedMatrixTest, ConcatRejectsMismatchedParts) {
+  const std::vector<float> part(6);
+  const std::span<const float> spans[] = {part};
+  const int too_many_rows[] = {4};
+  EXPECT_THROW(PackedMatrix::Concat(spans, too_many_rows, 2), std::invalid_argument);
+  const int two_counts[] = {1, 1};
+  EXPECT_THROW(PackedMatrix::Concat(spans, two_counts, 2), std::invalid_argument);
+}
+
+TEST(RmsNormTest, MatchesReference) {
+  std::mt19937 rng(21);
+  const float eps = 1e-5f;
+  // m = 200 x dim = 291 is large enough for the multithreaded path.
+  for (int m : {1, 3, 7, 64, 200}) {
+    for (int dim : {1, 7, 17, 288, 291}) {
+      SCOPED_TRACE(testing::Message() << "m=" << m << " dim=" << dim);
+      const std::vector<float> x = RandomVector(size_t(m) * dim, rng, -3.0f, 3.0f);
+      const std::vector<float> weight = RandomVector(dim, rng, 0.5f, 1.5f);
+      std::vector<float> out(x.size());
+      RmsNorm(x.data(), weight.data(), m, dim, eps, out.data());
+      for (int i = 0; i < m; ++i) {
+        double sum_sq = 0.0;
+        for (int j = 0; j < dim; ++j) sum_sq += double(x[i * dim + j]) * x[i * dim + j];
+        const double inv_rms = 1.0 / std::sqrt(sum_sq / dim + eps);
+        for (int j = 0; j < dim; ++j) {
+          const double want = x[i * dim + j] * inv_rms * weight[j];
+          ASSERT_NEAR(out[i * dim + j], want, 1e-4 * std::abs(want) + 1e-6);
+        }
+      }
+    }
+  }
+}
+
+TEST(RmsNormTest, WorksInPlace) {
+  std::mt19937 rng(22);
+  const int m = 5, dim = 291;
+  std::vector<float> x = RandomVector(size_t(m) * dim, rng);
+  const std::vector<float> weight = RandomVector(dim, rng);
+  std::vector<float> expected(x.size());
+  RmsNorm(x.data(), weight.data(), m, dim, 1e-6f, expected.data());
+  RmsNorm(x.data(), weight.data(), m, dim, 1e-6f, x.data());
+  EXPECT_EQ(x, expected);
+}
+
+TEST(RopeTest, TableMatchesClosedForm) {
+  const int max_positions = 4096, head_dim = 34;
+  const float theta = 10000.0f;
+  const RopeTable table(max_positions, head_dim, theta);
+  EXPECT_EQ(table.head_dim(), head_dim);
+  EXPECT_EQ(table.max_positions(), max_positions);
+  for (int pos : {0, 1, 17, 1000, max_positions - 1}) {
+    for (int j = 0; j < head_dim / 2; ++j) {
+      const double angle = pos * std::pow(double(theta), -2.0 * j / head_dim);
+      EXPECT_NEAR(table.cos(pos)[j], std::cos(angle), 1e-6);
+      EXPECT_NEAR(table.sin(pos)[j], std::sin(angle), 1e-6);
+    }
+  }
+}
+
+TEST(RopeTest, RotatesHalvesOfEveryHead) {
+  std::mt19937 rng(31);
+  const float theta = 10000.0f;
+  const int max_positions = 2048;
+  // head_dim 48 is stories15M's; 34 and 6 leave vector tails (half = 17, 3).
+  for (int head_dim : {2, 6, 34, 48, 64}) {
+    for (int m : {1, 5, 67}) {
+      SCOPED_TRACE(testing::Message() << "head_dim=" << head_dim << " m=" << m);
+      const int num_heads = 3;
+      // Rows as in a fused QKV buffer: the heads rotated here are followed by
+      // columns that must be left alone.
+      const int stride = num_heads * head_dim + 11;
+      const RopeTable table(max_positions, head_dim, theta);
+      std::uniform_int_distribution<int32_t> pos_dist(0, max_positions - 1);
+      std::vector<int32_t> positions(m);
+      for (int32_t& p : positions) p = pos_dist(rng);
+      positions[0] = max_positions - 1;
+      if (m > 1) positions[1] = 0;
+      const std::vector<float> before = RandomVector(size_t(m) * stride, rng);
+      std::vector<float> x = before;
+      ApplyRope(x.data(), m, stride, num_heads, positions.data(), table);
+
+      const int half = head_dim / 2;
+      for (int i = 0; i < m; ++i) {
+        const float* in = before.data() + size_t(i) * stride;
+        const float* got = x.data() + size_t(i) * stride;
+        for (int h = 0; h < num_heads; ++h) {
+          for (int j = 0; j < half; ++j) {
+            const double angle =
+                positions[i] * std::pow(double(theta), -2.0 * j / head_dim);
+            const double a = in[h * head_dim + j], b = in[h * head_dim + j + half];
+            ASSERT_NEAR(got[h * head_dim + j], a * std::cos(angle) - b * std::sin(angle),
+                        1e-5);
+            ASSERT_NEAR(got[h * head_dim + j + half],
+                        b * std::cos(angle) + a * std::sin(angle), 1e-5);
+          }
+        }
+        for (int j = num_heads * head_dim; j < stride; ++j) ASSERT_EQ(got[j], in[j]);
+      }
+    }
+  }
+}
+
+TEST(RopeTest, RejectsPositionOutsideTable) {
+  const RopeTable table(8, 4, 10000.0f);
+  std::vector<float> x(4, 1.0f);
+  const int32_t beyond[] = {8};
+  EXPECT_THROW(ApplyRope(x.data(), 1, 4, 1, beyond, table), std::out_of_range);
+  const int32_t negative[] = {-1};
+  EXPECT_THROW(ApplyRope(x.data(), 1, 4, 1, negative, table), std::out_of_range);
+}
+
+TEST(RopeTest, RejectsOddHeadDim) {
+  EXPECT_THROW(RopeTable(8, 5, 10000.0f), std::invalid_argument);
+}
+
+TEST(SiluMulTest, MatchesReference) {
+  std::mt19937 rng(41);
+  for (int m : {1, 3, 9, 64}) {
+    for (int hidden : {1, 7, 8, 17, 768}) {
+      SCOPED_TRACE(testing::Message() << "m=" << m << " hidden=" << hidden);
+      std::vector<float> gate_up = RandomVector(size_t(m) * 2 * hidden, rng, -10.0f, 10.0f);
+      // Saturating gates, where e^-g overflows or vanishes, in the vector body.
+      const float extremes[] = {-200.0f, -88.5f, 88.5f, 200.0f, 1e-3f, -1e-3f};
+      for (int e = 0; e < 6 && e < hidden; ++e) gate_up[e] = extremes[e];
+      std::vector<float> out(size_t(m) * hidden);
+      SiluMul(gate_up.data(), m, hidden, out.data());
+      for (int i = 0; i < m; ++i) {
+        for (int j = 0; j < hidden; ++j) {
+          const double g = gate_up[size_t(i) * 2 * hidden + j];
+          const double u = gate_up[size_t(i) * 2 * hidden + hidden + j];
+          const double want = g / (1.0 + std::exp(-g)) * u;
+          ASSERT_NEAR(out[size_t(i) * hidden + j], want, 1e-5 * std::abs(want) + 1e-30)
+              << "at row " << i << " col " << j << " gate " << g;
+        }
+      }
+    }
+  }
+}
+
+TEST(AddInPlaceTest, MatchesReference) {
+  std::mt19937 rng(51);
+  // The largest size takes the multithreaded path.
+  for (size_t n : {size_t(0), size_t(1), size_t(7), size_t(8), size_t(1001),
+                   (size_t(1) << 18) + 3}) {
+    SCOPED_TRACE(testing::Message() << "n=" << n);
+    std::vector<float> x = RandomVector(n, rng);
+    const std::vector<float> y = RandomVector(n, rng);
+    const std::vector<float> before = x;
+    AddInPlace(x.data(), y.data(), n);
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(x[i], before[i] + y[i]);
+  }
+}
+
+TEST(EmbeddingLookupTest, CopiesRows) {
+  std::mt19937 rng(61);
+  const int vocab = 50, dim = 17;
+  const std::vector<float> table = RandomVector(size_t(vocab) * dim, rng);
+  const std::vector<int32_t> ids = {3, 0, 49, 3, 17, 22, 49};
+  const int m = int(ids.size());
+  std::vector<float> out(size_t(m) * dim);
+  EmbeddingLookup(table.data(), ids.data(), m, dim, out.data());
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < dim; ++j) {
+      ASSERT_EQ(out[size_t(i) * dim + j], table[size_t(ids[i]) * dim + j]);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace hydra::cpu

@@ -1,0 +1,186 @@
+// The memory-bound kernels around the matmuls: RMS norm, rotary embedding,
+// SiLU gating, residual add and embedding lookup. Each is vectorized with
+// AVX2 over a row and spread over rows with OpenMP once a call moves enough
+// data to repay a fork/join (a decode step's rows are far too small).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "worker/cpu/kernels.h"
+
+namespace hydra::cpu {
+namespace {
+
+// ~128 KiB of floats: several microseconds of work, well above the cost of
+// waking the OpenMP team.
+constexpr size_t kMinParallelFloats = size_t(1) << 15;
+
+float HorizontalSum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// e^x, Cephes-style: split x = n ln2 + r with |r| <= ln2/2, a degree-5
+// polynomial for e^r, then scale by 2^n through the exponent bits. Relative
+// error ~2e-7. Inputs are clamped to [-87, 88] so 2^n stays a normal float.
+__m256 Exp(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)),
+                    _mm256_set1_ps(88.0f));
+  const __m256 n = _mm256_round_ps(
+      _mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  // ln2 in two parts, so n * ln2 is subtracted without rounding error.
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i bits = _mm256_slli_epi32(
+      _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+void RmsNormRow(const float* x, const float* weight, int dim, float eps,
+                float* out) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int j = 0;
+  for (; j + 16 <= dim; j += 16) {
+    const __m256 a = _mm256_loadu_ps(x + j), b = _mm256_loadu_ps(x + j + 8);
+    acc0 = _mm256_fmadd_ps(a, a, acc0);
+    acc1 = _mm256_fmadd_ps(b, b, acc1);
+  }
+  float sum = HorizontalSum(_mm256_add_ps(acc0, acc1));
+  for (; j < dim; ++j) sum += x[j] * x[j];
+  const float scale = 1.0f / std::sqrt(sum / float(dim) + eps);
+  const __m256 vscale = _mm256_set1_ps(scale);
+  j = 0;
+  for (; j + 8 <= dim; j += 8) {
+    const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + j), vscale);
+    _mm256_storeu_ps(out + j, _mm256_mul_ps(v, _mm256_loadu_ps(weight + j)));
+  }
+  for (; j < dim; ++j) out[j] = x[j] * scale * weight[j];
+}
+
+// Rotates one head in place: pairs (j, j + half) by the angles of cos/sin.
+void RopeHead(float* head, int half, const float* cos, const float* sin) {
+  float* lo = head;
+  float* hi = head + half;
+  int j = 0;
+  for (; j + 8 <= half; j += 8) {
+    const __m256 a = _mm256_loadu_ps(lo + j), b = _mm256_loadu_ps(hi + j);
+    const __m256 c = _mm256_loadu_ps(cos + j), s = _mm256_loadu_ps(sin + j);
+    _mm256_storeu_ps(lo + j, _mm256_fmsub_ps(a, c, _mm256_mul_ps(b, s)));
+    _mm256_storeu_ps(hi + j, _mm256_fmadd_ps(b, c, _mm256_mul_ps(a, s)));
+  }
+  for (; j < half; ++j) {
+    const float a = lo[j], b = hi[j];
+    lo[j] = a * cos[j] - b * sin[j];
+    hi[j] = b * cos[j] + a * sin[j];
+  }
+}
+
+void SiluMulRow(const float* gate, const float* up, int hidden, float* out) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  int j = 0;
+  for (; j + 8 <= hidden; j += 8) {
+    const __m256 g = _mm256_loadu_ps(gate + j);
+    const __m256 denom = _mm256_add_ps(one, Exp(_mm256_sub_ps(_mm256_setzero_ps(), g)));
+    _mm256_storeu_ps(out + j,
+                     _mm256_mul_ps(_mm256_div_ps(g, denom), _mm256_loadu_ps(up + j)));
+  }
+  for (; j < hidden; ++j) out[j] = gate[j] / (1.0f + std::exp(-gate[j])) * up[j];
+}
+
+}  // namespace
+
+void RmsNorm(const float* x, const float* weight, int m, int dim, float eps,
+             float* out) {
+#pragma omp parallel for schedule(static) if (size_t(m) * dim >= kMinParallelFloats)
+  for (int i = 0; i < m; ++i) {
+    RmsNormRow(x + size_t(i) * dim, weight, dim, eps, out + size_t(i) * dim);
+  }
+}
+
+RopeTable::RopeTable(int max_positions, int head_dim, float theta)
+    : max_positions_(max_positions), half_(head_dim / 2) {
+  if (max_positions < 0 || head_dim <= 0 || head_dim % 2 != 0) {
+    throw std::invalid_argument("RopeTable: head_dim must be positive and even");
+  }
+  cos_.resize(size_t(max_positions) * half_);
+  sin_.resize(size_t(max_positions) * half_);
+  // In double: for long contexts pos * freq reaches 1e5+ radians, where a
+  // float angle would already be off by a visible fraction of a turn.
+  for (int p = 0; p < max_positions; ++p) {
+    for (int j = 0; j < half_; ++j) {
+      const double freq = std::pow(double(theta), -2.0 * j / head_dim);
+      const double angle = double(p) * freq;
+      cos_[size_t(p) * half_ + j] = float(std::cos(angle));
+      sin_[size_t(p) * half_ + j] = float(std::sin(angle));
+    }
+  }
+}
+
+void ApplyRope(float* x, int m, int stride, int num_heads,
+               const int32_t* positions, const RopeTable& table) {
+  // Checked up front: an exception cannot leave an OpenMP region.
+  for (int i = 0; i < m; ++i) {
+    if (positions[i] < 0 || positions[i] >= table.max_positions()) {
+      throw std::out_of_range("ApplyRope: position " + std::to_string(positions[i]) +
+                              " outside the table's " +
+                              std::to_string(table.max_positions()));
+    }
+  }
+  const int head_dim = table.head_dim();
+  const int half = head_dim / 2;
+#pragma omp parallel for schedule(static) \
+    if (size_t(m) * num_heads * head_dim >= kMinParallelFloats)
+  for (int i = 0; i < m; ++i) {
+    const float* cos = table.cos(positions[i]);
+    const float* sin = table.sin(positions[i]);
+    float* row = x + size_t(i) * stride;
+    for (int h = 0; h < num_heads; ++h) RopeHead(row + size_t(h) * head_dim, half, cos, sin);
+  }
+}
+
+void SiluMul(const float* gate_up, int m, int hidden, float* out) {
+#pragma omp parallel for schedule(static) if (size_t(m) * hidden >= kMinParallelFloats)
+  for (int i = 0; i < m; ++i) {
+    const float* gate = gate_up + size_t(i) * 2 * hidden;
+    SiluMulRow(gate, gate + hidden, hidden, out + size_t(i) * hidden);
+  }
+}
+
+void AddInPlace(float* x, const float* y, size_t n) {
+  constexpr size_t kBlock = 1024;  // Whole vectors per thread-level block.
+  const size_t blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (n >= 4 * kMinParallelFloats)
+  for (size_t b = 0; b < blocks; ++b) {
+    const size_t end = std::min(n, (b + 1) * kBlock);
+    size_t i = b * kBlock;
+    for (; i + 8 <= end; i += 8) {
+      _mm256_storeu_ps(x + i, _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    }
+    for (; i < end; ++i) x[i] += y[i];
+  }
+}
+
+void EmbeddingLookup(const float* table, const int32_t* ids, int m, int dim,
+                     float* out) {
+#pragma omp parallel for schedule(static) if (size_t(m) * dim >= kMinParallelFloats)
+  for (int i = 0; i < m; ++i) {
+    std::memcpy(out + size_t(i) * dim, table + size_t(ids[i]) * dim,
+                dim * sizeof(float));
+  }
+}
+
+}  // namespace hydra::cpu

@@ -36,6 +36,9 @@ class PackedMatrix {
   size_t bytes() const { return size_t(n_) * k_ * sizeof(float); }
 
  private:
+  // Packs `count` rows of row-major `w` as rows first_row.. of this matrix.
+  void PackRows(const float* w, int first_row, int count);
+
   int n_ = 0;
   int k_ = 0;
   AlignedBuffer<float> data_;

@@ -1,0 +1,327 @@
+// GEMM against a PackedMatrix: y[m, n] = x[m, k] · Wᵀ (+ bias).
+//
+// Blocking, from the registers out (GotoBLAS style, sized for AVX2 cores with
+// a 32 KiB L1d and >= 512 KiB L2 per core):
+//  * Micro-tile: up to 6 rows x one 16-column panel = 12 ymm accumulators.
+//    Each k step loads two panel vectors, broadcasts 6 x values and issues 12
+//    FMAs: 6 cycles on two FMA pipes against 8 loads, which the load ports
+//    (2-3 per cycle) absorb, so the FMA pipes are the limit. 12 independent
+//    chains also cover the 4-cycle FMA latency (8 would be the minimum).
+//  * k block: a panel slice of at most kMaxKBlock steps (24 KiB) stays in L1
+//    while every row block of a chunk passes over it.
+//  * Row chunk: the x rows of one chunk (one k block wide) stay in L2 while a
+//    thread's panels stream past them, so W is read once per chunk.
+//  * Threads own contiguous ranges of (chunk, panel) tiles; with one chunk
+//    (decode, small batches) that is a contiguous range of panels, which each
+//    thread streams front to back exactly once.
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <stdexcept>
+
+#include "worker/cpu/kernels.h"
+
+namespace hydra::cpu {
+namespace {
+
+constexpr int kPanel = PackedMatrix::kPanel;
+constexpr int kRowBlock = 6;
+constexpr int kMaxKBlock = 384;
+// Half of a 512 KiB L2, leaving room for the panels and y.
+constexpr size_t kChunkBytes = size_t(256) << 10;
+// Below this many multiply-adds a fork/join costs more than it saves.
+constexpr double kMinParallelMacs = 1 << 17;
+
+int CeilDiv(int a, int b) { return (a + b - 1) / b; }
+int NumPanels(int n) { return CeilDiv(n, kPanel); }
+
+// All-ones lanes for the first `count` of 8 floats.
+__m256i LaneMask(int count) {
+  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), iota);
+}
+
+// One row of a tile's 16 output columns, of which only `cols` exist (the
+// last panel of a matrix whose n is not a multiple of 16). Masked loads and
+// stores never touch the missing columns, so y needs no padding.
+struct RowIo {
+  int cols;
+  __m256i mask_lo, mask_hi;
+
+  explicit RowIo(int c) : cols(c), mask_lo(LaneMask(c)), mask_hi(LaneMask(c - 8)) {}
+
+  void Load(const float* src, __m256& lo, __m256& hi) const {
+    if (cols == kPanel) {
+      lo = _mm256_loadu_ps(src);
+      hi = _mm256_loadu_ps(src + 8);
+    } else {
+      lo = _mm256_maskload_ps(src, mask_lo);
+      hi = _mm256_maskload_ps(src + 8, mask_hi);
+    }
+  }
+  void Store(float* dst, __m256 lo, __m256 hi) const {
+    if (cols == kPanel) {
+      _mm256_storeu_ps(dst, lo);
+      _mm256_storeu_ps(dst + 8, hi);
+    } else {
+      _mm256_maskstore_ps(dst, mask_lo, lo);
+      _mm256_maskstore_ps(dst + 8, mask_hi, hi);
+    }
+  }
+};
+
+// Where a tile's accumulators start: from y (a later k block), from the bias
+// (the first k block of a biased product) or from zero.
+struct TileOut {
+  float* y;
+  int y_stride;
+  const float* bias;  // Already offset to the panel's first column.
+  bool accumulate;
+  RowIo io;
+
+  void Init(int r, __m256& lo, __m256& hi) const {
+    if (accumulate) {
+      io.Load(y + size_t(r) * y_stride, lo, hi);
+    } else if (bias != nullptr) {
+      io.Load(bias, lo, hi);
+    } else {
+      lo = hi = _mm256_setzero_ps();
+    }
+  }
+};
+
+// R rows (R <= kRowBlock) times one panel over kc k steps. `x` and `panel`
+// already point at the k block's first step.
+template <int R>
+void Tile(const float* x, int x_stride, const float* panel, int kc,
+          const TileOut& out) {
+  __m256 lo[R], hi[R];
+  const float* xr[R];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    out.Init(r, lo[r], hi[r]);
+    xr[r] = x + size_t(r) * x_stride;
+  }
+  for (int kk = 0; kk < kc; ++kk) {
+    const __m256 w0 = _mm256_load_ps(panel + size_t(kk) * kPanel);
+    const __m256 w1 = _mm256_load_ps(panel + size_t(kk) * kPanel + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m256 xv = _mm256_broadcast_ss(xr[r] + kk);
+      lo[r] = _mm256_fmadd_ps(xv, w0, lo[r]);
+      hi[r] = _mm256_fmadd_ps(xv, w1, hi[r]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    out.io.Store(out.y + size_t(r) * out.y_stride, lo[r], hi[r]);
+  }
+}
+
+// A single row has only two accumulator chains, which would leave the loop
+// waiting on FMA latency; four interleaved k phases give eight chains, enough
+// to keep up with memory for decode and with L2 for small hot matrices.
+template <>
+void Tile<1>(const float* x, int x_stride, const float* panel, int kc,
+             const TileOut& out) {
+  constexpr int kPhases = 4;
+  __m256 lo[kPhases], hi[kPhases];
+  out.Init(0, lo[0], hi[0]);
+  for (int u = 1; u < kPhases; ++u) lo[u] = hi[u] = _mm256_setzero_ps();
+  int kk = 0;
+  for (; kk + kPhases <= kc; kk += kPhases) {
+#pragma GCC unroll 4
+    for (int u = 0; u < kPhases; ++u) {
+      const float* w = panel + size_t(kk + u) * kPanel;
+      const __m256 xv = _mm256_broadcast_ss(x + kk + u);
+      lo[u] = _mm256_fmadd_ps(xv, _mm256_load_ps(w), lo[u]);
+      hi[u] = _mm256_fmadd_ps(xv, _mm256_load_ps(w + 8), hi[u]);
+    }
+  }
+  for (; kk < kc; ++kk) {
+    const float* w = panel + size_t(kk) * kPanel;
+    const __m256 xv = _mm256_broadcast_ss(x + kk);
+    lo[0] = _mm256_fmadd_ps(xv, _mm256_load_ps(w), lo[0]);
+    hi[0] = _mm256_fmadd_ps(xv, _mm256_load_ps(w + 8), hi[0]);
+  }
+  out.io.Store(out.y, _mm256_add_ps(_mm256_add_ps(lo[0], lo[1]),
+                                    _mm256_add_ps(lo[2], lo[3])),
+               _mm256_add_ps(_mm256_add_ps(hi[0], hi[1]),
+                             _mm256_add_ps(hi[2], hi[3])));
+}
+
+void TileRows(int rows, const float* x, int x_stride, const float* panel,
+              int kc, const TileOut& out) {
+  switch (rows) {
+    case 1: return Tile<1>(x, x_stride, panel, kc, out);
+    case 2: return Tile<2>(x, x_stride, panel, kc, out);
+    case 3: return Tile<3>(x, x_stride, panel, kc, out);
+    case 4: return Tile<4>(x, x_stride, panel, kc, out);
+    case 5: return Tile<5>(x, x_stride, panel, kc, out);
+    case 6: return Tile<6>(x, x_stride, panel, kc, out);
+  }
+}
+
+// The product's shape and how it is cut into blocks.
+struct Plan {
+  const float* x;
+  int m, x_stride;
+  const PackedMatrix* w;
+  const float* bias;
+  float* y;
+  int y_stride;
+  int k_block;     // k steps per block (the last block may be shorter)
+  int chunk_rows;  // rows per chunk (the last chunk may be shorter)
+  int chunks, panels;
+};
+
+Plan MakePlan(const float* x, int m, int x_stride, const PackedMatrix& w,
+              const float* bias, float* y, int y_stride, int threads) {
+  Plan plan{x, m, x_stride, &w, bias, y, y_stride, 0, 0, 0, NumPanels(w.rows())};
+  const int k = w.cols();
+  // k blocking only pays when a panel slice is reused by several row blocks;
+  // a single row block streams each panel once, front to back.
+  const int k_blocks = m > kRowBlock ? CeilDiv(k, kMaxKBlock) : 1;
+  plan.k_block = CeilDiv(k, k_blocks);
+  int max_rows = int(kChunkBytes / (size_t(plan.k_block) * sizeof(float)));
+  max_rows = std::max(kRowBlock, max_rows / kRowBlock * kRowBlock);
+  // Too few panels to occupy every thread twice over: cut rows finer as well.
+  if (plan.panels < 2 * threads) {
+    const int want_chunks = CeilDiv(2 * threads, plan.panels);
+    const int rows = CeilDiv(CeilDiv(m, want_chunks), kRowBlock) * kRowBlock;
+    max_rows = std::min(max_rows, rows);
+  }
+  // Equal chunks, so that equal shares of tiles are equal shares of work.
+  plan.chunks = CeilDiv(m, max_rows);
+  plan.chunk_rows = CeilDiv(m, plan.chunks);
+  return plan;
+}
+
+// Rows [row0, row0 + rows) against panels [p0, p1) over k block [k0, k0 + kc).
+void RunTiles(const Plan& plan, int row0, int rows, int p0, int p1, int k0,
+              int kc) {
+  const PackedMatrix& w = *plan.w;
+  // Near-equal row blocks (e.g. 8 rows as 4 + 4, not 6 + 2): a thin block has
+  // too few accumulator chains to keep the FMA pipes busy.
+  const int blocks = CeilDiv(rows, kRowBlock);
+  const int base = rows / blocks, extra = rows % blocks;
+  for (int p = p0; p < p1; ++p) {
+    const int col0 = p * kPanel;
+    const float* panel = w.panel(p) + size_t(k0) * kPanel;
+    const TileOut out_proto{
+        nullptr, plan.y_stride,
+        (plan.bias != nullptr && k0 == 0) ? plan.bias + col0 : nullptr, k0 > 0,
+        RowIo(std::min(kPanel, w.rows() - col0))};
+    int r = row0;
+    for (int b = 0; b < blocks; ++b) {
+      const int block_rows = base + (b < extra ? 1 : 0);
+      TileOut out = out_proto;
+      out.y = plan.y + size_t(r) * plan.y_stride + col0;
+      TileRows(block_rows, plan.x + size_t(r) * plan.x_stride + k0,
+               plan.x_stride, panel, kc, out);
+      r += block_rows;
+    }
+  }
+}
+
+// One thread's share: tiles [begin, end) of the chunk-major (chunk, panel)
+// order, for every k block in turn. A thread owns its y tiles across k
+// blocks, so no synchronisation is needed between them.
+void RunShare(const Plan& plan, long begin, long end) {
+  const int k = plan.w->cols();
+  for (int k0 = 0; k0 < k; k0 += plan.k_block) {
+    const int kc = std::min(plan.k_block, k - k0);
+    for (long tile = begin; tile < end;) {
+      const int chunk = int(tile / plan.panels);
+      const int p0 = int(tile % plan.panels);
+      const int p1 = int(std::min<long>(plan.panels, p0 + (end - tile)));
+      const int row0 = chunk * plan.chunk_rows;
+      const int rows = std::min(plan.chunk_rows, plan.m - row0);
+      RunTiles(plan, row0, rows, p0, p1, k0, kc);
+      tile += p1 - p0;
+    }
+  }
+}
+
+void FillBias(int m, int n, const float* bias, float* y, int y_stride) {
+  for (int i = 0; i < m; ++i) {
+    float* row = y + size_t(i) * y_stride;
+    if (bias != nullptr) {
+      std::copy_n(bias, n, row);
+    } else {
+      std::fill_n(row, n, 0.0f);
+    }
+  }
+}
+
+}  // namespace
+
+PackedMatrix::PackedMatrix(std::span<const float> w, int n, int k)
+    : n_(n), k_(k), data_(size_t(NumPanels(n)) * k * kPanel) {
+  if (n < 0 || k < 0 || w.size() < size_t(n) * k) {
+    throw std::invalid_argument("PackedMatrix: weight smaller than n x k");
+  }
+  PackRows(w.data(), 0, n);
+}
+
+PackedMatrix PackedMatrix::Concat(std::span<const std::span<const float>> parts,
+                                  std::span<const int> rows, int k) {
+  if (parts.size() != rows.size() || k < 0) {
+    throw std::invalid_argument("PackedMatrix::Concat: parts/rows mismatch");
+  }
+  int total = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (rows[i] < 0 || parts[i].size() < size_t(rows[i]) * k) {
+      throw std::invalid_argument("PackedMatrix::Concat: part smaller than rows x k");
+    }
+    total += rows[i];
+  }
+  PackedMatrix packed;
+  packed.n_ = total;
+  packed.k_ = k;
+  packed.data_ = AlignedBuffer<float>(size_t(NumPanels(total)) * k * kPanel);
+  int first = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    packed.PackRows(parts[i].data(), first, rows[i]);
+    first += rows[i];
+  }
+  return packed;
+}
+
+void PackedMatrix::PackRows(const float* w, int first_row, int count) {
+  if (count == 0 || k_ == 0) return;
+  const int p_begin = first_row / kPanel;
+  const int p_end = (first_row + count - 1) / kPanel + 1;
+  // Packing a large model's weights is a visible share of start-up time.
+#pragma omp parallel for schedule(static) if (size_t(count) * k_ > (1u << 20))
+  for (int p = p_begin; p < p_end; ++p) {
+    float* dst = data_.data() + size_t(p) * k_ * kPanel;
+    const int r_begin = std::max(first_row, p * kPanel);
+    const int r_end = std::min(first_row + count, (p + 1) * kPanel);
+    for (int r = r_begin; r < r_end; ++r) {
+      const float* src = w + size_t(r - first_row) * k_;
+      const int lane = r - p * kPanel;
+      for (int kk = 0; kk < k_; ++kk) dst[size_t(kk) * kPanel + lane] = src[kk];
+    }
+  }
+}
+
+void MatMul(const float* x, int m, int x_stride, const PackedMatrix& w,
+            const float* bias, float* y, int y_stride) {
+  const int n = w.rows(), k = w.cols();
+  if (m <= 0 || n <= 0) return;
+  if (k == 0) return FillBias(m, n, bias, y, y_stride);
+  const double macs = double(m) * n * k;
+  const int threads = macs >= kMinParallelMacs ? omp_get_max_threads() : 1;
+  const Plan plan = MakePlan(x, m, x_stride, w, bias, y, y_stride, threads);
+  const long tiles = long(plan.chunks) * plan.panels;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    const long t = omp_get_thread_num(), nt = omp_get_num_threads();
+    RunShare(plan, tiles * t / nt, tiles * (t + 1) / nt);
+  }
+}
+
+}  // namespace hydra::cpu

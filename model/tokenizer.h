@@ -1,0 +1,63 @@
+// Text <-> token ids through the SentencePiece library, plus the incremental
+// detokenizer that streaming needs.
+#ifndef HYDRA_MODEL_TOKENIZER_H_
+#define HYDRA_MODEL_TOKENIZER_H_
+
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "model/sentencepiece_model.h"
+
+namespace hydra::model {
+
+class Tokenizer {
+ public:
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> Load(
+      const std::filesystem::path& model_file);
+  ~Tokenizer();
+
+  // SentencePiece encoding (with its dummy prefix), preceded by BOS when
+  // `add_bos`.
+  absl::StatusOr<std::vector<int>> Encode(std::string_view text,
+                                          bool add_bos = true) const;
+  absl::StatusOr<std::string> Decode(std::span<const int> ids) const;
+  int vocab_size() const;
+  int bos_id() const;
+  int eos_id() const;
+
+ private:
+  explicit Tokenizer(std::unique_ptr<SentencePieceBackend> sp);
+  std::unique_ptr<SentencePieceBackend> sp_;
+};
+
+// Turns a growing list of token ids into text deltas. Decoding token by token
+// would lose SentencePiece's context (a word's leading space, the bytes of a
+// character split over several byte tokens), so each step decodes a short
+// window that starts a few tokens back and emits only what is new, holding
+// back output while it ends in an incomplete UTF-8 character. Joining every
+// delta gives Decode(all ids) minus Decode(the prompt).
+class IncrementalDetokenizer {
+ public:
+  // `prompt` gives the context the first generated tokens are decoded in.
+  IncrementalDetokenizer(const Tokenizer& tokenizer, std::span<const int> prompt);
+
+  // Appends one token and returns the text that became final.
+  absl::StatusOr<std::string> Push(int token_id);
+  // Text still held back (an incomplete character at the very end).
+  absl::StatusOr<std::string> Flush();
+
+ private:
+  const Tokenizer& tokenizer_;
+  std::vector<int> ids_;
+  size_t prefix_offset_;  // window start
+  size_t read_offset_;    // tokens before this are already emitted
+};
+
+}  // namespace hydra::model
+
+#endif  // HYDRA_MODEL_TOKENIZER_H_

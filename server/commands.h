@@ -1,0 +1,16 @@
+// The subcommands of the `hydra` binary. Each reads its own abseil flags.
+#ifndef HYDRA_SERVER_COMMANDS_H_
+#define HYDRA_SERVER_COMMANDS_H_
+
+#include "absl/status/status.h"
+
+namespace hydra {
+
+// hydra convert: llama2.c model.bin + tokenizer.model -> model folder.
+absl::Status RunConvert();
+// hydra generate: offline generation, printing tokens as they come.
+absl::Status RunGenerate();
+
+}  // namespace hydra
+
+#endif  // HYDRA_SERVER_COMMANDS_H_
