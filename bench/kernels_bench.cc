@@ -28,17 +28,18 @@ std::vector<float> RandomVector(size_t n, uint32_t seed) {
 
 void SetMatMulCounters(benchmark::State& state, int m, const PackedMatrix& w) {
   const double flops = 2.0 * m * w.rows() * w.cols();
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   // Weights dominate the traffic for small m; x and y are counted too.
   const double bytes =
       w.bytes() + (double(m) * w.cols() + double(m) * w.rows()) * sizeof(float);
-  state.counters["GB/s"] =
-      benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] = benchmark::Counter(
+      bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_MatMul(benchmark::State& state) {
-  const int m = int(state.range(0)), n = int(state.range(1)), k = int(state.range(2));
+  const int m = int(state.range(0)), n = int(state.range(1)),
+            k = int(state.range(2));
   const PackedMatrix w(RandomVector(size_t(n) * k, 1), n, k);
   const std::vector<float> x = RandomVector(size_t(m) * k, 2);
   std::vector<float> y(size_t(m) * n);
@@ -53,7 +54,8 @@ void BM_MatMul(benchmark::State& state) {
 void MatMulShapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"m", "n", "k"});
   // QKV, O, gate+up, lm_head (k = hidden) and down (k = intermediate).
-  const int64_t shapes[][2] = {{864, 288}, {288, 288}, {1536, 288}, {32000, 288}, {288, 768}};
+  const int64_t shapes[][2] = {
+      {864, 288}, {288, 288}, {1536, 288}, {32000, 288}, {288, 768}};
   for (int64_t m : {1, 8, 64, 128}) {
     for (const auto& s : shapes) b->Args({m, s[0], s[1]});
   }
@@ -88,8 +90,8 @@ BENCHMARK(BM_MatMulCold)
     ->UseRealTime();
 
 void SetBytesCounter(benchmark::State& state, double bytes) {
-  state.counters["GB/s"] =
-      benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] = benchmark::Counter(
+      bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_RmsNorm(benchmark::State& state) {
@@ -145,7 +147,12 @@ void BM_AddInPlace(benchmark::State& state) {
   }
   SetBytesCounter(state, 3.0 * n * sizeof(float));
 }
-BENCHMARK(BM_AddInPlace)->ArgName("m")->Arg(1)->Arg(64)->Arg(512)->UseRealTime();
+BENCHMARK(BM_AddInPlace)
+    ->ArgName("m")
+    ->Arg(1)
+    ->Arg(64)
+    ->Arg(512)
+    ->UseRealTime();
 
 void BM_EmbeddingLookup(benchmark::State& state) {
   const int m = int(state.range(0)), vocab = 32000, dim = 288;
@@ -161,7 +168,12 @@ void BM_EmbeddingLookup(benchmark::State& state) {
   }
   SetBytesCounter(state, 2.0 * out.size() * sizeof(float));
 }
-BENCHMARK(BM_EmbeddingLookup)->ArgName("m")->Arg(1)->Arg(64)->Arg(512)->UseRealTime();
+BENCHMARK(BM_EmbeddingLookup)
+    ->ArgName("m")
+    ->Arg(1)
+    ->Arg(64)
+    ->Arg(512)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace hydra::cpu

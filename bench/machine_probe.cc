@@ -60,10 +60,9 @@ float SumPass(const float* data, size_t n) {
       a6 = _mm256_add_ps(a6, _mm256_load_ps(p + 48));
       a7 = _mm256_add_ps(a7, _mm256_load_ps(p + 56));
     }
-    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1),
-                                           _mm256_add_ps(a2, a3)),
-                             _mm256_add_ps(_mm256_add_ps(a4, a5),
-                                           _mm256_add_ps(a6, a7)));
+    __m256 s = _mm256_add_ps(
+        _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+        _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
     alignas(32) float lanes[8];
     _mm256_store_ps(lanes, s);
     for (float v : lanes) total += v;
@@ -99,9 +98,9 @@ float FmaChains(long iters) {
   }
   __m256 s = _mm256_add_ps(
       _mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3)),
-      _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(c4, c5), _mm256_add_ps(c6, c7)),
-                    _mm256_add_ps(_mm256_add_ps(c8, c9),
-                                  _mm256_add_ps(c10, c11))));
+      _mm256_add_ps(
+          _mm256_add_ps(_mm256_add_ps(c4, c5), _mm256_add_ps(c6, c7)),
+          _mm256_add_ps(_mm256_add_ps(c8, c9), _mm256_add_ps(c10, c11))));
   return _mm_cvtss_f32(_mm256_castps256_ps128(s));
 }
 

@@ -1,6 +1,8 @@
 // CPU kernels against plain double-precision references on random inputs.
 // Sizes are deliberately not multiples of the vector width (8), the row block
 // (6) or the panel (16), so every tail and padding path runs.
+#include "worker/cpu/kernels.h"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -13,7 +15,6 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "worker/cpu/kernels.h"
 
 namespace hydra::cpu {
 namespace {
@@ -52,7 +53,8 @@ void CheckMatMul(int m, int n, int k, bool with_bias, std::mt19937& rng) {
       double sum = with_bias ? bias[j] : 0.0;
       double scale = with_bias ? std::abs(bias[j]) : 0.0;
       for (int t = 0; t < k; ++t) {
-        const double term = double(x[size_t(i) * x_stride + t]) * w[size_t(j) * k + t];
+        const double term =
+            double(x[size_t(i) * x_stride + t]) * w[size_t(j) * k + t];
         sum += term;
         scale += std::abs(term);
       }
@@ -60,7 +62,8 @@ void CheckMatMul(int m, int n, int k, bool with_bias, std::mt19937& rng) {
           << "at row " << i << " col " << j;
     }
     for (int j = n; j < y_stride; ++j) {
-      ASSERT_EQ(y[size_t(i) * y_stride + j], kSentinel) << "gap written, row " << i;
+      ASSERT_EQ(y[size_t(i) * y_stride + j], kSentinel)
+          << "gap written, row " << i;
     }
   }
 }
@@ -76,7 +79,8 @@ TEST_P(MatMulTest, MatchesReferenceForAllWidths) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, MatMulTest,
-                         testing::Combine(testing::Values(1, 2, 5, 7, 13, 64, 67),
+                         testing::Combine(testing::Values(1, 2, 5, 7, 13, 64,
+                                                          67),
                                           testing::Values(1, 3, 17, 288, 291)));
 
 // Large enough to be cut into several k blocks and row chunks.
@@ -143,7 +147,8 @@ TEST(PackedMatrixTest, ConcatEqualsPackingTheStackedRows) {
   for (int i = 0; i < m; ++i) {
     for (int j = 0; j < 25; ++j) {
       double sum = 0.0;
-      for (int t = 0; t < k; ++t) sum += double(x[i * k + t]) * stacked[j * k + t];
+      for (int t = 0; t < k; ++t)
+        sum += double(x[i * k + t]) * stacked[j * k + t];
       EXPECT_NEAR(a[i * 25 + j], sum, 1e-4 * k);
     }
   }
@@ -153,9 +158,11 @@ TEST(PackedMatrixTest, ConcatRejectsMismatchedParts) {
   const std::vector<float> part(6);
   const std::span<const float> spans[] = {part};
   const int too_many_rows[] = {4};
-  EXPECT_THROW(PackedMatrix::Concat(spans, too_many_rows, 2), std::invalid_argument);
+  EXPECT_THROW(PackedMatrix::Concat(spans, too_many_rows, 2),
+               std::invalid_argument);
   const int two_counts[] = {1, 1};
-  EXPECT_THROW(PackedMatrix::Concat(spans, two_counts, 2), std::invalid_argument);
+  EXPECT_THROW(PackedMatrix::Concat(spans, two_counts, 2),
+               std::invalid_argument);
 }
 
 TEST(RmsNormTest, MatchesReference) {
@@ -165,13 +172,15 @@ TEST(RmsNormTest, MatchesReference) {
   for (int m : {1, 3, 7, 64, 200}) {
     for (int dim : {1, 7, 17, 288, 291}) {
       SCOPED_TRACE(testing::Message() << "m=" << m << " dim=" << dim);
-      const std::vector<float> x = RandomVector(size_t(m) * dim, rng, -3.0f, 3.0f);
+      const std::vector<float> x =
+          RandomVector(size_t(m) * dim, rng, -3.0f, 3.0f);
       const std::vector<float> weight = RandomVector(dim, rng, 0.5f, 1.5f);
       std::vector<float> out(x.size());
       RmsNorm(x.data(), weight.data(), m, dim, eps, out.data());
       for (int i = 0; i < m; ++i) {
         double sum_sq = 0.0;
-        for (int j = 0; j < dim; ++j) sum_sq += double(x[i * dim + j]) * x[i * dim + j];
+        for (int j = 0; j < dim; ++j)
+          sum_sq += double(x[i * dim + j]) * x[i * dim + j];
         const double inv_rms = 1.0 / std::sqrt(sum_sq / dim + eps);
         for (int j = 0; j < dim; ++j) {
           const double want = x[i * dim + j] * inv_rms * weight[j];
@@ -238,14 +247,16 @@ TEST(RopeTest, RotatesHalvesOfEveryHead) {
           for (int j = 0; j < half; ++j) {
             const double angle =
                 positions[i] * std::pow(double(theta), -2.0 * j / head_dim);
-            const double a = in[h * head_dim + j], b = in[h * head_dim + j + half];
-            ASSERT_NEAR(got[h * head_dim + j], a * std::cos(angle) - b * std::sin(angle),
-                        1e-5);
+            const double a = in[h * head_dim + j],
+                         b = in[h * head_dim + j + half];
+            ASSERT_NEAR(got[h * head_dim + j],
+                        a * std::cos(angle) - b * std::sin(angle), 1e-5);
             ASSERT_NEAR(got[h * head_dim + j + half],
                         b * std::cos(angle) + a * std::sin(angle), 1e-5);
           }
         }
-        for (int j = num_heads * head_dim; j < stride; ++j) ASSERT_EQ(got[j], in[j]);
+        for (int j = num_heads * head_dim; j < stride; ++j)
+          ASSERT_EQ(got[j], in[j]);
       }
     }
   }
@@ -257,7 +268,8 @@ TEST(RopeTest, RejectsPositionOutsideTable) {
   const int32_t beyond[] = {8};
   EXPECT_THROW(ApplyRope(x.data(), 1, 4, 1, beyond, table), std::out_of_range);
   const int32_t negative[] = {-1};
-  EXPECT_THROW(ApplyRope(x.data(), 1, 4, 1, negative, table), std::out_of_range);
+  EXPECT_THROW(ApplyRope(x.data(), 1, 4, 1, negative, table),
+               std::out_of_range);
 }
 
 TEST(RopeTest, RejectsOddHeadDim) {
@@ -269,7 +281,8 @@ TEST(SiluMulTest, MatchesReference) {
   for (int m : {1, 3, 9, 64}) {
     for (int hidden : {1, 7, 8, 17, 768}) {
       SCOPED_TRACE(testing::Message() << "m=" << m << " hidden=" << hidden);
-      std::vector<float> gate_up = RandomVector(size_t(m) * 2 * hidden, rng, -10.0f, 10.0f);
+      std::vector<float> gate_up =
+          RandomVector(size_t(m) * 2 * hidden, rng, -10.0f, 10.0f);
       // Saturating gates, where e^-g overflows or vanishes, in the vector body.
       const float extremes[] = {-200.0f, -88.5f, 88.5f, 200.0f, 1e-3f, -1e-3f};
       for (int e = 0; e < 6 && e < hidden; ++e) gate_up[e] = extremes[e];
@@ -280,7 +293,8 @@ TEST(SiluMulTest, MatchesReference) {
           const double g = gate_up[size_t(i) * 2 * hidden + j];
           const double u = gate_up[size_t(i) * 2 * hidden + hidden + j];
           const double want = g / (1.0 + std::exp(-g)) * u;
-          ASSERT_NEAR(out[size_t(i) * hidden + j], want, 1e-5 * std::abs(want) + 1e-30)
+          ASSERT_NEAR(out[size_t(i) * hidden + j], want,
+                      1e-5 * std::abs(want) + 1e-30)
               << "at row " << i << " col " << j << " gate " << g;
         }
       }

@@ -50,7 +50,8 @@ struct RowIo {
   int cols;
   __m256i mask_lo, mask_hi;
 
-  explicit RowIo(int c) : cols(c), mask_lo(LaneMask(c)), mask_hi(LaneMask(c - 8)) {}
+  explicit RowIo(int c)
+      : cols(c), mask_lo(LaneMask(c)), mask_hi(LaneMask(c - 8)) {}
 
   void Load(const float* src, __m256& lo, __m256& hi) const {
     if (cols == kPanel) {
@@ -105,8 +106,12 @@ void Tile(const float* x, int x_stride, const float* panel, int kc,
     xr[r] = x + size_t(r) * x_stride;
   }
   for (int kk = 0; kk < kc; ++kk) {
-    const __m256 w0 = _mm256_load_ps(panel + size_t(kk) * kPanel);
-    const __m256 w1 = _mm256_load_ps(panel + size_t(kk) * kPanel + 8);
+    __m256 w0 = _mm256_load_ps(panel + size_t(kk) * kPanel);
+    __m256 w1 = _mm256_load_ps(panel + size_t(kk) * kPanel + 8);
+    // Pins the panel vectors in registers. Left alone, GCC folds them into
+    // the FMAs as memory operands for R <= 4, which reloads them once per row
+    // and makes the loop load-bound (12 loads per 8 FMAs at R = 4).
+    asm("" : "+x"(w0), "+x"(w1));
 #pragma GCC unroll 6
     for (int r = 0; r < R; ++r) {
       const __m256 xv = _mm256_broadcast_ss(xr[r] + kk);
@@ -146,21 +151,27 @@ void Tile<1>(const float* x, int x_stride, const float* panel, int kc,
     lo[0] = _mm256_fmadd_ps(xv, _mm256_load_ps(w), lo[0]);
     hi[0] = _mm256_fmadd_ps(xv, _mm256_load_ps(w + 8), hi[0]);
   }
-  out.io.Store(out.y, _mm256_add_ps(_mm256_add_ps(lo[0], lo[1]),
-                                    _mm256_add_ps(lo[2], lo[3])),
-               _mm256_add_ps(_mm256_add_ps(hi[0], hi[1]),
-                             _mm256_add_ps(hi[2], hi[3])));
+  out.io.Store(
+      out.y,
+      _mm256_add_ps(_mm256_add_ps(lo[0], lo[1]), _mm256_add_ps(lo[2], lo[3])),
+      _mm256_add_ps(_mm256_add_ps(hi[0], hi[1]), _mm256_add_ps(hi[2], hi[3])));
 }
 
 void TileRows(int rows, const float* x, int x_stride, const float* panel,
               int kc, const TileOut& out) {
   switch (rows) {
-    case 1: return Tile<1>(x, x_stride, panel, kc, out);
-    case 2: return Tile<2>(x, x_stride, panel, kc, out);
-    case 3: return Tile<3>(x, x_stride, panel, kc, out);
-    case 4: return Tile<4>(x, x_stride, panel, kc, out);
-    case 5: return Tile<5>(x, x_stride, panel, kc, out);
-    case 6: return Tile<6>(x, x_stride, panel, kc, out);
+    case 1:
+      return Tile<1>(x, x_stride, panel, kc, out);
+    case 2:
+      return Tile<2>(x, x_stride, panel, kc, out);
+    case 3:
+      return Tile<3>(x, x_stride, panel, kc, out);
+    case 4:
+      return Tile<4>(x, x_stride, panel, kc, out);
+    case 5:
+      return Tile<5>(x, x_stride, panel, kc, out);
+    case 6:
+      return Tile<6>(x, x_stride, panel, kc, out);
   }
 }
 
@@ -172,14 +183,22 @@ struct Plan {
   const float* bias;
   float* y;
   int y_stride;
-  int k_block;     // k steps per block (the last block may be shorter)
-  int chunk_rows;  // rows per chunk (the last chunk may be shorter)
-  int chunks, panels;
+  int k_block = 0;     // k steps per block (the last may be shorter)
+  int chunk_rows = 0;  // rows per chunk (the last may be shorter)
+  int chunks = 0;
+  int panels = 0;
 };
 
 Plan MakePlan(const float* x, int m, int x_stride, const PackedMatrix& w,
               const float* bias, float* y, int y_stride, int threads) {
-  Plan plan{x, m, x_stride, &w, bias, y, y_stride, 0, 0, 0, NumPanels(w.rows())};
+  Plan plan{.x = x,
+            .m = m,
+            .x_stride = x_stride,
+            .w = &w,
+            .bias = bias,
+            .y = y,
+            .y_stride = y_stride,
+            .panels = NumPanels(w.rows())};
   const int k = w.cols();
   // k blocking only pays when a panel slice is reused by several row blocks;
   // a single row block streams each panel once, front to back.
@@ -274,7 +293,8 @@ PackedMatrix PackedMatrix::Concat(std::span<const std::span<const float>> parts,
   int total = 0;
   for (size_t i = 0; i < parts.size(); ++i) {
     if (rows[i] < 0 || parts[i].size() < size_t(rows[i]) * k) {
-      throw std::invalid_argument("PackedMatrix::Concat: part smaller than rows x k");
+      throw std::invalid_argument(
+          "PackedMatrix::Concat: part smaller than rows x k");
     }
     total += rows[i];
   }
@@ -317,7 +337,10 @@ void MatMul(const float* x, int m, int x_stride, const PackedMatrix& w,
   const int threads = macs >= kMinParallelMacs ? omp_get_max_threads() : 1;
   const Plan plan = MakePlan(x, m, x_stride, w, bias, y, y_stride, threads);
   const long tiles = long(plan.chunks) * plan.panels;
-#pragma omp parallel num_threads(threads) if (threads > 1)
+  // Not an if() clause: libgomp charges ~0.5 us even for a disabled region,
+  // a tenth of a small decode matmul.
+  if (threads == 1) return RunShare(plan, 0, tiles);
+#pragma omp parallel num_threads(threads)
   {
     const long t = omp_get_thread_num(), nt = omp_get_num_threads();
     RunShare(plan, tiles * t / nt, tiles * (t + 1) / nt);
