@@ -18,7 +18,8 @@ using Factory = SentencePieceBackend* (*)();
 // binary, or where this build put it.
 std::vector<std::string> Candidates() {
   std::vector<std::string> paths;
-  if (const char* env = std::getenv("HYDRA_SENTENCEPIECE_PLUGIN")) paths.push_back(env);
+  if (const char* env = std::getenv("HYDRA_SENTENCEPIECE_PLUGIN"))
+    paths.push_back(env);
   std::error_code ec;
   const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (!ec) paths.push_back((exe.parent_path() / kPluginName).string());
@@ -28,7 +29,8 @@ std::vector<std::string> Candidates() {
 
 }  // namespace
 
-std::unique_ptr<SentencePieceBackend> NewSentencePieceBackend(std::string* error) {
+std::unique_ptr<SentencePieceBackend> NewSentencePieceBackend(
+    std::string* error) {
   // The handle lives for the process: backends may be created at any time.
   static Factory factory = nullptr;
   static std::string load_error;
@@ -40,17 +42,19 @@ std::unique_ptr<SentencePieceBackend> NewSentencePieceBackend(std::string* error
         tried += " " + path + " (missing)";
         continue;
       }
-      void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      void* handle =
+          dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
       if (handle == nullptr) {
         tried += " " + path + " (" + dlerror() + ")";
         continue;
       }
-      factory = reinterpret_cast<Factory>(dlsym(handle, "HydraNewSentencePieceBackend"));
+      factory = reinterpret_cast<Factory>(
+          dlsym(handle, "HydraNewSentencePieceBackend"));
       if (factory != nullptr) return;
       tried += " " + path + " (no HydraNewSentencePieceBackend)";
     }
-    load_error = "cannot load the SentencePiece plugin " + std::string(kPluginName) +
-                 "; tried:" + tried;
+    load_error = "cannot load the SentencePiece plugin " +
+                 std::string(kPluginName) + "; tried:" + tried;
   });
   if (factory == nullptr) {
     *error = load_error;

@@ -35,7 +35,8 @@ extern "C" SentencePieceBackend* HydraNewSentencePieceBackend();
 
 // Loads the plugin (once per process) and creates a backend. On failure
 // returns null and sets `error`.
-std::unique_ptr<SentencePieceBackend> NewSentencePieceBackend(std::string* error);
+std::unique_ptr<SentencePieceBackend> NewSentencePieceBackend(
+    std::string* error);
 
 }  // namespace hydra::model
 

@@ -44,8 +44,9 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(
   if (sp == nullptr) return absl::FailedPreconditionError(error);
   error = sp->Load(model_file.string());
   if (!error.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot load SentencePiece tokenizer ", model_file.string(), ": ", error));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot load SentencePiece tokenizer ",
+                     model_file.string(), ": ", error));
   }
   return std::unique_ptr<Tokenizer>(new Tokenizer(std::move(sp)));
 }
@@ -59,7 +60,8 @@ absl::StatusOr<std::vector<int>> Tokenizer::Encode(std::string_view text,
   std::vector<int> pieces;
   const std::string error = sp_->Encode(std::string(text), &pieces);
   if (!error.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot tokenize text: ", error));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot tokenize text: ", error));
   }
   std::vector<int> ids;
   ids.reserve(pieces.size() + 1);
@@ -78,7 +80,8 @@ absl::StatusOr<std::string> Tokenizer::Decode(std::span<const int> ids) const {
     }
   }
   std::string text;
-  const std::string error = sp_->Decode(std::vector<int>(ids.begin(), ids.end()), &text);
+  const std::string error =
+      sp_->Decode(std::vector<int>(ids.begin(), ids.end()), &text);
   if (!error.empty()) {
     return absl::InternalError(absl::StrCat("cannot decode tokens: ", error));
   }

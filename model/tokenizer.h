@@ -44,7 +44,8 @@ class Tokenizer {
 class IncrementalDetokenizer {
  public:
   // `prompt` gives the context the first generated tokens are decoded in.
-  IncrementalDetokenizer(const Tokenizer& tokenizer, std::span<const int> prompt);
+  IncrementalDetokenizer(const Tokenizer& tokenizer,
+                         std::span<const int> prompt);
 
   // Appends one token and returns the text that became final.
   absl::StatusOr<std::string> Push(int token_id);

@@ -6,7 +6,8 @@
 #include "server/commands.h"
 
 ABSL_FLAG(std::string, llama2c_model, "", "llama2.c model.bin to convert");
-ABSL_FLAG(std::string, tokenizer, "", "SentencePiece tokenizer.model of that model");
+ABSL_FLAG(std::string, tokenizer, "",
+          "SentencePiece tokenizer.model of that model");
 ABSL_FLAG(std::string, out, "", "Folder to write the converted model to");
 ABSL_FLAG(int, bos_id, 1, "Beginning-of-sequence id to record");
 ABSL_FLAG(int, eos_id, 1,

@@ -35,7 +35,8 @@ absl::Status CheckFlags() {
     return absl::InvalidArgumentError("--max_tokens must be positive");
   }
   if (absl::GetFlag(FLAGS_temperature) < 0) {
-    return absl::InvalidArgumentError("--temperature must be >= 0 (0 = greedy)");
+    return absl::InvalidArgumentError(
+        "--temperature must be >= 0 (0 = greedy)");
   }
   if (absl::GetFlag(FLAGS_top_k) < 0) {
     return absl::InvalidArgumentError("--top_k must be >= 0 (0 = no limit)");
@@ -51,28 +52,31 @@ absl::Status CheckFlags() {
 
 absl::Status RunGenerate() {
   RETURN_IF_ERROR(CheckFlags());
-  if (absl::GetFlag(FLAGS_threads) > 0) omp_set_num_threads(absl::GetFlag(FLAGS_threads));
+  if (absl::GetFlag(FLAGS_threads) > 0)
+    omp_set_num_threads(absl::GetFlag(FLAGS_threads));
   const std::string dir = absl::GetFlag(FLAGS_model);
   ASSIGN_OR_RETURN(model::ModelConfig config, model::LoadModelConfig(dir));
   const int max_pos = config.max_position_embeddings;
   const int blocks = (max_pos + kBlockSize - 1) / kBlockSize;
-  ASSIGN_OR_RETURN(auto runner, worker::ModelRunner::Load(dir, kBlockSize, blocks));
-  ASSIGN_OR_RETURN(auto tokenizer, model::Tokenizer::Load(dir + "/tokenizer.model"));
+  ASSIGN_OR_RETURN(auto runner,
+                   worker::ModelRunner::Load(dir, kBlockSize, blocks));
+  ASSIGN_OR_RETURN(auto tokenizer,
+                   model::Tokenizer::Load(dir + "/tokenizer.model"));
   ASSIGN_OR_RETURN(std::vector<int> tokens,
                    tokenizer->Encode(absl::GetFlag(FLAGS_prompt)));
   if (static_cast<int>(tokens.size()) > max_pos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--prompt is ", tokens.size(), " tokens; the model's context holds ",
-        max_pos));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--prompt is ", tokens.size(),
+                     " tokens; the model's context holds ", max_pos));
   }
 
   std::vector<int> block_table(blocks);
   for (int b = 0; b < blocks; ++b) block_table[b] = b;
   int64_t seed = absl::GetFlag(FLAGS_seed);
   if (seed < 0) seed = std::random_device{}();
-  worker::Sampler sampler({absl::GetFlag(FLAGS_temperature),
-                           absl::GetFlag(FLAGS_top_k), absl::GetFlag(FLAGS_top_p),
-                           static_cast<uint64_t>(seed)});
+  worker::Sampler sampler(
+      {absl::GetFlag(FLAGS_temperature), absl::GetFlag(FLAGS_top_k),
+       absl::GetFlag(FLAGS_top_p), static_cast<uint64_t>(seed)});
   model::IncrementalDetokenizer detok(*tokenizer, tokens);
   worker::StepPlanBuilder builder(kBlockSize);
   std::vector<float> logits;
@@ -97,8 +101,10 @@ absl::Status RunGenerate() {
     ++generated;
     // The new token is fed at the next position, if the context has one.
     const int position = static_cast<int>(tokens.size()) - 1;
-    if (generated >= absl::GetFlag(FLAGS_max_tokens) || position >= max_pos) break;
-    builder.Add(std::span<const int>(&tokens[position], 1), position, block_table,
+    if (generated >= absl::GetFlag(FLAGS_max_tokens) || position >= max_pos)
+      break;
+    builder.Add(std::span<const int>(&tokens[position], 1), position,
+                block_table,
                 /*want_logits=*/true);
   }
   ASSIGN_OR_RETURN(std::string tail, detok.Flush());
@@ -106,7 +112,8 @@ absl::Status RunGenerate() {
   std::fflush(stdout);
   const auto end = std::chrono::steady_clock::now();
   const double total_s = std::chrono::duration<double>(end - start).count();
-  const double decode_s = std::chrono::duration<double>(end - first_token).count();
+  const double decode_s =
+      std::chrono::duration<double>(end - first_token).count();
   std::fprintf(stderr,
                "prompt tokens: %d, generated tokens: %d, time to first token: "
                "%.1f ms, decode: %.1f tokens/s, overall: %.1f tokens/s\n",

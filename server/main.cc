@@ -12,7 +12,8 @@ namespace {
 
 constexpr char kUsage[] =
     "hydra <command> [--flags]\n"
-    "  convert   convert a llama2.c model.bin + tokenizer.model to a model folder\n"
+    "  convert   convert a llama2.c model.bin + tokenizer.model to a model "
+    "folder\n"
     "  generate  generate text from a prompt on the command line\n"
     "Run `hydra <command> --helpfull` for a command's flags.";
 
@@ -36,7 +37,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!status.ok()) {
-    std::fprintf(stderr, "hydra %s: %s\n", positional[1], status.ToString().c_str());
+    std::fprintf(stderr, "hydra %s: %s\n", positional[1],
+                 status.ToString().c_str());
     return 1;
   }
   return 0;

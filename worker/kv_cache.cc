@@ -8,9 +8,10 @@ absl::StatusOr<int> KvCacheShape::BlocksForBudget(size_t budget_bytes) const {
   const size_t per_block = bytes_per_block();
   const size_t blocks = per_block == 0 ? 0 : budget_bytes / per_block;
   if (blocks == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "KV cache budget of ", budget_bytes, " bytes holds no block; one block of ",
-        block_size, " tokens needs ", per_block, " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("KV cache budget of ", budget_bytes,
+                     " bytes holds no block; one block of ", block_size,
+                     " tokens needs ", per_block, " bytes"));
   }
   return static_cast<int>(std::min<size_t>(blocks, 1u << 30));
 }
@@ -28,8 +29,8 @@ KvCache::KvCache(const KvCacheShape& shape, int num_blocks)
 }
 
 cpu::PagedKvLayer KvCache::layer(int i) {
-  return {k_[i].data(), v_[i].data(), num_blocks_, shape_.block_size,
-          shape_.kv_heads, shape_.head_dim};
+  return {k_[i].data(),      v_[i].data(),    num_blocks_,
+          shape_.block_size, shape_.kv_heads, shape_.head_dim};
 }
 
 }  // namespace hydra::worker

@@ -22,7 +22,8 @@ struct KvCacheShape {
 
   // K and V of one block across all layers.
   size_t bytes_per_block() const {
-    return size_t(2) * num_layers * block_size * kv_heads * head_dim * sizeof(float);
+    return size_t(2) * num_layers * block_size * kv_heads * head_dim *
+           sizeof(float);
   }
   // How many blocks fit a memory budget; an error when not even one does.
   absl::StatusOr<int> BlocksForBudget(size_t budget_bytes) const;

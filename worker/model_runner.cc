@@ -8,13 +8,16 @@ namespace hydra::worker {
 
 absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(
     const std::filesystem::path& model_dir, int block_size, int num_blocks) {
-  ASSIGN_OR_RETURN(model::ModelConfig config, model::LoadModelConfig(model_dir));
-  ASSIGN_OR_RETURN(model::Checkpoint checkpoint, model::Checkpoint::Open(model_dir));
-  ASSIGN_OR_RETURN(ModelWeights weights, ModelWeights::Load(checkpoint, config));
+  ASSIGN_OR_RETURN(model::ModelConfig config,
+                   model::LoadModelConfig(model_dir));
+  ASSIGN_OR_RETURN(model::Checkpoint checkpoint,
+                   model::Checkpoint::Open(model_dir));
+  ASSIGN_OR_RETURN(ModelWeights weights,
+                   ModelWeights::Load(checkpoint, config));
   if (block_size <= 0 || num_blocks <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "block_size and num_blocks must be positive (got ", block_size, ", ",
-        num_blocks, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("block_size and num_blocks must be positive (got ",
+                     block_size, ", ", num_blocks, ")"));
   }
   return std::make_unique<ModelRunner>(std::move(config), std::move(weights),
                                        block_size, num_blocks);
@@ -33,18 +36,22 @@ ModelRunner::ModelRunner(model::ModelConfig config, ModelWeights weights,
 absl::Status ModelRunner::Validate(const internal::StepPlan& plan) const {
   const int tokens = plan.token_ids_size();
   if (plan.positions_size() != tokens || plan.slot_mapping_size() != tokens) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "step plan: token_ids, positions and slot_mapping must have the same length (",
-        tokens, ", ", plan.positions_size(), ", ", plan.slot_mapping_size(), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("step plan: token_ids, positions and slot_mapping must "
+                     "have the same length (",
+                     tokens, ", ", plan.positions_size(), ", ",
+                     plan.slot_mapping_size(), ")"));
   }
-  const int64_t slots = int64_t{kv_cache_.num_blocks()} * kv_cache_.shape().block_size;
+  const int64_t slots =
+      int64_t{kv_cache_.num_blocks()} * kv_cache_.shape().block_size;
   for (int t = 0; t < tokens; ++t) {
     if (plan.token_ids(t) < 0 || plan.token_ids(t) >= config_.vocab_size) {
       return absl::InvalidArgumentError(absl::StrCat(
           "step plan: token_ids[", t, "] = ", plan.token_ids(t),
           " is outside the vocabulary [0, ", config_.vocab_size, ")"));
     }
-    if (plan.positions(t) < 0 || plan.positions(t) >= config_.max_position_embeddings) {
+    if (plan.positions(t) < 0 ||
+        plan.positions(t) >= config_.max_position_embeddings) {
       return absl::InvalidArgumentError(absl::StrCat(
           "step plan: positions[", t, "] = ", plan.positions(t),
           " is outside [0, ", config_.max_position_embeddings, ")"));
@@ -61,10 +68,10 @@ absl::Status ModelRunner::Validate(const internal::StepPlan& plan) const {
     const auto& seq = plan.sequences(s);
     if (seq.query_len() <= 0 || seq.query_len() > seq.context_len() ||
         covered + seq.query_len() > tokens) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "step plan: sequence ", s, " has query_len ", seq.query_len(),
-          " and context_len ", seq.context_len(), " for ", tokens - covered,
-          " remaining tokens"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("step plan: sequence ", s, " has query_len ",
+                       seq.query_len(), " and context_len ", seq.context_len(),
+                       " for ", tokens - covered, " remaining tokens"));
     }
     if (int64_t{seq.block_table_size()} * bs < seq.context_len()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -73,9 +80,9 @@ absl::Status ModelRunner::Validate(const internal::StepPlan& plan) const {
     }
     for (int b : seq.block_table()) {
       if (b < 0 || b >= kv_cache_.num_blocks()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "step plan: sequence ", s, " names block ", b, " outside [0, ",
-            kv_cache_.num_blocks(), ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("step plan: sequence ", s, " names block ", b,
+                         " outside [0, ", kv_cache_.num_blocks(), ")"));
       }
     }
     // Each query token attends to its own position and everything before.
@@ -144,7 +151,8 @@ absl::Status ModelRunner::Step(const internal::StepPlan& plan,
     const cpu::PagedKvLayer cache = kv_cache_.layer(l);
 
     // Attention block: x += o_proj(attention(rope(qkv(norm(x))))).
-    cpu::RmsNorm(x_.data(), w.attn_norm.data(), m, dim, c.rms_norm_eps, h_.data());
+    cpu::RmsNorm(x_.data(), w.attn_norm.data(), m, dim, c.rms_norm_eps,
+                 h_.data());
     cpu::MatMul(h_.data(), m, dim, w.qkv,
                 w.qkv_bias.empty() ? nullptr : w.qkv_bias.data(), qkv_.data(),
                 qkv_width);
@@ -160,7 +168,8 @@ absl::Status ModelRunner::Step(const internal::StepPlan& plan,
     cpu::AddInPlace(x_.data(), proj_.data(), size_t(m) * dim);
 
     // MLP block: x += down(silu(gate(norm(x))) * up(norm(x))).
-    cpu::RmsNorm(x_.data(), w.mlp_norm.data(), m, dim, c.rms_norm_eps, h_.data());
+    cpu::RmsNorm(x_.data(), w.mlp_norm.data(), m, dim, c.rms_norm_eps,
+                 h_.data());
     cpu::MatMul(h_.data(), m, dim, w.gate_up, nullptr, gate_up_.data(),
                 2 * c.intermediate_size);
     cpu::SiluMul(gate_up_.data(), m, c.intermediate_size, act_.data());

@@ -19,8 +19,8 @@ struct LayerWeights {
   std::vector<float> qkv_bias;  // empty unless the model has attention bias
   cpu::PackedMatrix o;          // [hidden, heads * head_dim]
   std::vector<float> mlp_norm;
-  cpu::PackedMatrix gate_up;    // [2 * intermediate, hidden]
-  cpu::PackedMatrix down;       // [hidden, intermediate]
+  cpu::PackedMatrix gate_up;  // [2 * intermediate, hidden]
+  cpu::PackedMatrix down;     // [hidden, intermediate]
 };
 
 struct ModelWeights {

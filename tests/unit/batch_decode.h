@@ -43,7 +43,8 @@ inline std::vector<DecodeResult> GreedyDecodeBatch(
   std::shuffle(pool.begin(), pool.end(), std::mt19937(block_shuffle_seed));
   std::vector<std::vector<int>> tables(n);
   for (int s = 0; s < n; ++s) {
-    tables[s].assign(pool.begin() + s * per_seq, pool.begin() + (s + 1) * per_seq);
+    tables[s].assign(pool.begin() + s * per_seq,
+                     pool.begin() + (s + 1) * per_seq);
   }
 
   std::vector<DecodeResult> results(n);

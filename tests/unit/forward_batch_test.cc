@@ -54,7 +54,8 @@ TEST_P(ForwardBatchTest, BatchedPagedChunkedMatchesSingleSequence) {
     ASSERT_EQ(together[s].logits.size(), alone[s].logits.size());
     float worst = 0.0f;
     for (size_t t = 0; t < alone[s].logits.size(); ++t) {
-      worst = std::max(worst, MaxAbsDiff(together[s].logits[t], alone[s].logits[t]));
+      worst = std::max(worst,
+                       MaxAbsDiff(together[s].logits[t], alone[s].logits[t]));
     }
     EXPECT_LE(worst, 1e-4f);
   }
@@ -66,8 +67,9 @@ INSTANTIATE_TEST_SUITE_P(
                       BatchCase{16, 3}, BatchCase{1, 3}),
     [](const auto& info) {
       return "block" + std::to_string(info.param.block_size) + "_chunk" +
-             (info.param.prefill_chunk > 1000 ? std::string("all")
-                                              : std::to_string(info.param.prefill_chunk));
+             (info.param.prefill_chunk > 1000
+                  ? std::string("all")
+                  : std::to_string(info.param.prefill_chunk));
     });
 
 }  // namespace

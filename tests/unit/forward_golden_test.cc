@@ -17,8 +17,9 @@ TEST(ForwardGoldenTest, GreedyDecodingMatchesReference) {
   ASSERT_TRUE(runner.ok()) << runner.status();
   for (const auto& c : testing::LoadGolden()) {
     SCOPED_TRACE(c.prompt);
-    const auto result = testing::GreedyDecodeBatch(**runner, {c.prompt_ids},
-                                                   /*prefill_chunk=*/1 << 20, 1);
+    const auto result =
+        testing::GreedyDecodeBatch(**runner, {c.prompt_ids},
+                                   /*prefill_chunk=*/1 << 20, 1);
     ASSERT_EQ(result.size(), 1u);
     EXPECT_EQ(result[0].output_ids, c.output_ids);
 
@@ -30,7 +31,8 @@ TEST(ForwardGoldenTest, GreedyDecodingMatchesReference) {
                       [&](int a, int b) { return first[a] > first[b]; });
     for (int i = 0; i < 5; ++i) {
       EXPECT_EQ(order[i], c.first_step_top5[i].first) << "rank " << i;
-      EXPECT_NEAR(first[c.first_step_top5[i].first], c.first_step_top5[i].second, 1e-3)
+      EXPECT_NEAR(first[c.first_step_top5[i].first],
+                  c.first_step_top5[i].second, 1e-3)
           << "token " << c.first_step_top5[i].first;
     }
   }

@@ -1,7 +1,7 @@
 #include "worker/cpu/paged_attention.h"
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -41,7 +41,8 @@ std::vector<double> Reference(const std::vector<float>& q, int q_stride,
   std::vector<double> out(head_dim, 0.0);
   for (int j = 0; j <= pos; ++j) {
     for (int d = 0; d < head_dim; ++d) {
-      out[d] += scores[j] / sum * v[(size_t(j) * kv_heads + kvh) * head_dim + d];
+      out[d] +=
+          scores[j] / sum * v[(size_t(j) * kv_heads + kvh) * head_dim + d];
     }
   }
   return out;
@@ -56,7 +57,8 @@ TEST_P(PagedAttentionTest, MatchesContiguousReference) {
 
   // Scatter each sequence over a shuffled pool of blocks.
   int total_blocks = 0;
-  for (int len : c.context_lens) total_blocks += (len + c.block_size - 1) / c.block_size;
+  for (int len : c.context_lens)
+    total_blocks += (len + c.block_size - 1) / c.block_size;
   total_blocks += 3;
   std::vector<int> pool(total_blocks);
   std::iota(pool.begin(), pool.end(), 0);
@@ -65,7 +67,8 @@ TEST_P(PagedAttentionTest, MatchesContiguousReference) {
   std::vector<float> vc(kc.size());
   for (float& x : kc) x = dist(rng);  // stale data in unused slots, never zeros
   for (float& x : vc) x = dist(rng);
-  PagedKvLayer cache{kc.data(), vc.data(), total_blocks, c.block_size, c.kv_heads, c.head_dim};
+  PagedKvLayer cache{kc.data(),    vc.data(),  total_blocks,
+                     c.block_size, c.kv_heads, c.head_dim};
 
   std::vector<std::vector<int>> tables(nseq);
   std::vector<std::vector<float>> k(nseq), v(nseq);
@@ -89,7 +92,8 @@ TEST_P(PagedAttentionTest, MatchesContiguousReference) {
     WriteKv(k[s].data(), v[s].data(), row, len, slots.data(), cache);
   }
   for (int s = 0; s < nseq; ++s) {
-    for (int p = c.context_lens[s] - c.query_lens[s]; p < c.context_lens[s]; ++p) {
+    for (int p = c.context_lens[s] - c.query_lens[s]; p < c.context_lens[s];
+         ++p) {
       positions.push_back(p);
       token_tables.push_back(tables[s].data());
       token_seq.push_back(s);
@@ -97,7 +101,8 @@ TEST_P(PagedAttentionTest, MatchesContiguousReference) {
   }
   const int m = static_cast<int>(positions.size());
   const int q_width = c.num_heads * c.head_dim;
-  const int q_stride = q_width + 5;  // rows wider than the heads, as in fused QKV
+  const int q_stride =
+      q_width + 5;  // rows wider than the heads, as in fused QKV
   std::vector<float> q(size_t(m) * q_stride);
   for (float& x : q) x = dist(rng);
   std::vector<float> out(size_t(m) * q_width);
@@ -107,8 +112,9 @@ TEST_P(PagedAttentionTest, MatchesContiguousReference) {
   const int group = c.num_heads / c.kv_heads;
   for (int t = 0; t < m; ++t) {
     for (int h = 0; h < c.num_heads; ++h) {
-      const auto ref = Reference(q, q_stride, k[token_seq[t]], v[token_seq[t]], t,
-                                 positions[t], h, group, c.head_dim, c.kv_heads);
+      const auto ref =
+          Reference(q, q_stride, k[token_seq[t]], v[token_seq[t]], t,
+                    positions[t], h, group, c.head_dim, c.kv_heads);
       for (int d = 0; d < c.head_dim; ++d) {
         ASSERT_NEAR(out[size_t(t) * q_width + h * c.head_dim + d], ref[d], 2e-5)
             << "token " << t << " head " << h << " dim " << d;

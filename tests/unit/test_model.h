@@ -16,14 +16,13 @@ inline std::filesystem::path ModelDir() { return HYDRA_TEST_MODEL_DIR; }
 
 // Skips the calling test, saying why, when the converted model is absent
 // (scripts/setup.sh makes it).
-#define HYDRA_REQUIRE_MODEL()                                              \
-  do {                                                                     \
-    if (!std::filesystem::exists(::hydra::testing::ModelDir() /            \
-                                 "model.safetensors")) {                   \
-      GTEST_SKIP() << "no converted model at "                             \
-                   << ::hydra::testing::ModelDir()                         \
-                   << " (run scripts/setup.sh)";                          \
-    }                                                                      \
+#define HYDRA_REQUIRE_MODEL()                                                  \
+  do {                                                                         \
+    if (!std::filesystem::exists(::hydra::testing::ModelDir() /                \
+                                 "model.safetensors")) {                       \
+      GTEST_SKIP() << "no converted model at " << ::hydra::testing::ModelDir() \
+                   << " (run scripts/setup.sh)";                               \
+    }                                                                          \
   } while (0)
 
 struct GoldenCase {
@@ -34,7 +33,8 @@ struct GoldenCase {
 };
 
 inline std::vector<GoldenCase> LoadGolden() {
-  std::ifstream in(std::string(HYDRA_TEST_DATA_DIR) + "/stories15M_greedy.json");
+  std::ifstream in(std::string(HYDRA_TEST_DATA_DIR) +
+                   "/stories15M_greedy.json");
   const nlohmann::json j = nlohmann::json::parse(in);
   std::vector<GoldenCase> cases;
   for (const auto& c : j["cases"]) {

@@ -35,7 +35,11 @@ class TokenizerTest : public ::testing::Test {
     size_t i = 0;
     while (i < s.size()) {
       const unsigned char c = s[i];
-      const size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+      const size_t n = c < 0x80         ? 1
+                       : (c >> 5) == 6  ? 2
+                       : (c >> 4) == 14 ? 3
+                       : (c >> 3) == 30 ? 4
+                                        : 0;
       if (n == 0 || i + n > s.size()) return false;
       for (size_t k = 1; k < n; ++k) {
         if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
@@ -58,7 +62,8 @@ TEST_F(TokenizerTest, MatchesGoldenPromptIds) {
 TEST_F(TokenizerTest, RoundTripsAsciiAndMultibyteText) {
   for (const std::string text :
        {"Once upon a time, there was a cat.", "Café crème, naïve façade",
-        "日本語のテキスト", "emoji 🙂🚀 and math ∑∫√", "  leading spaces"}) {
+        "日本語のテキスト", "emoji 🙂🚀 and math ∑∫√",
+        "  leading spaces"}) {
     auto ids = tokenizer_->Encode(text, /*add_bos=*/false);
     ASSERT_TRUE(ids.ok());
     auto decoded = tokenizer_->Decode(*ids);
@@ -101,7 +106,8 @@ TEST_F(TokenizerTest, RejectsIdsOutsideVocabulary) {
 TEST(TokenizerLoadTest, MissingFileIsAClearError) {
   auto t = Tokenizer::Load("/nonexistent/tokenizer.model");
   ASSERT_FALSE(t.ok());
-  EXPECT_NE(t.status().message().find("/nonexistent/tokenizer.model"), std::string::npos);
+  EXPECT_NE(t.status().message().find("/nonexistent/tokenizer.model"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -18,7 +18,8 @@ class AlignedBuffer {
 
   AlignedBuffer() = default;
   explicit AlignedBuffer(size_t size) : size_(size) {
-    size_t bytes = (size * sizeof(T) + kAlignment - 1) / kAlignment * kAlignment;
+    size_t bytes =
+        (size * sizeof(T) + kAlignment - 1) / kAlignment * kAlignment;
     void* p = std::aligned_alloc(kAlignment, bytes == 0 ? kAlignment : bytes);
     if (p == nullptr) throw std::bad_alloc();
     std::memset(p, 0, bytes);

@@ -34,7 +34,6 @@ void ForEachRow(int count, size_t floats, const Body& body) {
   for (int i = 0; i < count; ++i) body(i);
 }
 
-
 void RmsNormRow(const float* x, const float* weight, int dim, float eps,
                 float* out) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();

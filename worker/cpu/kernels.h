@@ -32,7 +32,9 @@ class PackedMatrix {
 
   int rows() const { return n_; }
   int cols() const { return k_; }
-  const float* panel(int p) const { return data_.data() + size_t(p) * k_ * kPanel; }
+  const float* panel(int p) const {
+    return data_.data() + size_t(p) * k_ * kPanel;
+  }
   size_t bytes() const { return size_t(n_) * k_ * sizeof(float); }
 
  private:
@@ -60,8 +62,12 @@ void RmsNorm(const float* x, const float* weight, int m, int dim, float eps,
 class RopeTable {
  public:
   RopeTable(int max_positions, int head_dim, float theta);
-  const float* cos(int position) const { return cos_.data() + size_t(position) * half_; }
-  const float* sin(int position) const { return sin_.data() + size_t(position) * half_; }
+  const float* cos(int position) const {
+    return cos_.data() + size_t(position) * half_;
+  }
+  const float* sin(int position) const {
+    return sin_.data() + size_t(position) * half_;
+  }
   int head_dim() const { return 2 * half_; }
   int max_positions() const { return max_positions_; }
 

@@ -24,8 +24,10 @@ __m128 Dot4(const float* q, const float* const* k, int n) {
     a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[2] + i), a2);
     a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[3] + i), a3);
   }
-  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-  __m128 sums = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  const __m256 h =
+      _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+  __m128 sums =
+      _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
   if (i < n) {
     alignas(16) float tail[4] = {0, 0, 0, 0};
     for (int r = 0; r < 4; ++r) {
@@ -50,7 +52,8 @@ float Dot(const float* q, const float* k, int n) {
 // out[d0 : d0 + 8N] = sum_j p[j] * v[j][d0 : d0 + 8N], accumulated in N
 // registers across all keys, so `out` is written once.
 template <int N>
-void WeightedSum(const float* p, const float* const* v, int ctx, int d0, float* out) {
+void WeightedSum(const float* p, const float* const* v, int ctx, int d0,
+                 float* out) {
   __m256 acc[N];
   for (int r = 0; r < N; ++r) acc[r] = _mm256_setzero_ps();
   for (int j = 0; j < ctx; ++j) {
@@ -63,18 +66,34 @@ void WeightedSum(const float* p, const float* const* v, int ctx, int d0, float* 
   for (int r = 0; r < N; ++r) _mm256_storeu_ps(out + d0 + 8 * r, acc[r]);
 }
 
-void WeightedSumAll(const float* p, const float* const* v, int ctx, int hd, float* out) {
+void WeightedSumAll(const float* p, const float* const* v, int ctx, int hd,
+                    float* out) {
   int d = 0;
   for (; d + 64 <= hd; d += 64) WeightedSum<8>(p, v, ctx, d, out);
   switch ((hd - d) / 8) {
-    case 7: WeightedSum<7>(p, v, ctx, d, out); break;
-    case 6: WeightedSum<6>(p, v, ctx, d, out); break;
-    case 5: WeightedSum<5>(p, v, ctx, d, out); break;
-    case 4: WeightedSum<4>(p, v, ctx, d, out); break;
-    case 3: WeightedSum<3>(p, v, ctx, d, out); break;
-    case 2: WeightedSum<2>(p, v, ctx, d, out); break;
-    case 1: WeightedSum<1>(p, v, ctx, d, out); break;
-    default: break;
+    case 7:
+      WeightedSum<7>(p, v, ctx, d, out);
+      break;
+    case 6:
+      WeightedSum<6>(p, v, ctx, d, out);
+      break;
+    case 5:
+      WeightedSum<5>(p, v, ctx, d, out);
+      break;
+    case 4:
+      WeightedSum<4>(p, v, ctx, d, out);
+      break;
+    case 3:
+      WeightedSum<3>(p, v, ctx, d, out);
+      break;
+    case 2:
+      WeightedSum<2>(p, v, ctx, d, out);
+      break;
+    case 1:
+      WeightedSum<1>(p, v, ctx, d, out);
+      break;
+    default:
+      break;
   }
   for (d += (hd - d) / 8 * 8; d < hd; ++d) {
     float sum = 0.0f;
@@ -99,7 +118,8 @@ void Softmax(float* scores, int n) {
   for (; j < n; ++j) sum += (scores[j] = std::exp(scores[j] - max_score));
   const __m256 inv = _mm256_set1_ps(1.0f / sum);
   for (j = 0; j + 8 <= n; j += 8) {
-    _mm256_storeu_ps(scores + j, _mm256_mul_ps(_mm256_loadu_ps(scores + j), inv));
+    _mm256_storeu_ps(scores + j,
+                     _mm256_mul_ps(_mm256_loadu_ps(scores + j), inv));
   }
   for (; j < n; ++j) scores[j] *= 1.0f / sum;
 }
