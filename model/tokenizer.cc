@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace hydra::model {
 namespace {
@@ -101,33 +102,29 @@ IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& tokenizer,
 
 absl::StatusOr<std::string> IncrementalDetokenizer::Push(int token_id) {
   ids_.push_back(token_id);
-  std::span<const int> all(ids_);
-  auto before = tokenizer_.Decode(
-      all.subspan(prefix_offset_, read_offset_ - prefix_offset_));
-  if (!before.ok()) return before.status();
-  auto after = tokenizer_.Decode(all.subspan(prefix_offset_));
-  if (!after.ok()) return after.status();
-  if (after->size() <= before->size() || EndsIncomplete(*after) ||
-      after->compare(0, before->size(), *before) != 0) {
-    return std::string();  // nothing final yet
-  }
-  std::string delta = after->substr(before->size());
-  // Keep the window short: the next decode starts a few tokens back.
-  read_offset_ = ids_.size();
-  prefix_offset_ = read_offset_ - std::min(read_offset_, kWindowTokens);
-  return delta;
+  return Advance(/*flush=*/false);
 }
 
 absl::StatusOr<std::string> IncrementalDetokenizer::Flush() {
+  return Advance(/*flush=*/true);
+}
+
+absl::StatusOr<std::string> IncrementalDetokenizer::Advance(bool flush) {
   std::span<const int> all(ids_);
-  auto before = tokenizer_.Decode(
-      all.subspan(prefix_offset_, read_offset_ - prefix_offset_));
-  if (!before.ok()) return before.status();
-  auto after = tokenizer_.Decode(all.subspan(prefix_offset_));
-  if (!after.ok()) return after.status();
+  ASSIGN_OR_RETURN(const std::string before,
+                   tokenizer_.Decode(all.subspan(
+                       prefix_offset_, read_offset_ - prefix_offset_)));
+  ASSIGN_OR_RETURN(const std::string after,
+                   tokenizer_.Decode(all.subspan(prefix_offset_)));
+  const bool grew = after.size() > before.size();
+  if (!flush && (!grew || EndsIncomplete(after) ||
+                 after.compare(0, before.size(), before) != 0)) {
+    return std::string();  // nothing final yet
+  }
+  // Keep the window short: the next decode starts a few tokens back.
   read_offset_ = ids_.size();
-  if (after->size() <= before->size()) return std::string();
-  return after->substr(before->size());
+  prefix_offset_ = read_offset_ - std::min(read_offset_, kWindowTokens);
+  return grew ? after.substr(before.size()) : std::string();
 }
 
 }  // namespace hydra::model

@@ -53,6 +53,10 @@ class IncrementalDetokenizer {
   absl::StatusOr<std::string> Flush();
 
  private:
+  // Emits the text past read_offset_ once it is final (or at once, when
+  // flushing) and slides the window forward.
+  absl::StatusOr<std::string> Advance(bool flush);
+
   const Tokenizer& tokenizer_;
   std::vector<int> ids_;
   size_t prefix_offset_;  // window start
