@@ -37,6 +37,8 @@ class KvCache {
   int num_blocks() const { return num_blocks_; }
   size_t bytes() const { return shape_.bytes_per_block() * num_blocks_; }
   cpu::PagedKvLayer layer(int i);
+  // Copies block `src` to block `dst` on every layer (copy-on-write).
+  void CopyBlock(int src, int dst);
 
  private:
   KvCacheShape shape_;

@@ -1,0 +1,241 @@
+#include "scheduler/block_manager.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace hydra::scheduler {
+
+BlockManager::BlockManager(int num_blocks, int block_size, bool enable_prefix_cache)
+    : block_size_(block_size), prefix_cache_(enable_prefix_cache), blocks_(num_blocks) {
+  // Hand out low block ids first: the pop comes from the back.
+  free_.reserve(num_blocks);
+  for (int b = num_blocks - 1; b >= 0; --b) free_.push_back(b);
+}
+
+uint64_t BlockManager::HashBlock(uint64_t parent, std::span<const int> tokens) {
+  // FNV-1a over the parent hash and the token ids, then a final avalanche
+  // (splitmix64). Collisions are caught by comparing tokens on lookup.
+  uint64_t h = 0xcbf29ce484222325ull ^ parent;
+  auto mix_in = [&h](uint64_t v) {
+    for (int i = 0; i < 8; ++i) {
+      h ^= (v >> (8 * i)) & 0xff;
+      h *= 0x100000001b3ull;
+    }
+  };
+  mix_in(parent);
+  for (int t : tokens) mix_in(static_cast<uint32_t>(t));
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebull;
+  return h ^ (h >> 31);
+}
+
+std::vector<int> BlockManager::FindCachedPrefix(const Sequence& seq) const {
+  std::vector<int> found;
+  if (!prefix_cache_) return found;
+  const auto tokens = seq.tokens();
+  const int max_blocks = (seq.num_tokens() - 1) / block_size_;
+  uint64_t parent = 0;
+  for (int i = 0; i < max_blocks; ++i) {
+    const auto block_tokens = tokens.subspan(size_t(i) * block_size_, block_size_);
+    const uint64_t h = HashBlock(parent, block_tokens);
+    const auto it = cached_by_hash_.find(h);
+    if (it == cached_by_hash_.end()) break;
+    const Block& block = blocks_[it->second];
+    if (!std::equal(block.tokens.begin(), block.tokens.end(), block_tokens.begin(),
+                    block_tokens.end())) {
+      break;  // a hash collision: a different prefix
+    }
+    found.push_back(it->second);
+    parent = h;
+  }
+  return found;
+}
+
+bool BlockManager::CanAllocate(const Sequence& seq, std::span<const int> prefix,
+                               int tokens) const {
+  const int have = static_cast<int>(seq.block_table().size() + prefix.size());
+  const int needed = std::max(0, BlocksFor(tokens, block_size_) - have);
+  // Prefix blocks nobody holds are counted as cached; taking them uses them up.
+  const int reclaimed = static_cast<int>(std::count_if(
+      prefix.begin(), prefix.end(), [&](int b) { return blocks_[b].ref_count == 0; }));
+  return needed + reclaimed <= available();
+}
+
+bool BlockManager::Admit(Sequence& seq, std::span<const int> prefix, int tokens) {
+  if (!CanAllocate(seq, prefix, tokens)) return false;
+  for (int b : prefix) {
+    Acquire(b);
+    seq.block_table().push_back(b);
+    seq.block_hashes().push_back(*blocks_[b].hash);
+  }
+  const int hit_tokens = static_cast<int>(prefix.size()) * block_size_;
+  seq.set_num_computed(hit_tokens);
+  if (seq.preemptions() == 0) seq.set_num_cached_prompt(hit_tokens);
+  if (prefix_cache_) {
+    prefix_queries_ += seq.num_tokens();
+    prefix_hits_ += hit_tokens;
+  }
+  return Grow(seq, tokens);
+}
+
+bool BlockManager::Grow(Sequence& seq, int tokens) {
+  const int needed = BlocksFor(tokens, block_size_) - static_cast<int>(seq.block_table().size());
+  if (needed > available()) return false;
+  for (int i = 0; i < needed; ++i) {
+    const int b = TakeBlock();
+    Acquire(b);
+    seq.block_table().push_back(b);
+  }
+  return true;
+}
+
+std::optional<BlockCopy> BlockManager::PrepareWrite(Sequence& seq, int position,
+                                                    bool* ok) {
+  *ok = true;
+  int& slot = seq.block_table()[position / block_size_];
+  if (blocks_[slot].ref_count == 1) return std::nullopt;
+  if (available() == 0) {
+    *ok = false;
+    return std::nullopt;
+  }
+  const int copy = TakeBlock();
+  Acquire(copy);
+  const BlockCopy plan{slot, copy};
+  Release(slot);
+  slot = copy;
+  return plan;
+}
+
+void BlockManager::CommitFullBlocks(Sequence& seq) {
+  if (!prefix_cache_) return;
+  const int full = seq.num_computed() / block_size_;
+  auto& hashes = seq.block_hashes();
+  for (int i = static_cast<int>(hashes.size()); i < full; ++i) {
+    const auto block_tokens = seq.tokens().subspan(size_t(i) * block_size_, block_size_);
+    const uint64_t h = HashBlock(i == 0 ? 0 : hashes[i - 1], block_tokens);
+    hashes.push_back(h);
+    Block& block = blocks_[seq.block_table()[i]];
+    if (block.hash.has_value() || cached_by_hash_.contains(h)) {
+      continue;  // already cached, here or in an identical block
+    }
+    block.hash = h;
+    block.tokens.assign(block_tokens.begin(), block_tokens.end());
+    cached_by_hash_[h] = seq.block_table()[i];
+  }
+}
+
+void BlockManager::Fork(const Sequence& parent, Sequence& child) {
+  child.block_table() = parent.block_table();
+  child.block_hashes() = parent.block_hashes();
+  child.set_num_computed(parent.num_computed());
+  for (int b : child.block_table()) Acquire(b);
+}
+
+void BlockManager::Free(Sequence& seq) {
+  // The tail first: it ends up evicted before the head, which more
+  // sequences are likely to share.
+  auto& table = seq.block_table();
+  for (auto it = table.rbegin(); it != table.rend(); ++it) Release(*it);
+  table.clear();
+  seq.block_hashes().clear();
+  seq.set_num_computed(0);
+}
+
+int BlockManager::TakeBlock() {
+  if (!free_.empty()) {
+    const int b = free_.back();
+    free_.pop_back();
+    return b;
+  }
+  const int b = lru_.front();
+  lru_.pop_front();
+  Block& block = blocks_[b];
+  cached_by_hash_.erase(*block.hash);
+  block.hash.reset();
+  block.tokens.clear();
+  return b;
+}
+
+void BlockManager::Acquire(int b) {
+  Block& block = blocks_[b];
+  if (block.ref_count == 0) {
+    if (block.hash.has_value()) lru_.erase(block.lru_pos);  // a cache hit
+    ++num_used_;
+  }
+  ++block.ref_count;
+}
+
+void BlockManager::Release(int b) {
+  Block& block = blocks_[b];
+  if (--block.ref_count > 0) return;
+  --num_used_;
+  if (block.hash.has_value()) {
+    block.lru_pos = lru_.insert(lru_.end(), b);
+  } else {
+    free_.push_back(b);
+  }
+}
+
+absl::Status BlockManager::CheckInvariants(std::span<const Sequence* const> live) const {
+  const int n = num_blocks();
+  std::vector<int> holders(n, 0);
+  for (const Sequence* seq : live) {
+    for (int b : seq->block_table()) {
+      if (b < 0 || b >= n) return absl::InternalError(absl::StrCat("block id ", b, " out of range"));
+      ++holders[b];
+    }
+    // A sequence's registered blocks hold exactly its tokens.
+    for (size_t i = 0; i < seq->block_hashes().size(); ++i) {
+      const Block& block = blocks_[seq->block_table()[i]];
+      if (!block.hash.has_value()) continue;
+      const auto expect = seq->tokens().subspan(i * block_size_, block_size_);
+      if (!std::equal(block.tokens.begin(), block.tokens.end(), expect.begin(), expect.end())) {
+        return absl::InternalError(absl::StrCat("block ", seq->block_table()[i], " of sequence ",
+                                                seq->id(), " holds other tokens"));
+      }
+    }
+  }
+  std::vector<int> where(n, 0);  // 1 = free list, 2 = LRU
+  for (int b : free_) {
+    if (where[b] != 0) return absl::InternalError(absl::StrCat("block ", b, " twice in free list"));
+    where[b] = 1;
+  }
+  for (int b : lru_) {
+    if (where[b] != 0) return absl::InternalError(absl::StrCat("block ", b, " both free and cached"));
+    where[b] = 2;
+  }
+  int used = 0;
+  for (int b = 0; b < n; ++b) {
+    const Block& block = blocks_[b];
+    if (block.ref_count != holders[b]) {
+      return absl::InternalError(absl::StrCat("block ", b, " has ref_count ", block.ref_count,
+                                              " but ", holders[b], " holders"));
+    }
+    if (block.ref_count > 0) {
+      ++used;
+      if (where[b] != 0) return absl::InternalError(absl::StrCat("held block ", b, " is not used"));
+    } else if (where[b] == 0) {
+      return absl::InternalError(absl::StrCat("unheld block ", b, " is lost"));
+    } else if ((where[b] == 2) != block.hash.has_value()) {
+      return absl::InternalError(absl::StrCat("block ", b, " cache state disagrees with its hash"));
+    }
+    if (block.hash.has_value()) {
+      const auto it = cached_by_hash_.find(*block.hash);
+      if (it == cached_by_hash_.end() || it->second != b) {
+        return absl::InternalError(absl::StrCat("cached block ", b, " not findable by hash"));
+      }
+    }
+  }
+  if (used != num_used_ || used + num_free() + num_cached() != n ||
+      cached_by_hash_.size() > size_t(n)) {
+    return absl::InternalError(absl::StrCat("counts: used ", num_used_, " (actual ", used,
+                                            ") + free ", num_free(), " + cached ", num_cached(),
+                                            " != ", n));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace hydra::scheduler

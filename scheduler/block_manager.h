@@ -1,0 +1,113 @@
+// The logical side of the paged KV cache: which physical block holds which
+// part of which sequence. A fixed pool of blocks, reference counted so that
+// sequences can share them, with a prefix cache over full blocks.
+//
+// A block is in exactly one state:
+//   used    referenced by at least one sequence;
+//   cached  unreferenced but holding a full block of known tokens, findable by
+//           its hash chain, evicted least recently used first when needed;
+//   free    unreferenced and empty.
+#ifndef HYDRA_SCHEDULER_BLOCK_MANAGER_H_
+#define HYDRA_SCHEDULER_BLOCK_MANAGER_H_
+
+#include <cstdint>
+#include <list>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "scheduler/sequence.h"
+
+namespace hydra::scheduler {
+
+struct BlockCopy {
+  int src;
+  int dst;
+};
+
+// Blocks of `block_size` tokens needed to hold `tokens` tokens.
+inline int BlocksFor(int tokens, int block_size) {
+  return (tokens + block_size - 1) / block_size;
+}
+
+class BlockManager {
+ public:
+  BlockManager(int num_blocks, int block_size, bool enable_prefix_cache = true);
+
+  int num_blocks() const { return static_cast<int>(blocks_.size()); }
+  int block_size() const { return block_size_; }
+  int num_used() const { return num_used_; }
+  int num_cached() const { return static_cast<int>(lru_.size()); }
+  int num_free() const { return static_cast<int>(free_.size()); }
+
+  // Prefix-cache lookups, in tokens: queried at each admission and found.
+  int64_t prefix_queries() const { return prefix_queries_; }
+  int64_t prefix_hits() const { return prefix_hits_; }
+
+  // The cached blocks that hold a prefix of `seq`'s tokens, longest first
+  // match; never the whole sequence, so at least one token is left to
+  // compute (its logits are needed). Changes nothing.
+  std::vector<int> FindCachedPrefix(const Sequence& seq) const;
+
+  // Whether `seq` can take `prefix` (from FindCachedPrefix) and grow its
+  // block table to hold `tokens` tokens.
+  bool CanAllocate(const Sequence& seq, std::span<const int> prefix,
+                   int tokens) const;
+  // Admits a new or preempted sequence: attaches the prefix blocks (marking
+  // those tokens computed), then allocates up to `tokens` tokens. Counts the
+  // prefix-cache query. Returns false, changing nothing, when blocks run out.
+  bool Admit(Sequence& seq, std::span<const int> prefix, int tokens);
+  // Grows an admitted sequence's table to hold `tokens` tokens.
+  bool Grow(Sequence& seq, int tokens);
+
+  // Copy-on-write: makes the block that holds `position` private to `seq`
+  // before it is written. Returns the copy the worker must make, if any;
+  // nullopt with `*ok` false when no block is available.
+  std::optional<BlockCopy> PrepareWrite(Sequence& seq, int position, bool* ok);
+
+  // Registers `seq`'s newly full, computed blocks in the prefix cache.
+  void CommitFullBlocks(Sequence& seq);
+
+  // `child` shares every block of `parent` (parallel sampling, beam search).
+  void Fork(const Sequence& parent, Sequence& child);
+
+  // Releases `seq`'s blocks; full blocks stay cached for later prefixes.
+  void Free(Sequence& seq);
+
+  // Checks the pool's invariants against every live sequence: reference
+  // counts equal holders, no block both free and held, used + free + cached
+  // = total, cached blocks findable by their hash. For tests.
+  absl::Status CheckInvariants(std::span<const Sequence* const> live) const;
+
+ private:
+  struct Block {
+    int ref_count = 0;
+    std::optional<uint64_t> hash;  // set while the block is in the prefix cache
+    std::vector<int> tokens;       // the block's tokens, to reject hash collisions
+    std::list<int>::iterator lru_pos;  // valid while cached and unreferenced
+  };
+
+  static uint64_t HashBlock(uint64_t parent, std::span<const int> tokens);
+  int available() const { return num_free() + num_cached(); }
+  // Takes a free block, else evicts the least recently used cached one.
+  int TakeBlock();
+  void Acquire(int block);
+  void Release(int block);
+
+  int block_size_;
+  bool prefix_cache_;
+  std::vector<Block> blocks_;
+  std::vector<int> free_;
+  std::list<int> lru_;  // cached, unreferenced; front = evicted first
+  std::unordered_map<uint64_t, int> cached_by_hash_;
+  int num_used_ = 0;
+  int64_t prefix_queries_ = 0;
+  int64_t prefix_hits_ = 0;
+};
+
+}  // namespace hydra::scheduler
+
+#endif  // HYDRA_SCHEDULER_BLOCK_MANAGER_H_

@@ -1,0 +1,96 @@
+// One request's tokens and its place in the scheduler's life cycle.
+#ifndef HYDRA_SCHEDULER_SEQUENCE_H_
+#define HYDRA_SCHEDULER_SEQUENCE_H_
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "common/sampling_params.h"
+
+namespace hydra::scheduler {
+
+enum class SequenceStatus { kWaiting, kRunning, kFinished };
+
+enum class FinishReason {
+  kNone,
+  kStop,       // end-of-sequence id, a stop token id or a stop string
+  kLength,     // max_tokens, or the model's context is full
+  kCancelled,  // the client went away or asked to stop
+  kDeadline,   // the request's deadline passed
+  kError,      // the step failed; the message went to the client
+};
+std::string_view FinishReasonName(FinishReason reason);
+
+class Sequence {
+ public:
+  Sequence(uint64_t id, std::vector<int> prompt, SamplingParams sampling,
+           StoppingCriteria stopping, int priority);
+
+  uint64_t id() const { return id_; }
+  // Lower values are served first (as in vLLM); ties go to earlier arrivals.
+  int priority() const { return priority_; }
+  // Position in the order of arrival, set by the scheduler.
+  uint64_t arrival() const { return arrival_; }
+  void set_arrival(uint64_t arrival) { arrival_ = arrival; }
+
+  const SamplingParams& sampling() const { return sampling_; }
+  const StoppingCriteria& stopping() const { return stopping_; }
+
+  // The prompt followed by every generated token.
+  std::span<const int> tokens() const { return tokens_; }
+  std::span<const int> prompt() const { return std::span(tokens_).first(prompt_len_); }
+  std::span<const int> output() const { return std::span(tokens_).subspan(prompt_len_); }
+  int num_tokens() const { return static_cast<int>(tokens_.size()); }
+  int prompt_len() const { return prompt_len_; }
+  int num_output() const { return num_tokens() - prompt_len_; }
+  void AppendToken(int token_id) { tokens_.push_back(token_id); }
+
+  // Tokens whose K/V are in the cache; the rest must be computed (all but
+  // one while prefilling, exactly one when decoding).
+  int num_computed() const { return num_computed_; }
+  void set_num_computed(int n) { num_computed_ = n; }
+  int num_uncomputed() const { return num_tokens() - num_computed_; }
+  bool decoding() const { return num_computed_ >= prompt_len_ && num_uncomputed() == 1; }
+
+  // Prompt tokens served from the prefix cache at (first) admission.
+  int num_cached_prompt() const { return num_cached_prompt_; }
+  void set_num_cached_prompt(int n) { num_cached_prompt_ = n; }
+
+  std::vector<int>& block_table() { return block_table_; }
+  const std::vector<int>& block_table() const { return block_table_; }
+  // Hash chain of the full blocks already registered in the prefix cache.
+  std::vector<uint64_t>& block_hashes() { return block_hashes_; }
+  const std::vector<uint64_t>& block_hashes() const { return block_hashes_; }
+
+  SequenceStatus status() const { return status_; }
+  void set_status(SequenceStatus s) { status_ = s; }
+  FinishReason finish_reason() const { return finish_reason_; }
+  void Finish(FinishReason reason) {
+    status_ = SequenceStatus::kFinished;
+    finish_reason_ = reason;
+  }
+  int preemptions() const { return preemptions_; }
+  void CountPreemption() { ++preemptions_; }
+
+ private:
+  uint64_t id_;
+  int priority_;
+  uint64_t arrival_ = 0;
+  SamplingParams sampling_;
+  StoppingCriteria stopping_;
+  std::vector<int> tokens_;
+  int prompt_len_;
+  int num_computed_ = 0;
+  int num_cached_prompt_ = 0;
+  std::vector<int> block_table_;
+  std::vector<uint64_t> block_hashes_;
+  SequenceStatus status_ = SequenceStatus::kWaiting;
+  FinishReason finish_reason_ = FinishReason::kNone;
+  int preemptions_ = 0;
+};
+
+}  // namespace hydra::scheduler
+
+#endif  // HYDRA_SCHEDULER_SEQUENCE_H_

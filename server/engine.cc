@@ -1,0 +1,291 @@
+#include "server/engine.h"
+
+#include <algorithm>
+#include <random>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/stop_strings.h"
+
+namespace hydra {
+
+using scheduler::FinishReason;
+using scheduler::Sequence;
+
+struct Engine::Request {
+  Request(uint64_t id, EngineRequest r, const model::Tokenizer& tokenizer,
+          OutputCallback callback)
+      : id(id),
+        sequence(std::make_unique<Sequence>(id, r.prompt_ids, r.sampling, r.stopping,
+                                            r.priority)),
+        sampler(r.sampling),
+        detokenizer(tokenizer, r.prompt_ids),
+        stops(r.stopping.stop),
+        on_output(std::move(callback)),
+        deadline(r.deadline) {}
+
+  uint64_t id;
+  std::unique_ptr<Sequence> sequence;  // until the scheduler takes it
+  Sequence* seq = nullptr;
+  worker::Sampler sampler;
+  model::IncrementalDetokenizer detokenizer;
+  StopStringMatcher stops;
+  OutputCallback on_output;
+  absl::Time deadline;
+  RequestTimes times;
+  int computed_prompt_tokens = 0;
+};
+
+Engine::Engine(const EngineConfig& config, std::unique_ptr<worker::ModelRunner> runner,
+               std::unique_ptr<model::Tokenizer> tokenizer)
+    : config_(config),
+      runner_(std::move(runner)),
+      tokenizer_(std::move(tokenizer)),
+      blocks_(config.num_blocks, config.block_size, config.enable_prefix_cache),
+      scheduler_({config.max_batched_tokens, config.max_running}, blocks_) {
+  UpdateStats();
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Engine::~Engine() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  thread_.join();
+}
+
+absl::StatusOr<uint64_t> Engine::Submit(EngineRequest request, OutputCallback on_output) {
+  const model::ModelConfig& model = runner_->config();
+  const int prompt_len = static_cast<int>(request.prompt_ids.size());
+  if (prompt_len == 0) {
+    return absl::InvalidArgumentError("prompt: must not be empty");
+  }
+  if (prompt_len > model.max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prompt: ", prompt_len, " tokens exceed the model's context of ",
+        model.max_position_embeddings));
+  }
+  for (size_t i = 0; i < request.prompt_ids.size(); ++i) {
+    const int id = request.prompt_ids[i];
+    if (id < 0 || id >= model.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "prompt_token_ids[", i, "]: ", id, " is outside the vocabulary [0, ",
+          model.vocab_size, ")"));
+    }
+  }
+  if (request.stopping.max_tokens <= 0) {
+    return absl::InvalidArgumentError("max_tokens: must be at least 1");
+  }
+  if (!request.seed_set) request.sampling.seed = std::random_device{}();
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::UnavailableError("the engine is shutting down");
+  const uint64_t id = next_id_++;
+  auto req = std::make_unique<Request>(id, std::move(request), *tokenizer_,
+                                       std::move(on_output));
+  req->times.arrival = absl::Now();
+  inbox_.push_back(std::move(req));
+  return id;
+}
+
+void Engine::Cancel(uint64_t request_id) {
+  absl::MutexLock lock(&mu_);
+  cancels_.push_back(request_id);
+}
+
+void Engine::SetStepObserver(StepObserver observer) {
+  absl::MutexLock lock(&mu_);
+  step_observer_ = std::move(observer);
+}
+
+EngineStats Engine::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+void Engine::Loop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto has_input = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !inbox_.empty() || !cancels_.empty();
+      };
+      if (requests_.empty()) mu_.Await(absl::Condition(&has_input));
+      if (stopping_) break;
+    }
+    DrainInbox();
+    const absl::Time now = absl::Now();
+    std::vector<uint64_t> expired;
+    for (const auto& [id, req] : requests_) {
+      if (req->deadline <= now) expired.push_back(id);
+    }
+    for (uint64_t id : expired) FinishRequest(id, FinishReason::kDeadline);
+    if (scheduler_.has_work()) Step();
+    UpdateStats();
+  }
+  DrainInbox();
+  std::vector<uint64_t> left;
+  for (const auto& [id, req] : requests_) left.push_back(id);
+  for (uint64_t id : left) FinishRequest(id, FinishReason::kCancelled);
+}
+
+void Engine::DrainInbox() {
+  std::vector<std::unique_ptr<Request>> incoming;
+  std::vector<uint64_t> cancels;
+  {
+    absl::MutexLock lock(&mu_);
+    incoming.swap(inbox_);
+    cancels.swap(cancels_);
+  }
+  for (auto& req : incoming) {
+    req->seq = scheduler_.Add(std::move(req->sequence));
+    requests_[req->id] = std::move(req);
+  }
+  for (uint64_t id : cancels) {
+    if (requests_.contains(id)) FinishRequest(id, FinishReason::kCancelled);
+  }
+}
+
+void Engine::FinishRequest(uint64_t id, FinishReason reason, std::string error) {
+  auto it = requests_.find(id);
+  if (it == requests_.end()) return;
+  std::unique_ptr<Request> req = std::move(it->second);
+  requests_.erase(it);
+  std::unique_ptr<Sequence> seq = scheduler_.Finish(id, reason);
+  EngineOutput out;
+  out.request_id = id;
+  out.time = absl::Now();
+  out.finished = true;
+  out.finish_reason = reason;
+  out.error = std::move(error);
+  out.usage = {seq->prompt_len(), seq->num_output(), seq->num_cached_prompt()};
+  req->times.finished = out.time;
+  out.times = req->times;
+  req->on_output(std::move(out));
+}
+
+void Engine::Step() {
+  scheduler::ScheduledStep step = scheduler_.Schedule();
+  if (step.empty()) return;
+  const absl::Time start = absl::Now();
+  for (Sequence* seq : step.sequences) {
+    Request& req = *requests_.at(seq->id());
+    if (req.times.first_scheduled == absl::Time()) req.times.first_scheduled = start;
+  }
+  const absl::Status status = runner_->Step(step.plan, logits_);
+  if (!status.ok()) {
+    for (Sequence* seq : step.sequences) {
+      FinishRequest(seq->id(), FinishReason::kError, std::string(status.message()));
+    }
+    return;
+  }
+  int64_t prompt_tokens = 0;  // prefill (and recompute) tokens, not decodes
+  for (size_t i = 0; i < step.sequences.size(); ++i) {
+    if (!step.sequences[i]->decoding()) prompt_tokens += step.num_tokens[i];
+  }
+  scheduler_.OnStepDone(step);
+
+  const absl::Time now = absl::Now();
+  const model::ModelConfig& model = runner_->config();
+  const int vocab = model.vocab_size;
+  int generated = 0;
+  for (size_t r = 0; r < step.sampled.size(); ++r) {
+    Sequence* seq = step.sampled[r];
+    Request& req = *requests_.at(seq->id());
+    const StoppingCriteria& stop = seq->stopping();
+    std::span<const float> row(logits_.data() + r * vocab, vocab);
+    // Before min_tokens, the tokens that would end the sequence are masked.
+    if (seq->num_output() < stop.min_tokens) {
+      masked_row_.assign(row.begin(), row.end());
+      if (!stop.ignore_eos) {
+        for (int id : model.eos_token_ids) masked_row_[id] = -INFINITY;
+      }
+      for (int id : stop.stop_token_ids) {
+        if (id >= 0 && id < vocab) masked_row_[id] = -INFINITY;
+      }
+      row = masked_row_;
+    }
+    const worker::SampledToken sampled = req.sampler.Sample(row, seq->prompt(), seq->output());
+    const int token = sampled.token_id;
+    if (req.times.first_token == absl::Time()) req.times.first_token = now;
+
+    EngineOutput out;
+    out.request_id = req.id;
+    out.time = now;
+    std::optional<FinishReason> finish;
+    const bool is_eos = std::find(model.eos_token_ids.begin(), model.eos_token_ids.end(),
+                                  token) != model.eos_token_ids.end();
+    const bool is_stop_id = std::find(stop.stop_token_ids.begin(), stop.stop_token_ids.end(),
+                                      token) != stop.stop_token_ids.end();
+    if ((is_eos && !stop.ignore_eos) || is_stop_id) {
+      finish = FinishReason::kStop;  // the ending token itself is not returned
+    } else {
+      seq->AppendToken(token);
+      ++generated;
+      out.token_ids.push_back(token);
+      if (seq->sampling().logprobs.has_value()) out.logprobs.push_back(sampled);
+      auto delta = req.detokenizer.Push(token);
+      auto cut = req.stops.Push(delta.ok() ? *delta : std::string());
+      out.text = std::move(cut.text);
+      if (cut.stopped) {
+        finish = FinishReason::kStop;
+      } else if (seq->num_output() >= stop.max_tokens ||
+                 seq->num_tokens() > model.max_position_embeddings) {
+        // The last token sits at position max_position_embeddings: it was
+        // predicted, but there is no position left to feed it.
+        finish = FinishReason::kLength;
+      }
+    }
+    if (finish.has_value()) {
+      if (*finish != FinishReason::kStop || is_eos || is_stop_id) {
+        auto tail = req.detokenizer.Flush();
+        out.text += req.stops.Push(tail.ok() ? *tail : std::string()).text;
+        out.text += req.stops.Flush();
+      }
+      std::unique_ptr<Sequence> done = scheduler_.Finish(req.id, *finish);
+      out.finished = true;
+      out.finish_reason = *finish;
+      out.usage = {done->prompt_len(), done->num_output(), done->num_cached_prompt()};
+      req.times.finished = now;
+      out.times = req.times;
+      OutputCallback callback = std::move(req.on_output);
+      requests_.erase(seq->id());
+      callback(std::move(out));
+    } else {
+      req.on_output(std::move(out));
+    }
+  }
+  const absl::Duration step_time = absl::Now() - start;
+  StepObserver observer;
+  {
+    absl::MutexLock lock(&mu_);
+    ++stats_.steps;
+    stats_.generation_tokens += generated;
+    stats_.prompt_tokens_computed += prompt_tokens;
+    observer = step_observer_;
+  }
+  if (observer) observer(step_time, step.plan.token_ids_size());
+}
+
+void Engine::UpdateStats() {
+  int64_t waste = 0;
+  for (const Sequence* seq : scheduler_.live()) {
+    waste += int64_t(seq->block_table().size()) * blocks_.block_size() - seq->num_computed();
+  }
+  absl::MutexLock lock(&mu_);
+  stats_.running = scheduler_.num_running();
+  stats_.waiting = scheduler_.num_waiting() + static_cast<int>(inbox_.size());
+  stats_.kv_used = blocks_.num_used();
+  stats_.kv_free = blocks_.num_free();
+  stats_.kv_cached = blocks_.num_cached();
+  stats_.kv_total = blocks_.num_blocks();
+  stats_.preemptions = scheduler_.preemptions();
+  stats_.prefix_queries = blocks_.prefix_queries();
+  stats_.prefix_hits = blocks_.prefix_hits();
+  if (stats_.kv_used > stats_.peak_kv_used) {
+    stats_.peak_kv_used = stats_.kv_used;
+    stats_.peak_kv_waste_slots = waste;
+  }
+}
+
+}  // namespace hydra
