@@ -14,6 +14,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "bench/forward_workload.h"
 #include "bench/machine_probe.h"
 #include "worker/model_runner.h"
 #include "worker/step_plan_builder.h"
@@ -27,75 +28,7 @@ ABSL_FLAG(int, only_batch, 0,
 namespace hydra::bench {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-constexpr int kBlockSize = 16;
-
-class Bench {
- public:
-  Bench(worker::ModelRunner& runner) : runner_(runner), rng_(7) {
-    const auto& c = runner.config();
-    per_seq_ = (c.max_position_embeddings + kBlockSize - 1) / kBlockSize;
-  }
-
-  // Aggregate decode tokens/s for `batch` sequences whose contexts start at
-  // `context` tokens, over `steps` decode steps.
-  double Decode(int batch, int context, int steps) {
-    Prefill(batch, context);
-    const auto start = Clock::now();
-    for (int s = 0; s < steps; ++s) {
-      for (int b = 0; b < batch; ++b) {
-        const int token = RandomToken();
-        builder_.Add(std::span<const int>(&token, 1), context + s, Table(b),
-                     true);
-      }
-      Run();
-    }
-    return double(batch) * steps / Seconds(start);
-  }
-
-  // Prefill tokens/s: `batch` prompts of `length` tokens in one step.
-  double PrefillRate(int batch, int length) {
-    const auto start = Clock::now();
-    Prefill(batch, length);
-    return double(batch) * length / Seconds(start);
-  }
-
- private:
-  void Prefill(int batch, int length) {
-    for (int b = 0; b < batch; ++b) {
-      std::vector<int> tokens(length);
-      for (int& t : tokens) t = RandomToken();
-      builder_.Add(tokens, 0, Table(b), true);
-    }
-    Run();
-  }
-  void Run() {
-    const absl::Status status = runner_.Step(builder_.Take(), logits_);
-    if (!status.ok()) {
-      std::fprintf(stderr, "step failed: %s\n", status.ToString().c_str());
-      std::exit(1);
-    }
-  }
-  std::span<const int> Table(int b) {
-    table_.resize(per_seq_);
-    for (int i = 0; i < per_seq_; ++i) table_[i] = b * per_seq_ + i;
-    return table_;  // Add() copies it into the plan
-  }
-  int RandomToken() {
-    return std::uniform_int_distribution<int>(
-        3, runner_.config().vocab_size - 1)(rng_);
-  }
-  static double Seconds(Clock::time_point start) {
-    return std::chrono::duration<double>(Clock::now() - start).count();
-  }
-
-  worker::ModelRunner& runner_;
-  std::mt19937 rng_;
-  int per_seq_;
-  worker::StepPlanBuilder builder_{kBlockSize};
-  std::vector<int> table_;
-  std::vector<float> logits_;
-};
+constexpr int kBlockSize = ForwardWorkload::kBlockSize;
 
 template <typename F>
 double Best(int repeats, F f) {
@@ -123,7 +56,7 @@ int Main() {
     return 1;
   }
   const auto& c = *config;
-  Bench bench(**runner);
+  ForwardWorkload bench(**runner);
 
   // Bytes a decode step must read: every weight once (the classifier
   // included), but only one embedding row.

@@ -1,42 +1,42 @@
+// hydra generate: offline generation through the engine. One --prompt
+// streams its continuation as it is produced; --prompts_file runs every line
+// as its own request, all batched together, and prints each completion.
 #include <omp.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
-#include <random>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "common/status_macros.h"
-#include "model/tokenizer.h"
 #include "server/commands.h"
-#include "worker/model_runner.h"
-#include "worker/sampler.h"
-#include "worker/step_plan_builder.h"
+#include "server/engine_factory.h"
 
 ABSL_FLAG(std::string, model, "models/stories15M", "Model folder");
 ABSL_FLAG(std::string, prompt, "Once upon a time", "Text to continue");
-ABSL_FLAG(int, max_tokens, 256, "Most tokens to generate");
+ABSL_FLAG(std::string, prompts_file, "",
+          "A file with one prompt per line; all run together as a batch");
+ABSL_FLAG(int, max_tokens, 256, "Most tokens to generate per prompt");
 ABSL_FLAG(float, temperature, 1.0f, "Sampling temperature; 0 = greedy");
 ABSL_FLAG(int, top_k, 0, "Sample among the k most likely tokens; 0 = all");
 ABSL_FLAG(float, top_p, 1.0f, "Nucleus sampling mass in (0, 1]");
-ABSL_FLAG(int64_t, seed, -1, "Random seed; -1 = from the clock");
+ABSL_FLAG(int64_t, seed, -1, "Random seed; -1 = a fresh one per prompt");
 ABSL_FLAG(int, threads, 0, "CPU threads; 0 = OpenMP's default");
+ABSL_FLAG(int, kv_cache_mb, 256, "KV cache memory budget, MiB");
 
 namespace hydra {
 namespace {
-
-constexpr int kBlockSize = 16;
 
 absl::Status CheckFlags() {
   if (absl::GetFlag(FLAGS_max_tokens) <= 0) {
     return absl::InvalidArgumentError("--max_tokens must be positive");
   }
   if (absl::GetFlag(FLAGS_temperature) < 0) {
-    return absl::InvalidArgumentError(
-        "--temperature must be >= 0 (0 = greedy)");
+    return absl::InvalidArgumentError("--temperature must be >= 0 (0 = greedy)");
   }
   if (absl::GetFlag(FLAGS_top_k) < 0) {
     return absl::InvalidArgumentError("--top_k must be >= 0 (0 = no limit)");
@@ -48,79 +48,102 @@ absl::Status CheckFlags() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<std::string>> Prompts() {
+  const std::string file = absl::GetFlag(FLAGS_prompts_file);
+  if (file.empty()) return std::vector<std::string>{absl::GetFlag(FLAGS_prompt)};
+  std::ifstream in(file);
+  if (!in) return absl::NotFoundError(absl::StrCat("--prompts_file: cannot open ", file));
+  std::vector<std::string> prompts;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) prompts.push_back(line);
+  }
+  if (prompts.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--prompts_file: ", file, " has no prompts"));
+  }
+  return prompts;
+}
+
+struct Completion {
+  std::string text;
+  EngineOutput last;
+  bool done = false;
+};
+
 }  // namespace
 
 absl::Status RunGenerate() {
   RETURN_IF_ERROR(CheckFlags());
-  if (absl::GetFlag(FLAGS_threads) > 0)
-    omp_set_num_threads(absl::GetFlag(FLAGS_threads));
-  const std::string dir = absl::GetFlag(FLAGS_model);
-  ASSIGN_OR_RETURN(model::ModelConfig config, model::LoadModelConfig(dir));
-  const int max_pos = config.max_position_embeddings;
-  const int blocks = (max_pos + kBlockSize - 1) / kBlockSize;
-  ASSIGN_OR_RETURN(auto runner,
-                   worker::ModelRunner::Load(dir, kBlockSize, blocks));
-  ASSIGN_OR_RETURN(auto tokenizer,
-                   model::Tokenizer::Load(dir + "/tokenizer.model"));
-  ASSIGN_OR_RETURN(std::vector<int> tokens,
-                   tokenizer->Encode(absl::GetFlag(FLAGS_prompt)));
-  if (static_cast<int>(tokens.size()) > max_pos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--prompt is ", tokens.size(),
-                     " tokens; the model's context holds ", max_pos));
-  }
+  if (absl::GetFlag(FLAGS_threads) > 0) omp_set_num_threads(absl::GetFlag(FLAGS_threads));
+  ASSIGN_OR_RETURN(const std::vector<std::string> prompts, Prompts());
+  EngineOptions options;
+  options.model_dir = absl::GetFlag(FLAGS_model);
+  options.kv_cache_bytes = size_t(absl::GetFlag(FLAGS_kv_cache_mb)) << 20;
+  ASSIGN_OR_RETURN(auto engine, LoadEngine(options));
+  const bool stream = prompts.size() == 1;
 
-  std::vector<int> block_table(blocks);
-  for (int b = 0; b < blocks; ++b) block_table[b] = b;
-  int64_t seed = absl::GetFlag(FLAGS_seed);
-  if (seed < 0) seed = std::random_device{}();
-  worker::Sampler sampler(
-      {absl::GetFlag(FLAGS_temperature), absl::GetFlag(FLAGS_top_k),
-       absl::GetFlag(FLAGS_top_p), static_cast<uint64_t>(seed)});
-  model::IncrementalDetokenizer detok(*tokenizer, tokens);
-  worker::StepPlanBuilder builder(kBlockSize);
-  std::vector<float> logits;
-  const int prompt_len = static_cast<int>(tokens.size());
-  const auto& eos = config.eos_token_ids;
-
-  std::printf("%s", absl::GetFlag(FLAGS_prompt).c_str());
-  std::fflush(stdout);
-  const auto start = std::chrono::steady_clock::now();
-  auto first_token = start;
-  builder.Add(tokens, 0, block_table, /*want_logits=*/true);
-  int generated = 0;
-  while (true) {
-    RETURN_IF_ERROR(runner->Step(builder.Take(), logits));
-    const int next = sampler.Sample(logits);
-    if (generated == 0) first_token = std::chrono::steady_clock::now();
-    if (std::find(eos.begin(), eos.end(), next) != eos.end()) break;
-    ASSIGN_OR_RETURN(std::string delta, detok.Push(next));
-    std::printf("%s", delta.c_str());
-    std::fflush(stdout);
-    tokens.push_back(next);
-    ++generated;
-    // The new token is fed at the next position, if the context has one.
-    const int position = static_cast<int>(tokens.size()) - 1;
-    if (generated >= absl::GetFlag(FLAGS_max_tokens) || position >= max_pos)
-      break;
-    builder.Add(std::span<const int>(&tokens[position], 1), position,
-                block_table,
-                /*want_logits=*/true);
+  absl::Mutex mu;
+  std::vector<Completion> completions(prompts.size());
+  int finished = 0;
+  const absl::Time start = absl::Now();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EngineRequest request;
+    ASSIGN_OR_RETURN(request.prompt_ids, engine->tokenizer().Encode(prompts[i]));
+    request.sampling.temperature = absl::GetFlag(FLAGS_temperature);
+    request.sampling.top_k = absl::GetFlag(FLAGS_top_k);
+    request.sampling.top_p = absl::GetFlag(FLAGS_top_p);
+    if (absl::GetFlag(FLAGS_seed) >= 0) {
+      request.sampling.seed = absl::GetFlag(FLAGS_seed) + i;
+      request.seed_set = true;
+    }
+    request.stopping.max_tokens = absl::GetFlag(FLAGS_max_tokens);
+    if (stream) {
+      std::printf("%s", prompts[i].c_str());
+      std::fflush(stdout);
+    }
+    auto on_output = [&, i](EngineOutput out) {
+      if (stream) {
+        std::printf("%s", out.text.c_str());
+        std::fflush(stdout);
+      }
+      absl::MutexLock lock(&mu);
+      completions[i].text += out.text;
+      if (out.finished) {
+        completions[i].last = std::move(out);
+        completions[i].done = true;
+        ++finished;
+      }
+    };
+    auto id = engine->Submit(std::move(request), on_output);
+    if (!id.ok()) return absl::InvalidArgumentError(absl::StrCat("prompt ", i + 1, ": ", id.status().message()));
   }
-  ASSIGN_OR_RETURN(std::string tail, detok.Flush());
-  std::printf("%s\n", tail.c_str());
+  {
+    absl::MutexLock lock(&mu);
+    const int total = static_cast<int>(prompts.size());
+    auto all_done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return finished == total; };
+    mu.Await(absl::Condition(&all_done));
+  }
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  if (stream) std::printf("\n");
+  int prompt_tokens = 0, generated = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const Completion& c = completions[i];
+    if (c.last.finish_reason == scheduler::FinishReason::kError) {
+      return absl::InternalError(absl::StrCat("prompt ", i + 1, ": ", c.last.error));
+    }
+    prompt_tokens += c.last.usage.prompt_tokens;
+    generated += c.last.usage.completion_tokens;
+    if (!stream) {
+      std::printf("--- %zu: %s\n%s%s\n", i + 1, prompts[i].c_str(), prompts[i].c_str(),
+                  c.text.c_str());
+    }
+  }
   std::fflush(stdout);
-  const auto end = std::chrono::steady_clock::now();
-  const double total_s = std::chrono::duration<double>(end - start).count();
-  const double decode_s =
-      std::chrono::duration<double>(end - first_token).count();
+  const double ttft =
+      absl::ToDoubleMilliseconds(completions[0].last.times.first_token - completions[0].last.times.arrival);
   std::fprintf(stderr,
-               "prompt tokens: %d, generated tokens: %d, time to first token: "
-               "%.1f ms, decode: %.1f tokens/s, overall: %.1f tokens/s\n",
-               prompt_len, generated,
-               1e3 * std::chrono::duration<double>(first_token - start).count(),
-               generated > 1 ? (generated - 1) / decode_s : 0.0,
-               generated / total_s);
+               "prompts: %zu, prompt tokens: %d, generated tokens: %d, time to first token: "
+               "%.1f ms, %.1f s, %.1f generated tokens/s\n",
+               prompts.size(), prompt_tokens, generated, ttft, seconds, generated / seconds);
   return absl::OkStatus();
 }
 

@@ -1,0 +1,29 @@
+// Builds an Engine from a model folder and a KV memory budget.
+#ifndef HYDRA_SERVER_ENGINE_FACTORY_H_
+#define HYDRA_SERVER_ENGINE_FACTORY_H_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/engine.h"
+
+namespace hydra {
+
+struct EngineOptions {
+  std::string model_dir;
+  size_t kv_cache_bytes = size_t(256) << 20;  // per rank
+  int block_size = 16;
+  int max_batched_tokens = 2048;
+  int max_running = 256;
+  bool enable_prefix_cache = true;
+};
+
+// Loads the model and tokenizer, sizes the KV pool from the budget (at least
+// one sequence at the model's full context must fit) and starts the loop.
+absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(const EngineOptions& options);
+
+}  // namespace hydra
+
+#endif  // HYDRA_SERVER_ENGINE_FACTORY_H_

@@ -1,0 +1,275 @@
+// The engine loop on the real model: continuous batching, preemption, the
+// prefix cache, stops and cancellation all leave outputs unchanged and no
+// KV block behind.
+#include "server/engine.h"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "gtest/gtest.h"
+#include "tests/unit/test_model.h"
+
+namespace hydra {
+namespace {
+
+using scheduler::FinishReason;
+
+struct Result {
+  std::vector<int> tokens;
+  std::string text;
+  int messages = 0;
+  bool done = false;
+  EngineOutput last;
+};
+
+// Gathers the outputs of many requests and waits for them to finish.
+class Collector {
+ public:
+  OutputCallback For(int index) {
+    return [this, index](EngineOutput out) {
+      absl::MutexLock lock(&mu_);
+      Result& r = results_[index];
+      r.tokens.insert(r.tokens.end(), out.token_ids.begin(), out.token_ids.end());
+      r.text += out.text;
+      ++r.messages;
+      if (out.finished) {
+        r.done = true;
+        r.last = std::move(out);
+        ++finished_;
+      }
+    };
+  }
+  // Waits until `n` requests have finished; false on timeout.
+  bool WaitFinished(int n, absl::Duration timeout = absl::Seconds(120)) {
+    absl::MutexLock lock(&mu_);
+    auto done = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return finished_ >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+  }
+  int messages(int index) {
+    absl::MutexLock lock(&mu_);
+    return results_[index].messages;
+  }
+  Result Get(int index) {
+    absl::MutexLock lock(&mu_);
+    return results_[index];
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<int, Result> results_ ABSL_GUARDED_BY(mu_);
+  int finished_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+std::unique_ptr<Engine> MakeEngine(int num_blocks, int block_size = 16,
+                                   bool prefix_cache = true, int max_batched = 512) {
+  auto runner = worker::ModelRunner::Load(testing::ModelDir(), block_size, num_blocks);
+  EXPECT_TRUE(runner.ok()) << runner.status();
+  auto tokenizer = model::Tokenizer::Load(testing::ModelDir() / "tokenizer.model");
+  EXPECT_TRUE(tokenizer.ok()) << tokenizer.status();
+  EngineConfig config;
+  config.block_size = block_size;
+  config.num_blocks = num_blocks;
+  config.max_batched_tokens = max_batched;
+  config.enable_prefix_cache = prefix_cache;
+  return std::make_unique<Engine>(config, std::move(*runner), std::move(*tokenizer));
+}
+
+EngineRequest Greedy(std::vector<int> prompt, int max_tokens = 300) {
+  EngineRequest r;
+  r.prompt_ids = std::move(prompt);
+  r.sampling.temperature = 0.0f;
+  r.stopping.max_tokens = max_tokens;
+  return r;
+}
+
+// Idle means every block is free or cached: nothing leaked.
+void ExpectNoLeak(const Engine& engine) {
+  for (int i = 0; i < 200 && engine.stats().kv_used != 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+  const EngineStats s = engine.stats();
+  EXPECT_EQ(s.kv_used, 0);
+  EXPECT_EQ(s.kv_used + s.kv_free + s.kv_cached, s.kv_total);
+  EXPECT_EQ(s.running, 0);
+  EXPECT_EQ(s.waiting, 0);
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override { HYDRA_REQUIRE_MODEL(); }
+};
+
+TEST_F(EngineTest, ThirtyTwoConcurrentGreedyRequestsMatchGolden) {
+  const auto golden = testing::LoadGolden();
+  auto engine = MakeEngine(/*num_blocks=*/32 * 17);
+  Collector collector;
+  for (int i = 0; i < 32; ++i) {
+    ASSERT_TRUE(engine->Submit(Greedy(golden[i % golden.size()].prompt_ids), collector.For(i)).ok());
+  }
+  ASSERT_TRUE(collector.WaitFinished(32));
+  for (int i = 0; i < 32; ++i) {
+    const auto& g = golden[i % golden.size()];
+    const Result r = collector.Get(i);
+    EXPECT_EQ(r.tokens, g.output_ids) << "request " << i;
+    // Stories that end with EOS stop; the others run out of context.
+    const bool filled = int(g.prompt_ids.size() + g.output_ids.size()) == 257;
+    EXPECT_EQ(r.last.finish_reason, filled ? FinishReason::kLength : FinishReason::kStop);
+    EXPECT_EQ(r.last.usage.prompt_tokens, int(g.prompt_ids.size()));
+    EXPECT_EQ(r.last.usage.completion_tokens, int(g.output_ids.size()));
+  }
+  ExpectNoLeak(*engine);
+}
+
+TEST_F(EngineTest, PreemptionUnderATinyPoolKeepsEveryOutput) {
+  const auto golden = testing::LoadGolden();
+  constexpr int kRequests = 16, kTokens = 60;
+  // 16 blocks of 16 tokens: enough for one sequence at full context, far
+  // from enough for sixteen at once.
+  auto engine = MakeEngine(/*num_blocks=*/16);
+  Collector collector;
+  for (int i = 0; i < kRequests; ++i) {
+    ASSERT_TRUE(
+        engine->Submit(Greedy(golden[i % golden.size()].prompt_ids, kTokens), collector.For(i)).ok());
+  }
+  ASSERT_TRUE(collector.WaitFinished(kRequests));
+  for (int i = 0; i < kRequests; ++i) {
+    const auto& g = golden[i % golden.size()].output_ids;
+    const std::vector<int> expected(g.begin(), g.begin() + std::min<size_t>(kTokens, g.size()));
+    EXPECT_EQ(collector.Get(i).tokens, expected) << "request " << i;
+  }
+  EXPECT_GT(engine->stats().preemptions, 0);
+  ExpectNoLeak(*engine);
+}
+
+TEST_F(EngineTest, PrefixCacheComputesOnlyTheSuffix) {
+  const auto golden = testing::LoadGolden();
+  // A 60-token prompt: golden prompt + output ids, so the text is natural.
+  std::vector<int> first(golden[0].prompt_ids);
+  first.insert(first.end(), golden[0].output_ids.begin(), golden[0].output_ids.begin() + 55);
+  ASSERT_EQ(first.size(), 60u);
+  std::vector<int> second(first.begin(), first.begin() + 48);  // three full blocks
+  second.insert(second.end(), {450, 11203, 471});                // + a new suffix
+
+  auto run = [&](bool prefix_cache) {
+    auto engine = MakeEngine(64, 16, prefix_cache);
+    Collector collector;
+    EXPECT_TRUE(engine->Submit(Greedy(first, 20), collector.For(0)).ok());
+    EXPECT_TRUE(collector.WaitFinished(1));
+    const int64_t before = engine->stats().prompt_tokens_computed;
+    EXPECT_TRUE(engine->Submit(Greedy(second, 20), collector.For(1)).ok());
+    EXPECT_TRUE(collector.WaitFinished(2));
+    ExpectNoLeak(*engine);
+    return std::make_pair(collector.Get(1), engine->stats().prompt_tokens_computed - before);
+  };
+  const auto [cached, cached_computed] = run(true);
+  const auto [plain, plain_computed] = run(false);
+  EXPECT_EQ(cached_computed, int64_t(second.size()) - 48);
+  EXPECT_EQ(plain_computed, int64_t(second.size()));
+  EXPECT_EQ(cached.last.usage.cached_prompt_tokens, 48);
+  EXPECT_EQ(cached.tokens, plain.tokens);
+}
+
+TEST_F(EngineTest, StopStringSplitAcrossTokensIsCaughtAndCut) {
+  const auto golden = testing::LoadGolden();
+  auto engine = MakeEngine(32);
+  Collector collector;
+  EngineRequest r = Greedy(golden[0].prompt_ids);
+  // "Lily" is two tokens ("▁L", "ily"): the stop string ends mid-word.
+  r.stopping.stop = {"girl named Li"};
+  ASSERT_TRUE(engine->Submit(r, collector.For(0)).ok());
+  ASSERT_TRUE(collector.WaitFinished(1));
+  const Result result = collector.Get(0);
+  EXPECT_EQ(result.text, ", there was a little ");
+  EXPECT_EQ(result.last.finish_reason, FinishReason::kStop);
+  ExpectNoLeak(*engine);
+}
+
+TEST_F(EngineTest, MinTokensHoldsBackEndOfSequence) {
+  const auto golden = testing::LoadGolden();
+  const auto& g = golden[2];  // ends with EOS after 169 tokens
+  ASSERT_LT(g.prompt_ids.size() + g.output_ids.size(), 257u);
+  auto engine = MakeEngine(32);
+  Collector collector;
+  EngineRequest r = Greedy(g.prompt_ids);
+  r.stopping.min_tokens = int(g.output_ids.size()) + 10;
+  ASSERT_TRUE(engine->Submit(r, collector.For(0)).ok());
+  ASSERT_TRUE(collector.WaitFinished(1));
+  const Result result = collector.Get(0);
+  EXPECT_GE(result.tokens.size(), g.output_ids.size() + 10);
+  EXPECT_TRUE(std::equal(g.output_ids.begin(), g.output_ids.end(), result.tokens.begin()));
+}
+
+TEST_F(EngineTest, CancelMidGenerationFreesEveryBlock) {
+  const auto golden = testing::LoadGolden();
+  auto engine = MakeEngine(64);
+  Collector collector;
+  EngineRequest r = Greedy(golden[0].prompt_ids, 250);
+  r.stopping.ignore_eos = true;
+  auto id = engine->Submit(r, collector.For(0));
+  ASSERT_TRUE(id.ok());
+  while (collector.messages(0) < 5) absl::SleepFor(absl::Milliseconds(1));
+  EXPECT_GT(engine->stats().kv_used, 0);
+  engine->Cancel(*id);
+  ASSERT_TRUE(collector.WaitFinished(1));
+  const Result result = collector.Get(0);
+  EXPECT_EQ(result.last.finish_reason, FinishReason::kCancelled);
+  EXPECT_LT(result.tokens.size(), 250u);
+  ExpectNoLeak(*engine);
+}
+
+TEST_F(EngineTest, DeadlineEndsTheRequestAndFreesItsBlocks) {
+  const auto golden = testing::LoadGolden();
+  auto engine = MakeEngine(64);
+  Collector collector;
+  EngineRequest r = Greedy(golden[0].prompt_ids, 250);
+  r.stopping.ignore_eos = true;
+  r.deadline = absl::Now() + absl::Milliseconds(30);
+  ASSERT_TRUE(engine->Submit(r, collector.For(0)).ok());
+  ASSERT_TRUE(collector.WaitFinished(1));
+  EXPECT_EQ(collector.Get(0).last.finish_reason, FinishReason::kDeadline);
+  ExpectNoLeak(*engine);
+}
+
+TEST_F(EngineTest, SeededSamplingDoesNotDependOnTheBatch) {
+  const auto golden = testing::LoadGolden();
+  auto sampled = [&](int companions) {
+    auto engine = MakeEngine(128);
+    Collector collector;
+    EngineRequest r;
+    r.prompt_ids = golden[1].prompt_ids;
+    r.sampling.temperature = 0.9f;
+    r.sampling.top_p = 0.95f;
+    r.sampling.seed = 1234;
+    r.seed_set = true;
+    r.stopping.max_tokens = 40;
+    EXPECT_TRUE(engine->Submit(r, collector.For(0)).ok());
+    for (int i = 1; i <= companions; ++i) {
+      EngineRequest other = r;
+      other.sampling.seed = 1000 + i;
+      other.prompt_ids = golden[i % golden.size()].prompt_ids;
+      EXPECT_TRUE(engine->Submit(other, collector.For(i)).ok());
+    }
+    EXPECT_TRUE(collector.WaitFinished(companions + 1));
+    return collector.Get(0).tokens;
+  };
+  const auto alone = sampled(0);
+  EXPECT_EQ(alone.size(), 40u);
+  EXPECT_EQ(sampled(7), alone);
+}
+
+TEST_F(EngineTest, RefusesRequestsItCannotServe) {
+  auto engine = MakeEngine(32);
+  Collector collector;
+  EXPECT_EQ(engine->Submit(Greedy({}), collector.For(0)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine->Submit(Greedy({1, 32000}), collector.For(0)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine->Submit(Greedy(std::vector<int>(257, 5)), collector.For(0)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine->Submit(Greedy({1, 5}, 0), collector.For(0)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace hydra
