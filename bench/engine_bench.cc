@@ -30,21 +30,36 @@ struct RunResult {
   int64_t output_tokens = 0;
   EngineStats stats;
   double peak_waste = 0;
+  int64_t steps = 0;
+  double step_seconds = 0;  // inside Engine::Step: schedule, forward, sample
+  int64_t step_tokens = 0;
 };
 
-RunResult RunWorkload(bool shared_prefix) {
+RunResult RunWorkload(bool shared_prefix, int output_tokens,
+                      bool prefix_cache = true) {
   EngineOptions options;
   options.model_dir = absl::GetFlag(FLAGS_model);
   options.kv_cache_bytes = size_t(absl::GetFlag(FLAGS_kv_cache_mb)) << 20;
   options.max_running = absl::GetFlag(FLAGS_max_running);
+  options.enable_prefix_cache = prefix_cache;
   auto engine = LoadEngine(options);
   if (!engine.ok()) {
     std::fprintf(stderr, "%s\n", engine.status().ToString().c_str());
     std::exit(1);
   }
   const int n = absl::GetFlag(FLAGS_requests);
+  absl::Mutex step_mu;
+  double step_seconds = 0;
+  int64_t steps = 0, step_tokens = 0;
+  (*engine)->SetStepObserver([&](absl::Duration t, int tokens) {
+    absl::MutexLock lock(&step_mu);
+    step_seconds += absl::ToDoubleSeconds(t);
+    ++steps;
+    step_tokens += tokens;
+  });
   std::mt19937 rng(11);
-  std::uniform_int_distribution<int> token(3, (*engine)->model_config().vocab_size - 1);
+  std::uniform_int_distribution<int> token(
+      3, (*engine)->model_config().vocab_size - 1);
   std::vector<int> prefix(48);
   for (int& t : prefix) t = token(rng);
 
@@ -58,11 +73,12 @@ RunResult RunWorkload(bool shared_prefix) {
     const int len = 16 + rng() % 49;  // 16..64 tokens
     if (shared_prefix) r.prompt_ids.assign(prefix.begin(), prefix.end());
     r.prompt_ids.push_back(1);
-    while (static_cast<int>(r.prompt_ids.size()) < (shared_prefix ? 48 + len : len)) {
+    while (static_cast<int>(r.prompt_ids.size()) <
+           (shared_prefix ? 48 + len : len)) {
       r.prompt_ids.push_back(token(rng));
     }
     r.sampling.temperature = 0;
-    r.stopping.max_tokens = absl::GetFlag(FLAGS_output_tokens);
+    r.stopping.max_tokens = output_tokens;
     r.stopping.ignore_eos = true;
     auto id = (*engine)->Submit(std::move(r), [&](EngineOutput out) {
       absl::MutexLock lock(&mu);
@@ -82,6 +98,12 @@ RunResult RunWorkload(bool shared_prefix) {
   result.last_first_token_s = absl::ToDoubleSeconds(last_first_token - start);
   result.output_tokens = outputs;
   result.stats = (*engine)->stats();
+  {
+    absl::MutexLock step_lock(&step_mu);
+    result.steps = steps;
+    result.step_seconds = step_seconds;
+    result.step_tokens = step_tokens;
+  }
   const int block = (*engine)->config().block_size;
   result.peak_waste = result.stats.peak_kv_used == 0
                           ? 0
@@ -92,38 +114,73 @@ RunResult RunWorkload(bool shared_prefix) {
 
 void Print(const char* name, const RunResult& r, int n) {
   const EngineStats& s = r.stats;
+  std::fprintf(stderr,
+               "%s: %lld steps, %.2f ms per step, %.1f tokens per step, %.0f%% "
+               "of the time in steps\n",
+               name, static_cast<long long>(r.steps),
+               1e3 * r.step_seconds / r.steps, double(r.step_tokens) / r.steps,
+               100 * r.step_seconds / r.seconds);
   std::printf(
-      "| %s | %.2f | %.0f | %.2f s | %d of %d (%.0f%%) | %.1f%% | %lld | %.0f%% | %lld |\n", name,
-      n / r.seconds, r.output_tokens / r.seconds, r.last_first_token_s, s.peak_kv_used, s.kv_total,
-      100.0 * s.peak_kv_used / s.kv_total, 100 * r.peak_waste,
-      static_cast<long long>(s.prompt_tokens_computed),
+      "| %s | %.2f | %.0f | %.2f s | %d of %d (%.0f%%) | %.1f%% | %lld | "
+      "%.0f%% | %lld |\n",
+      name, n / r.seconds, r.output_tokens / r.seconds, r.last_first_token_s,
+      s.peak_kv_used, s.kv_total, 100.0 * s.peak_kv_used / s.kv_total,
+      100 * r.peak_waste, static_cast<long long>(s.prompt_tokens_computed),
       s.prefix_queries ? 100.0 * s.prefix_hits / s.prefix_queries : 0.0,
       static_cast<long long>(s.preemptions));
 }
 
 int Main() {
   const int n = absl::GetFlag(FLAGS_requests);
-  std::printf("%d requests at once, prompts of 16-64 tokens, %d new tokens each, greedy, "
-              "at most %d running\n\n",
-              n, absl::GetFlag(FLAGS_output_tokens), absl::GetFlag(FLAGS_max_running));
-  std::printf("| workload | requests/s | output tokens/s | all first tokens by | peak KV blocks | "
-              "KV waste at peak | prompt tokens computed | prefix hit rate | preemptions |\n"
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-  Print("distinct prompts", RunWorkload(false), n);
-  Print("shared 48-token prefix", RunWorkload(true), n);
+  std::printf(
+      "%d requests at once, prompts of 16-64 tokens, %d new tokens each, "
+      "greedy, "
+      "at most %d running\n\n",
+      n, absl::GetFlag(FLAGS_output_tokens), absl::GetFlag(FLAGS_max_running));
+  std::printf(
+      "| workload | requests/s | output tokens/s | all first tokens by | peak "
+      "KV blocks | "
+      "KV waste at peak | prompt tokens computed | prefix hit rate | "
+      "preemptions |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  const int output_tokens = absl::GetFlag(FLAGS_output_tokens);
+  Print("distinct prompts", RunWorkload(false, output_tokens), n);
+  Print("shared 48-token prefix", RunWorkload(true, output_tokens), n);
+
+  // Prefill alone: one output token per request, so the time is the time
+  // to process every prompt.
+  std::printf("\nprefill only (max_tokens 1), shared 48-token prefix:\n");
+  std::printf(
+      "| prefix cache | prefill time | prompt tokens computed "
+      "|\n|---|---:|---:|\n");
+  auto prefill = [&](bool cache) {
+    return RunWorkload(/*shared_prefix=*/true, 1, cache);
+  };
+  const RunResult with_cache = prefill(true);
+  const RunResult without = prefill(false);
+  std::printf("| on | %.2f s | %lld |\n| off | %.2f s | %lld |\n",
+              with_cache.seconds,
+              static_cast<long long>(with_cache.stats.prompt_tokens_computed),
+              without.seconds,
+              static_cast<long long>(without.stats.prompt_tokens_computed));
+  std::printf("prefix-cache speed-up on prefill time: %.2fx\n",
+              without.seconds / with_cache.seconds);
 
   // The raw forward pass at the same concurrency, context 128.
   const int batch = absl::GetFlag(FLAGS_max_running);
   auto config = model::LoadModelConfig(absl::GetFlag(FLAGS_model));
-  const int per_seq = (config->max_position_embeddings + ForwardWorkload::kBlockSize - 1) /
-                      ForwardWorkload::kBlockSize;
-  auto runner = worker::ModelRunner::Load(absl::GetFlag(FLAGS_model),
-                                          ForwardWorkload::kBlockSize, per_seq * batch);
+  const int per_seq =
+      (config->max_position_embeddings + ForwardWorkload::kBlockSize - 1) /
+      ForwardWorkload::kBlockSize;
+  auto runner = worker::ModelRunner::Load(
+      absl::GetFlag(FLAGS_model), ForwardWorkload::kBlockSize, per_seq * batch);
   ForwardWorkload raw(**runner);
   double best = 0;
   for (int i = 0; i < 3; ++i) best = std::max(best, raw.Decode(batch, 128, 32));
-  std::printf("\nraw forward pass, %d sequences decoding at context 128: %.0f tokens/s\n", batch,
-              best);
+  std::printf(
+      "\nraw forward pass, %d sequences decoding at context 128: %.0f "
+      "tokens/s\n",
+      batch, best);
   return 0;
 }
 

@@ -21,7 +21,8 @@ class ForwardWorkload {
   static constexpr int kBlockSize = 16;
   using Clock = std::chrono::steady_clock;
 
-  explicit ForwardWorkload(worker::ModelRunner& runner) : runner_(runner), rng_(7) {
+  explicit ForwardWorkload(worker::ModelRunner& runner)
+      : runner_(runner), rng_(7) {
     const auto& c = runner.config();
     per_seq_ = (c.max_position_embeddings + kBlockSize - 1) / kBlockSize;
   }

@@ -31,7 +31,7 @@ struct SamplingParams {
 
 struct StoppingCriteria {
   int max_tokens = 256;
-  int min_tokens = 0;  // no EOS or stop before this many tokens
+  int min_tokens = 0;             // no EOS or stop before this many tokens
   std::vector<std::string> stop;  // stop strings, cut from the returned text
   std::vector<int> stop_token_ids;
   bool ignore_eos = false;

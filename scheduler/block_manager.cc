@@ -6,8 +6,11 @@
 
 namespace hydra::scheduler {
 
-BlockManager::BlockManager(int num_blocks, int block_size, bool enable_prefix_cache)
-    : block_size_(block_size), prefix_cache_(enable_prefix_cache), blocks_(num_blocks) {
+BlockManager::BlockManager(int num_blocks, int block_size,
+                           bool enable_prefix_cache)
+    : block_size_(block_size),
+      prefix_cache_(enable_prefix_cache),
+      blocks_(num_blocks) {
   // Hand out low block ids first: the pop comes from the back.
   free_.reserve(num_blocks);
   for (int b = num_blocks - 1; b >= 0; --b) free_.push_back(b);
@@ -39,13 +42,14 @@ std::vector<int> BlockManager::FindCachedPrefix(const Sequence& seq) const {
   const int max_blocks = (seq.num_tokens() - 1) / block_size_;
   uint64_t parent = 0;
   for (int i = 0; i < max_blocks; ++i) {
-    const auto block_tokens = tokens.subspan(size_t(i) * block_size_, block_size_);
+    const auto block_tokens =
+        tokens.subspan(size_t(i) * block_size_, block_size_);
     const uint64_t h = HashBlock(parent, block_tokens);
     const auto it = cached_by_hash_.find(h);
     if (it == cached_by_hash_.end()) break;
     const Block& block = blocks_[it->second];
-    if (!std::equal(block.tokens.begin(), block.tokens.end(), block_tokens.begin(),
-                    block_tokens.end())) {
+    if (!std::equal(block.tokens.begin(), block.tokens.end(),
+                    block_tokens.begin(), block_tokens.end())) {
       break;  // a hash collision: a different prefix
     }
     found.push_back(it->second);
@@ -59,12 +63,15 @@ bool BlockManager::CanAllocate(const Sequence& seq, std::span<const int> prefix,
   const int have = static_cast<int>(seq.block_table().size() + prefix.size());
   const int needed = std::max(0, BlocksFor(tokens, block_size_) - have);
   // Prefix blocks nobody holds are counted as cached; taking them uses them up.
-  const int reclaimed = static_cast<int>(std::count_if(
-      prefix.begin(), prefix.end(), [&](int b) { return blocks_[b].ref_count == 0; }));
+  const int reclaimed =
+      static_cast<int>(std::count_if(prefix.begin(), prefix.end(), [&](int b) {
+        return blocks_[b].ref_count == 0;
+      }));
   return needed + reclaimed <= available();
 }
 
-bool BlockManager::Admit(Sequence& seq, std::span<const int> prefix, int tokens) {
+bool BlockManager::Admit(Sequence& seq, std::span<const int> prefix,
+                         int tokens) {
   if (!CanAllocate(seq, prefix, tokens)) return false;
   for (int b : prefix) {
     Acquire(b);
@@ -82,7 +89,8 @@ bool BlockManager::Admit(Sequence& seq, std::span<const int> prefix, int tokens)
 }
 
 bool BlockManager::Grow(Sequence& seq, int tokens) {
-  const int needed = BlocksFor(tokens, block_size_) - static_cast<int>(seq.block_table().size());
+  const int needed = BlocksFor(tokens, block_size_) -
+                     static_cast<int>(seq.block_table().size());
   if (needed > available()) return false;
   for (int i = 0; i < needed; ++i) {
     const int b = TakeBlock();
@@ -114,7 +122,8 @@ void BlockManager::CommitFullBlocks(Sequence& seq) {
   const int full = seq.num_computed() / block_size_;
   auto& hashes = seq.block_hashes();
   for (int i = static_cast<int>(hashes.size()); i < full; ++i) {
-    const auto block_tokens = seq.tokens().subspan(size_t(i) * block_size_, block_size_);
+    const auto block_tokens =
+        seq.tokens().subspan(size_t(i) * block_size_, block_size_);
     const uint64_t h = HashBlock(i == 0 ? 0 : hashes[i - 1], block_tokens);
     hashes.push_back(h);
     Block& block = blocks_[seq.block_table()[i]];
@@ -179,12 +188,15 @@ void BlockManager::Release(int b) {
   }
 }
 
-absl::Status BlockManager::CheckInvariants(std::span<const Sequence* const> live) const {
+absl::Status BlockManager::CheckInvariants(
+    std::span<const Sequence* const> live) const {
   const int n = num_blocks();
   std::vector<int> holders(n, 0);
   for (const Sequence* seq : live) {
     for (int b : seq->block_table()) {
-      if (b < 0 || b >= n) return absl::InternalError(absl::StrCat("block id ", b, " out of range"));
+      if (b < 0 || b >= n)
+        return absl::InternalError(
+            absl::StrCat("block id ", b, " out of range"));
       ++holders[b];
     }
     // A sequence's registered blocks hold exactly its tokens.
@@ -192,48 +204,59 @@ absl::Status BlockManager::CheckInvariants(std::span<const Sequence* const> live
       const Block& block = blocks_[seq->block_table()[i]];
       if (!block.hash.has_value()) continue;
       const auto expect = seq->tokens().subspan(i * block_size_, block_size_);
-      if (!std::equal(block.tokens.begin(), block.tokens.end(), expect.begin(), expect.end())) {
-        return absl::InternalError(absl::StrCat("block ", seq->block_table()[i], " of sequence ",
-                                                seq->id(), " holds other tokens"));
+      if (!std::equal(block.tokens.begin(), block.tokens.end(), expect.begin(),
+                      expect.end())) {
+        return absl::InternalError(absl::StrCat("block ", seq->block_table()[i],
+                                                " of sequence ", seq->id(),
+                                                " holds other tokens"));
       }
     }
   }
   std::vector<int> where(n, 0);  // 1 = free list, 2 = LRU
   for (int b : free_) {
-    if (where[b] != 0) return absl::InternalError(absl::StrCat("block ", b, " twice in free list"));
+    if (where[b] != 0)
+      return absl::InternalError(
+          absl::StrCat("block ", b, " twice in free list"));
     where[b] = 1;
   }
   for (int b : lru_) {
-    if (where[b] != 0) return absl::InternalError(absl::StrCat("block ", b, " both free and cached"));
+    if (where[b] != 0)
+      return absl::InternalError(
+          absl::StrCat("block ", b, " both free and cached"));
     where[b] = 2;
   }
   int used = 0;
   for (int b = 0; b < n; ++b) {
     const Block& block = blocks_[b];
     if (block.ref_count != holders[b]) {
-      return absl::InternalError(absl::StrCat("block ", b, " has ref_count ", block.ref_count,
-                                              " but ", holders[b], " holders"));
+      return absl::InternalError(absl::StrCat("block ", b, " has ref_count ",
+                                              block.ref_count, " but ",
+                                              holders[b], " holders"));
     }
     if (block.ref_count > 0) {
       ++used;
-      if (where[b] != 0) return absl::InternalError(absl::StrCat("held block ", b, " is not used"));
+      if (where[b] != 0)
+        return absl::InternalError(
+            absl::StrCat("held block ", b, " is not used"));
     } else if (where[b] == 0) {
       return absl::InternalError(absl::StrCat("unheld block ", b, " is lost"));
     } else if ((where[b] == 2) != block.hash.has_value()) {
-      return absl::InternalError(absl::StrCat("block ", b, " cache state disagrees with its hash"));
+      return absl::InternalError(
+          absl::StrCat("block ", b, " cache state disagrees with its hash"));
     }
     if (block.hash.has_value()) {
       const auto it = cached_by_hash_.find(*block.hash);
       if (it == cached_by_hash_.end() || it->second != b) {
-        return absl::InternalError(absl::StrCat("cached block ", b, " not findable by hash"));
+        return absl::InternalError(
+            absl::StrCat("cached block ", b, " not findable by hash"));
       }
     }
   }
   if (used != num_used_ || used + num_free() + num_cached() != n ||
       cached_by_hash_.size() > size_t(n)) {
-    return absl::InternalError(absl::StrCat("counts: used ", num_used_, " (actual ", used,
-                                            ") + free ", num_free(), " + cached ", num_cached(),
-                                            " != ", n));
+    return absl::InternalError(
+        absl::StrCat("counts: used ", num_used_, " (actual ", used, ") + free ",
+                     num_free(), " + cached ", num_cached(), " != ", n));
   }
   return absl::OkStatus();
 }

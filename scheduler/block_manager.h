@@ -86,7 +86,7 @@ class BlockManager {
   struct Block {
     int ref_count = 0;
     std::optional<uint64_t> hash;  // set while the block is in the prefix cache
-    std::vector<int> tokens;       // the block's tokens, to reject hash collisions
+    std::vector<int> tokens;  // the block's tokens, to reject hash collisions
     std::list<int>::iterator lru_pos;  // valid while cached and unreferenced
   };
 

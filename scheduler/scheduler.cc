@@ -34,7 +34,8 @@ void Scheduler::Emit(Sequence* seq, int n, ScheduledStep& step) {
   auto* slice = plan.add_sequences();
   slice->set_query_len(n);
   slice->set_context_len(seq->num_computed() + n);
-  slice->mutable_block_table()->Add(seq->block_table().begin(), seq->block_table().end());
+  slice->mutable_block_table()->Add(seq->block_table().begin(),
+                                    seq->block_table().end());
   const auto tokens = seq->tokens();
   for (int i = 0; i < n; ++i) {
     const int pos = seq->num_computed() + i;
@@ -69,7 +70,8 @@ bool Scheduler::ReserveRunning(Sequence* seq, int n, ScheduledStep& step) {
     // step's plan (its slots are taken).
     Sequence* victim = nullptr;
     for (auto it = running_.rbegin(); it != running_.rend(); ++it) {
-      if (std::find(step.sequences.begin(), step.sequences.end(), *it) == step.sequences.end()) {
+      if (std::find(step.sequences.begin(), step.sequences.end(), *it) ==
+          step.sequences.end()) {
         victim = *it;
         break;
       }
@@ -104,11 +106,13 @@ ScheduledStep Scheduler::Schedule() {
 
   // 1 and 2: running sequences, decodes before chunks of prefill.
   std::vector<Sequence*> decodes, prefills;
-  for (Sequence* seq : running_) (seq->decoding() ? decodes : prefills).push_back(seq);
+  for (Sequence* seq : running_)
+    (seq->decoding() ? decodes : prefills).push_back(seq);
   for (auto* group : {&decodes, &prefills}) {
     for (Sequence* seq : *group) {
       if (budget == 0) break;
-      if (seq->status() != SequenceStatus::kRunning) continue;  // preempted meanwhile
+      if (seq->status() != SequenceStatus::kRunning)
+        continue;  // preempted meanwhile
       const int n = std::min(seq->num_uncomputed(), budget);
       if (!ReserveRunning(seq, n, step)) continue;
       Emit(seq, n, step);

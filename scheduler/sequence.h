@@ -40,8 +40,12 @@ class Sequence {
 
   // The prompt followed by every generated token.
   std::span<const int> tokens() const { return tokens_; }
-  std::span<const int> prompt() const { return std::span(tokens_).first(prompt_len_); }
-  std::span<const int> output() const { return std::span(tokens_).subspan(prompt_len_); }
+  std::span<const int> prompt() const {
+    return std::span(tokens_).first(prompt_len_);
+  }
+  std::span<const int> output() const {
+    return std::span(tokens_).subspan(prompt_len_);
+  }
   int num_tokens() const { return static_cast<int>(tokens_.size()); }
   int prompt_len() const { return prompt_len_; }
   int num_output() const { return num_tokens() - prompt_len_; }
@@ -52,7 +56,9 @@ class Sequence {
   int num_computed() const { return num_computed_; }
   void set_num_computed(int n) { num_computed_ = n; }
   int num_uncomputed() const { return num_tokens() - num_computed_; }
-  bool decoding() const { return num_computed_ >= prompt_len_ && num_uncomputed() == 1; }
+  bool decoding() const {
+    return num_computed_ >= prompt_len_ && num_uncomputed() == 1;
+  }
 
   // Prompt tokens served from the prefix cache at (first) admission.
   int num_cached_prompt() const { return num_cached_prompt_; }

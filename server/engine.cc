@@ -16,8 +16,8 @@ struct Engine::Request {
   Request(uint64_t id, EngineRequest r, const model::Tokenizer& tokenizer,
           OutputCallback callback)
       : id(id),
-        sequence(std::make_unique<Sequence>(id, r.prompt_ids, r.sampling, r.stopping,
-                                            r.priority)),
+        sequence(std::make_unique<Sequence>(id, r.prompt_ids, r.sampling,
+                                            r.stopping, r.priority)),
         sampler(r.sampling),
         detokenizer(tokenizer, r.prompt_ids),
         stops(r.stopping.stop),
@@ -36,7 +36,8 @@ struct Engine::Request {
   int computed_prompt_tokens = 0;
 };
 
-Engine::Engine(const EngineConfig& config, std::unique_ptr<worker::ModelRunner> runner,
+Engine::Engine(const EngineConfig& config,
+               std::unique_ptr<worker::ModelRunner> runner,
                std::unique_ptr<model::Tokenizer> tokenizer)
     : config_(config),
       runner_(std::move(runner)),
@@ -55,7 +56,8 @@ Engine::~Engine() {
   thread_.join();
 }
 
-absl::StatusOr<uint64_t> Engine::Submit(EngineRequest request, OutputCallback on_output) {
+absl::StatusOr<uint64_t> Engine::Submit(EngineRequest request,
+                                        OutputCallback on_output) {
   const model::ModelConfig& model = runner_->config();
   const int prompt_len = static_cast<int>(request.prompt_ids.size());
   if (prompt_len == 0) {
@@ -146,7 +148,8 @@ void Engine::DrainInbox() {
   }
 }
 
-void Engine::FinishRequest(uint64_t id, FinishReason reason, std::string error) {
+void Engine::FinishRequest(uint64_t id, FinishReason reason,
+                           std::string error) {
   auto it = requests_.find(id);
   if (it == requests_.end()) return;
   std::unique_ptr<Request> req = std::move(it->second);
@@ -170,12 +173,14 @@ void Engine::Step() {
   const absl::Time start = absl::Now();
   for (Sequence* seq : step.sequences) {
     Request& req = *requests_.at(seq->id());
-    if (req.times.first_scheduled == absl::Time()) req.times.first_scheduled = start;
+    if (req.times.first_scheduled == absl::Time())
+      req.times.first_scheduled = start;
   }
   const absl::Status status = runner_->Step(step.plan, logits_);
   if (!status.ok()) {
     for (Sequence* seq : step.sequences) {
-      FinishRequest(seq->id(), FinishReason::kError, std::string(status.message()));
+      FinishRequest(seq->id(), FinishReason::kError,
+                    std::string(status.message()));
     }
     return;
   }
@@ -205,7 +210,8 @@ void Engine::Step() {
       }
       row = masked_row_;
     }
-    const worker::SampledToken sampled = req.sampler.Sample(row, seq->prompt(), seq->output());
+    const worker::SampledToken sampled =
+        req.sampler.Sample(row, seq->prompt(), seq->output());
     const int token = sampled.token_id;
     if (req.times.first_token == absl::Time()) req.times.first_token = now;
 
@@ -213,10 +219,12 @@ void Engine::Step() {
     out.request_id = req.id;
     out.time = now;
     std::optional<FinishReason> finish;
-    const bool is_eos = std::find(model.eos_token_ids.begin(), model.eos_token_ids.end(),
-                                  token) != model.eos_token_ids.end();
-    const bool is_stop_id = std::find(stop.stop_token_ids.begin(), stop.stop_token_ids.end(),
-                                      token) != stop.stop_token_ids.end();
+    const bool is_eos =
+        std::find(model.eos_token_ids.begin(), model.eos_token_ids.end(),
+                  token) != model.eos_token_ids.end();
+    const bool is_stop_id =
+        std::find(stop.stop_token_ids.begin(), stop.stop_token_ids.end(),
+                  token) != stop.stop_token_ids.end();
     if ((is_eos && !stop.ignore_eos) || is_stop_id) {
       finish = FinishReason::kStop;  // the ending token itself is not returned
     } else {
@@ -245,7 +253,8 @@ void Engine::Step() {
       std::unique_ptr<Sequence> done = scheduler_.Finish(req.id, *finish);
       out.finished = true;
       out.finish_reason = *finish;
-      out.usage = {done->prompt_len(), done->num_output(), done->num_cached_prompt()};
+      out.usage = {done->prompt_len(), done->num_output(),
+                   done->num_cached_prompt()};
       req.times.finished = now;
       out.times = req.times;
       OutputCallback callback = std::move(req.on_output);
@@ -270,7 +279,8 @@ void Engine::Step() {
 void Engine::UpdateStats() {
   int64_t waste = 0;
   for (const Sequence* seq : scheduler_.live()) {
-    waste += int64_t(seq->block_table().size()) * blocks_.block_size() - seq->num_computed();
+    waste += int64_t(seq->block_table().size()) * blocks_.block_size() -
+             seq->num_computed();
   }
   absl::MutexLock lock(&mu_);
   stats_.running = scheduler_.num_running();

@@ -67,11 +67,11 @@ struct EngineOutput {
   std::vector<int> token_ids;  // new tokens (usually one)
   std::string text;            // new text (may be empty while held back)
   std::vector<worker::SampledToken> logprobs;  // per new token, when asked
-  absl::Time time;             // when this step's tokens were sampled
+  absl::Time time;  // when this step's tokens were sampled
   bool finished = false;
   scheduler::FinishReason finish_reason = scheduler::FinishReason::kNone;
-  std::string error;  // with kError
-  Usage usage;        // on the last message
+  std::string error;   // with kError
+  Usage usage;         // on the last message
   RequestTimes times;  // on the last message
 };
 
@@ -93,21 +93,25 @@ struct EngineStats {
   int64_t prompt_tokens_computed = 0;
   int64_t generation_tokens = 0;
   int peak_kv_used = 0;
-  int64_t peak_kv_waste_slots = 0;  // allocated slots not holding a token, at peak
+  int64_t peak_kv_waste_slots =
+      0;  // allocated slots not holding a token, at peak
 };
 
 // Per step, for metrics: its duration and how many tokens it computed.
-using StepObserver = std::function<void(absl::Duration step_time, int batch_tokens)>;
+using StepObserver =
+    std::function<void(absl::Duration step_time, int batch_tokens)>;
 
 class Engine {
  public:
-  Engine(const EngineConfig& config, std::unique_ptr<worker::ModelRunner> runner,
+  Engine(const EngineConfig& config,
+         std::unique_ptr<worker::ModelRunner> runner,
          std::unique_ptr<model::Tokenizer> tokenizer);
   ~Engine();  // stops the loop; unfinished requests end as cancelled
 
   // Queues a request; `on_output` receives its outputs. Returns its id.
   // Refuses requests the engine could never serve (checked fields named).
-  absl::StatusOr<uint64_t> Submit(EngineRequest request, OutputCallback on_output);
+  absl::StatusOr<uint64_t> Submit(EngineRequest request,
+                                  OutputCallback on_output);
   // Stops a request within one step; its last output says kCancelled.
   void Cancel(uint64_t request_id);
 
@@ -123,7 +127,8 @@ class Engine {
   void Loop();
   void Step();
   void DrainInbox();
-  void FinishRequest(uint64_t id, scheduler::FinishReason reason, std::string error = "");
+  void FinishRequest(uint64_t id, scheduler::FinishReason reason,
+                     std::string error = "");
   void UpdateStats();
 
   EngineConfig config_;

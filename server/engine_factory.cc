@@ -6,36 +6,43 @@
 
 namespace hydra {
 
-absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(const EngineOptions& options) {
-  if (options.block_size <= 0 || options.max_batched_tokens <= 0 || options.max_running <= 0) {
+absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(
+    const EngineOptions& options) {
+  if (options.block_size <= 0 || options.max_batched_tokens <= 0 ||
+      options.max_running <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "block_size, max_batched_tokens and max_running must be positive (got ",
-        options.block_size, ", ", options.max_batched_tokens, ", ", options.max_running, ")"));
+        options.block_size, ", ", options.max_batched_tokens, ", ",
+        options.max_running, ")"));
   }
-  ASSIGN_OR_RETURN(model::ModelConfig config, model::LoadModelConfig(options.model_dir));
-  const worker::KvCacheShape shape{config.num_layers, config.num_kv_heads, config.head_dim,
-                                   options.block_size};
-  ASSIGN_OR_RETURN(const int num_blocks, shape.BlocksForBudget(options.kv_cache_bytes));
+  ASSIGN_OR_RETURN(model::ModelConfig config,
+                   model::LoadModelConfig(options.model_dir));
+  const worker::KvCacheShape shape{config.num_layers, config.num_kv_heads,
+                                   config.head_dim, options.block_size};
+  ASSIGN_OR_RETURN(const int num_blocks,
+                   shape.BlocksForBudget(options.kv_cache_bytes));
   const int full_context =
       scheduler::BlocksFor(config.max_position_embeddings, options.block_size);
   if (num_blocks < full_context) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "KV cache budget of ", options.kv_cache_bytes, " bytes holds ", num_blocks,
-        " blocks; one sequence at the full context of ", config.max_position_embeddings,
-        " tokens needs ", full_context, " (", full_context * shape.bytes_per_block(),
-        " bytes)"));
+        "KV cache budget of ", options.kv_cache_bytes, " bytes holds ",
+        num_blocks, " blocks; one sequence at the full context of ",
+        config.max_position_embeddings, " tokens needs ", full_context, " (",
+        full_context * shape.bytes_per_block(), " bytes)"));
   }
   ASSIGN_OR_RETURN(auto runner,
-                   worker::ModelRunner::Load(options.model_dir, options.block_size, num_blocks));
-  ASSIGN_OR_RETURN(auto tokenizer,
-                   model::Tokenizer::Load(options.model_dir + "/tokenizer.model"));
+                   worker::ModelRunner::Load(options.model_dir,
+                                             options.block_size, num_blocks));
+  ASSIGN_OR_RETURN(auto tokenizer, model::Tokenizer::Load(options.model_dir +
+                                                          "/tokenizer.model"));
   EngineConfig engine_config;
   engine_config.block_size = options.block_size;
   engine_config.num_blocks = num_blocks;
   engine_config.max_batched_tokens = options.max_batched_tokens;
   engine_config.max_running = options.max_running;
   engine_config.enable_prefix_cache = options.enable_prefix_cache;
-  return std::make_unique<Engine>(engine_config, std::move(runner), std::move(tokenizer));
+  return std::make_unique<Engine>(engine_config, std::move(runner),
+                                  std::move(tokenizer));
 }
 
 }  // namespace hydra

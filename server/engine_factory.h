@@ -22,7 +22,8 @@ struct EngineOptions {
 
 // Loads the model and tokenizer, sizes the KV pool from the budget (at least
 // one sequence at the model's full context must fit) and starts the loop.
-absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(const EngineOptions& options);
+absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(
+    const EngineOptions& options);
 
 }  // namespace hydra
 

@@ -36,7 +36,8 @@ absl::Status CheckFlags() {
     return absl::InvalidArgumentError("--max_tokens must be positive");
   }
   if (absl::GetFlag(FLAGS_temperature) < 0) {
-    return absl::InvalidArgumentError("--temperature must be >= 0 (0 = greedy)");
+    return absl::InvalidArgumentError(
+        "--temperature must be >= 0 (0 = greedy)");
   }
   if (absl::GetFlag(FLAGS_top_k) < 0) {
     return absl::InvalidArgumentError("--top_k must be >= 0 (0 = no limit)");
@@ -50,15 +51,19 @@ absl::Status CheckFlags() {
 
 absl::StatusOr<std::vector<std::string>> Prompts() {
   const std::string file = absl::GetFlag(FLAGS_prompts_file);
-  if (file.empty()) return std::vector<std::string>{absl::GetFlag(FLAGS_prompt)};
+  if (file.empty())
+    return std::vector<std::string>{absl::GetFlag(FLAGS_prompt)};
   std::ifstream in(file);
-  if (!in) return absl::NotFoundError(absl::StrCat("--prompts_file: cannot open ", file));
+  if (!in)
+    return absl::NotFoundError(
+        absl::StrCat("--prompts_file: cannot open ", file));
   std::vector<std::string> prompts;
   for (std::string line; std::getline(in, line);) {
     if (!line.empty()) prompts.push_back(line);
   }
   if (prompts.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("--prompts_file: ", file, " has no prompts"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--prompts_file: ", file, " has no prompts"));
   }
   return prompts;
 }
@@ -73,7 +78,8 @@ struct Completion {
 
 absl::Status RunGenerate() {
   RETURN_IF_ERROR(CheckFlags());
-  if (absl::GetFlag(FLAGS_threads) > 0) omp_set_num_threads(absl::GetFlag(FLAGS_threads));
+  if (absl::GetFlag(FLAGS_threads) > 0)
+    omp_set_num_threads(absl::GetFlag(FLAGS_threads));
   ASSIGN_OR_RETURN(const std::vector<std::string> prompts, Prompts());
   EngineOptions options;
   options.model_dir = absl::GetFlag(FLAGS_model);
@@ -87,7 +93,8 @@ absl::Status RunGenerate() {
   const absl::Time start = absl::Now();
   for (size_t i = 0; i < prompts.size(); ++i) {
     EngineRequest request;
-    ASSIGN_OR_RETURN(request.prompt_ids, engine->tokenizer().Encode(prompts[i]));
+    ASSIGN_OR_RETURN(request.prompt_ids,
+                     engine->tokenizer().Encode(prompts[i]));
     request.sampling.temperature = absl::GetFlag(FLAGS_temperature);
     request.sampling.top_k = absl::GetFlag(FLAGS_top_k);
     request.sampling.top_p = absl::GetFlag(FLAGS_top_p);
@@ -114,12 +121,16 @@ absl::Status RunGenerate() {
       }
     };
     auto id = engine->Submit(std::move(request), on_output);
-    if (!id.ok()) return absl::InvalidArgumentError(absl::StrCat("prompt ", i + 1, ": ", id.status().message()));
+    if (!id.ok())
+      return absl::InvalidArgumentError(
+          absl::StrCat("prompt ", i + 1, ": ", id.status().message()));
   }
   {
     absl::MutexLock lock(&mu);
     const int total = static_cast<int>(prompts.size());
-    auto all_done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return finished == total; };
+    auto all_done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+      return finished == total;
+    };
     mu.Await(absl::Condition(&all_done));
   }
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
@@ -128,22 +139,26 @@ absl::Status RunGenerate() {
   for (size_t i = 0; i < prompts.size(); ++i) {
     const Completion& c = completions[i];
     if (c.last.finish_reason == scheduler::FinishReason::kError) {
-      return absl::InternalError(absl::StrCat("prompt ", i + 1, ": ", c.last.error));
+      return absl::InternalError(
+          absl::StrCat("prompt ", i + 1, ": ", c.last.error));
     }
     prompt_tokens += c.last.usage.prompt_tokens;
     generated += c.last.usage.completion_tokens;
     if (!stream) {
-      std::printf("--- %zu: %s\n%s%s\n", i + 1, prompts[i].c_str(), prompts[i].c_str(),
-                  c.text.c_str());
+      std::printf("--- %zu: %s\n%s%s\n", i + 1, prompts[i].c_str(),
+                  prompts[i].c_str(), c.text.c_str());
     }
   }
   std::fflush(stdout);
   const double ttft =
-      absl::ToDoubleMilliseconds(completions[0].last.times.first_token - completions[0].last.times.arrival);
+      absl::ToDoubleMilliseconds(completions[0].last.times.first_token -
+                                 completions[0].last.times.arrival);
   std::fprintf(stderr,
-               "prompts: %zu, prompt tokens: %d, generated tokens: %d, time to first token: "
+               "prompts: %zu, prompt tokens: %d, generated tokens: %d, time to "
+               "first token: "
                "%.1f ms, %.1f s, %.1f generated tokens/s\n",
-               prompts.size(), prompt_tokens, generated, ttft, seconds, generated / seconds);
+               prompts.size(), prompt_tokens, generated, ttft, seconds,
+               generated / seconds);
   return absl::OkStatus();
 }
 

@@ -19,7 +19,8 @@ StopStringMatcher::Result StopStringMatcher::Push(std::string_view delta) {
     return result;
   }
   size_t first = std::string::npos;
-  for (const std::string& stop : stops_) first = std::min(first, held_.find(stop));
+  for (const std::string& stop : stops_)
+    first = std::min(first, held_.find(stop));
   if (first != std::string::npos) {
     result.text = held_.substr(0, first);
     result.stopped = true;
@@ -29,7 +30,8 @@ StopStringMatcher::Result StopStringMatcher::Push(std::string_view delta) {
   // Hold back the longest tail that is a proper prefix of some stop string.
   size_t keep = 0;
   for (const std::string& stop : stops_) {
-    for (size_t len = std::min(stop.size() - 1, held_.size()); len > keep; --len) {
+    for (size_t len = std::min(stop.size() - 1, held_.size()); len > keep;
+         --len) {
       if (held_.compare(held_.size() - len, len, stop, 0, len) == 0) {
         keep = len;
         break;

@@ -31,10 +31,13 @@ KvCache::KvCache(const KvCacheShape& shape, int num_blocks)
 }
 
 void KvCache::CopyBlock(int src, int dst) {
-  const size_t floats = size_t(shape_.block_size) * shape_.kv_heads * shape_.head_dim;
+  const size_t floats =
+      size_t(shape_.block_size) * shape_.kv_heads * shape_.head_dim;
   for (int l = 0; l < shape_.num_layers; ++l) {
-    std::copy_n(k_[l].data() + src * floats, floats, k_[l].data() + dst * floats);
-    std::copy_n(v_[l].data() + src * floats, floats, v_[l].data() + dst * floats);
+    std::copy_n(k_[l].data() + src * floats, floats,
+                k_[l].data() + dst * floats);
+    std::copy_n(v_[l].data() + src * floats, floats,
+                v_[l].data() + dst * floats);
   }
 }
 

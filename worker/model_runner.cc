@@ -101,11 +101,11 @@ absl::Status ModelRunner::Validate(const internal::StepPlan& plan) const {
         "step plan: sequences cover ", covered, " of ", tokens, " tokens"));
   }
   for (const auto& copy : plan.block_copies()) {
-    if (copy.src() < 0 || copy.src() >= kv_cache_.num_blocks() || copy.dst() < 0 ||
-        copy.dst() >= kv_cache_.num_blocks()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "step plan: block copy ", copy.src(), " -> ", copy.dst(), " is outside [0, ",
-          kv_cache_.num_blocks(), ")"));
+    if (copy.src() < 0 || copy.src() >= kv_cache_.num_blocks() ||
+        copy.dst() < 0 || copy.dst() >= kv_cache_.num_blocks()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("step plan: block copy ", copy.src(), " -> ", copy.dst(),
+                       " is outside [0, ", kv_cache_.num_blocks(), ")"));
     }
   }
   for (int r : plan.logits_rows()) {
@@ -135,7 +135,8 @@ void ModelRunner::Resize(int tokens) {
 absl::Status ModelRunner::Step(const internal::StepPlan& plan,
                                std::vector<float>& logits) {
   RETURN_IF_ERROR(Validate(plan));
-  for (const auto& copy : plan.block_copies()) kv_cache_.CopyBlock(copy.src(), copy.dst());
+  for (const auto& copy : plan.block_copies())
+    kv_cache_.CopyBlock(copy.src(), copy.dst());
   const auto& c = config_;
   const int m = plan.token_ids_size();
   Resize(m);

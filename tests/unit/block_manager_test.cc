@@ -17,7 +17,8 @@ constexpr int kBlockSize = 4;
 
 class BlockManagerPropertyTest : public ::testing::TestWithParam<int> {
  protected:
-  BlockManagerPropertyTest() : blocks_(48, kBlockSize), shadow_(48 * kBlockSize, -1) {}
+  BlockManagerPropertyTest()
+      : blocks_(48, kBlockSize), shadow_(48 * kBlockSize, -1) {}
 
   // What the worker would do: write the computed tokens into their slots.
   void Compute(Sequence& seq, int upto) {
@@ -43,7 +44,9 @@ class BlockManagerPropertyTest : public ::testing::TestWithParam<int> {
   std::vector<int> RandomPrompt(std::mt19937& rng) {
     // A few shared stems so prefixes repeat, then a random tail.
     static const std::vector<std::vector<int>> stems = {
-        {5, 6, 7, 8, 9, 10, 11, 12}, {5, 6, 7, 8, 1, 2, 3, 4}, {42, 43, 44, 45}};
+        {5, 6, 7, 8, 9, 10, 11, 12},
+        {5, 6, 7, 8, 1, 2, 3, 4},
+        {42, 43, 44, 45}};
     std::vector<int> prompt = stems[rng() % stems.size()];
     const int tail = 1 + rng() % 9;
     for (int i = 0; i < tail; ++i) prompt.push_back(1 + rng() % 3);
@@ -63,14 +66,16 @@ TEST_P(BlockManagerPropertyTest, RandomOperationsKeepInvariants) {
     const int kind = rng() % 10;
     if (kind < 3 || live_.empty()) {
       // Admit a new sequence, reusing any cached prefix.
-      auto seq = std::make_unique<Sequence>(next_id++, RandomPrompt(rng), SamplingParams{},
-                                            StoppingCriteria{}, 0);
+      auto seq =
+          std::make_unique<Sequence>(next_id++, RandomPrompt(rng),
+                                     SamplingParams{}, StoppingCriteria{}, 0);
       const std::vector<int> prefix = blocks_.FindCachedPrefix(*seq);
       const int cached_before = blocks_.num_cached();
       const int free_before = blocks_.num_free();
       if (blocks_.Admit(*seq, prefix, seq->num_tokens())) {
         hits += !prefix.empty();
-        if (free_before == 0 && blocks_.num_cached() < cached_before) ++evictions_seen;
+        if (free_before == 0 && blocks_.num_cached() < cached_before)
+          ++evictions_seen;
         Compute(*seq, seq->num_tokens());
         live_[seq->id()] = std::move(seq);
       }
@@ -83,7 +88,8 @@ TEST_P(BlockManagerPropertyTest, RandomOperationsKeepInvariants) {
         seq.AppendToken(1 + rng() % 3);
         if (blocks_.Grow(seq, seq.num_tokens())) {
           bool ok = true;
-          if (auto copy = blocks_.PrepareWrite(seq, seq.num_tokens() - 1, &ok)) {
+          if (auto copy =
+                  blocks_.PrepareWrite(seq, seq.num_tokens() - 1, &ok)) {
             std::copy_n(&shadow_[copy->src * kBlockSize], kBlockSize,
                         &shadow_[copy->dst * kBlockSize]);
             ++copies;
@@ -97,7 +103,8 @@ TEST_P(BlockManagerPropertyTest, RandomOperationsKeepInvariants) {
       } else if (kind < 7) {
         // Fork: the child shares every block, then diverges.
         auto child = std::make_unique<Sequence>(
-            next_id++, std::vector<int>(seq.tokens().begin(), seq.tokens().end()),
+            next_id++,
+            std::vector<int>(seq.tokens().begin(), seq.tokens().end()),
             SamplingParams{}, StoppingCriteria{}, 0);
         child->set_num_computed(0);
         blocks_.Fork(seq, *child);
@@ -127,7 +134,8 @@ TEST_P(BlockManagerPropertyTest, RandomOperationsKeepInvariants) {
   EXPECT_LE(blocks_.prefix_hits(), blocks_.prefix_queries());
 }
 
-INSTANTIATE_TEST_SUITE_P(Seeds, BlockManagerPropertyTest, ::testing::Values(1, 2, 3, 4));
+INSTANTIATE_TEST_SUITE_P(Seeds, BlockManagerPropertyTest,
+                         ::testing::Values(1, 2, 3, 4));
 
 TEST(BlockManagerTest, PrefixHitNeverCoversTheLastToken) {
   BlockManager blocks(8, 4);

@@ -32,7 +32,8 @@ class Collector {
     return [this, index](EngineOutput out) {
       absl::MutexLock lock(&mu_);
       Result& r = results_[index];
-      r.tokens.insert(r.tokens.end(), out.token_ids.begin(), out.token_ids.end());
+      r.tokens.insert(r.tokens.end(), out.token_ids.begin(),
+                      out.token_ids.end());
       r.text += out.text;
       ++r.messages;
       if (out.finished) {
@@ -45,7 +46,9 @@ class Collector {
   // Waits until `n` requests have finished; false on timeout.
   bool WaitFinished(int n, absl::Duration timeout = absl::Seconds(120)) {
     absl::MutexLock lock(&mu_);
-    auto done = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return finished_ >= n; };
+    auto done = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return finished_ >= n;
+    };
     return mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
   }
   int messages(int index) {
@@ -64,17 +67,21 @@ class Collector {
 };
 
 std::unique_ptr<Engine> MakeEngine(int num_blocks, int block_size = 16,
-                                   bool prefix_cache = true, int max_batched = 512) {
-  auto runner = worker::ModelRunner::Load(testing::ModelDir(), block_size, num_blocks);
+                                   bool prefix_cache = true,
+                                   int max_batched = 512) {
+  auto runner =
+      worker::ModelRunner::Load(testing::ModelDir(), block_size, num_blocks);
   EXPECT_TRUE(runner.ok()) << runner.status();
-  auto tokenizer = model::Tokenizer::Load(testing::ModelDir() / "tokenizer.model");
+  auto tokenizer =
+      model::Tokenizer::Load(testing::ModelDir() / "tokenizer.model");
   EXPECT_TRUE(tokenizer.ok()) << tokenizer.status();
   EngineConfig config;
   config.block_size = block_size;
   config.num_blocks = num_blocks;
   config.max_batched_tokens = max_batched;
   config.enable_prefix_cache = prefix_cache;
-  return std::make_unique<Engine>(config, std::move(*runner), std::move(*tokenizer));
+  return std::make_unique<Engine>(config, std::move(*runner),
+                                  std::move(*tokenizer));
 }
 
 EngineRequest Greedy(std::vector<int> prompt, int max_tokens = 300) {
@@ -87,7 +94,8 @@ EngineRequest Greedy(std::vector<int> prompt, int max_tokens = 300) {
 
 // Idle means every block is free or cached: nothing leaked.
 void ExpectNoLeak(const Engine& engine) {
-  for (int i = 0; i < 200 && engine.stats().kv_used != 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+  for (int i = 0; i < 200 && engine.stats().kv_used != 0; ++i)
+    absl::SleepFor(absl::Milliseconds(10));
   const EngineStats s = engine.stats();
   EXPECT_EQ(s.kv_used, 0);
   EXPECT_EQ(s.kv_used + s.kv_free + s.kv_cached, s.kv_total);
@@ -105,7 +113,10 @@ TEST_F(EngineTest, ThirtyTwoConcurrentGreedyRequestsMatchGolden) {
   auto engine = MakeEngine(/*num_blocks=*/32 * 17);
   Collector collector;
   for (int i = 0; i < 32; ++i) {
-    ASSERT_TRUE(engine->Submit(Greedy(golden[i % golden.size()].prompt_ids), collector.For(i)).ok());
+    ASSERT_TRUE(engine
+                    ->Submit(Greedy(golden[i % golden.size()].prompt_ids),
+                             collector.For(i))
+                    .ok());
   }
   ASSERT_TRUE(collector.WaitFinished(32));
   for (int i = 0; i < 32; ++i) {
@@ -114,7 +125,8 @@ TEST_F(EngineTest, ThirtyTwoConcurrentGreedyRequestsMatchGolden) {
     EXPECT_EQ(r.tokens, g.output_ids) << "request " << i;
     // Stories that end with EOS stop; the others run out of context.
     const bool filled = int(g.prompt_ids.size() + g.output_ids.size()) == 257;
-    EXPECT_EQ(r.last.finish_reason, filled ? FinishReason::kLength : FinishReason::kStop);
+    EXPECT_EQ(r.last.finish_reason,
+              filled ? FinishReason::kLength : FinishReason::kStop);
     EXPECT_EQ(r.last.usage.prompt_tokens, int(g.prompt_ids.size()));
     EXPECT_EQ(r.last.usage.completion_tokens, int(g.output_ids.size()));
   }
@@ -130,12 +142,16 @@ TEST_F(EngineTest, PreemptionUnderATinyPoolKeepsEveryOutput) {
   Collector collector;
   for (int i = 0; i < kRequests; ++i) {
     ASSERT_TRUE(
-        engine->Submit(Greedy(golden[i % golden.size()].prompt_ids, kTokens), collector.For(i)).ok());
+        engine
+            ->Submit(Greedy(golden[i % golden.size()].prompt_ids, kTokens),
+                     collector.For(i))
+            .ok());
   }
   ASSERT_TRUE(collector.WaitFinished(kRequests));
   for (int i = 0; i < kRequests; ++i) {
     const auto& g = golden[i % golden.size()].output_ids;
-    const std::vector<int> expected(g.begin(), g.begin() + std::min<size_t>(kTokens, g.size()));
+    const std::vector<int> expected(
+        g.begin(), g.begin() + std::min<size_t>(kTokens, g.size()));
     EXPECT_EQ(collector.Get(i).tokens, expected) << "request " << i;
   }
   EXPECT_GT(engine->stats().preemptions, 0);
@@ -146,10 +162,12 @@ TEST_F(EngineTest, PrefixCacheComputesOnlyTheSuffix) {
   const auto golden = testing::LoadGolden();
   // A 60-token prompt: golden prompt + output ids, so the text is natural.
   std::vector<int> first(golden[0].prompt_ids);
-  first.insert(first.end(), golden[0].output_ids.begin(), golden[0].output_ids.begin() + 55);
+  first.insert(first.end(), golden[0].output_ids.begin(),
+               golden[0].output_ids.begin() + 55);
   ASSERT_EQ(first.size(), 60u);
-  std::vector<int> second(first.begin(), first.begin() + 48);  // three full blocks
-  second.insert(second.end(), {450, 11203, 471});                // + a new suffix
+  std::vector<int> second(first.begin(),
+                          first.begin() + 48);     // three full blocks
+  second.insert(second.end(), {450, 11203, 471});  // + a new suffix
 
   auto run = [&](bool prefix_cache) {
     auto engine = MakeEngine(64, 16, prefix_cache);
@@ -160,7 +178,8 @@ TEST_F(EngineTest, PrefixCacheComputesOnlyTheSuffix) {
     EXPECT_TRUE(engine->Submit(Greedy(second, 20), collector.For(1)).ok());
     EXPECT_TRUE(collector.WaitFinished(2));
     ExpectNoLeak(*engine);
-    return std::make_pair(collector.Get(1), engine->stats().prompt_tokens_computed - before);
+    return std::make_pair(collector.Get(1),
+                          engine->stats().prompt_tokens_computed - before);
   };
   const auto [cached, cached_computed] = run(true);
   const auto [plain, plain_computed] = run(false);
@@ -197,7 +216,8 @@ TEST_F(EngineTest, MinTokensHoldsBackEndOfSequence) {
   ASSERT_TRUE(collector.WaitFinished(1));
   const Result result = collector.Get(0);
   EXPECT_GE(result.tokens.size(), g.output_ids.size() + 10);
-  EXPECT_TRUE(std::equal(g.output_ids.begin(), g.output_ids.end(), result.tokens.begin()));
+  EXPECT_TRUE(std::equal(g.output_ids.begin(), g.output_ids.end(),
+                         result.tokens.begin()));
 }
 
 TEST_F(EngineTest, CancelMidGenerationFreesEveryBlock) {
@@ -263,9 +283,12 @@ TEST_F(EngineTest, RefusesRequestsItCannotServe) {
   Collector collector;
   EXPECT_EQ(engine->Submit(Greedy({}), collector.For(0)).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(engine->Submit(Greedy({1, 32000}), collector.For(0)).status().code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(engine->Submit(Greedy(std::vector<int>(257, 5)), collector.For(0)).status().code(),
+  EXPECT_EQ(
+      engine->Submit(Greedy({1, 32000}), collector.For(0)).status().code(),
+      absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine->Submit(Greedy(std::vector<int>(257, 5)), collector.For(0))
+                .status()
+                .code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(engine->Submit(Greedy({1, 5}, 0), collector.For(0)).status().code(),
             absl::StatusCode::kInvalidArgument);

@@ -10,9 +10,11 @@
 namespace hydra::scheduler {
 namespace {
 
-std::unique_ptr<Sequence> MakeSequence(uint64_t id, int prompt_len, int priority = 0) {
+std::unique_ptr<Sequence> MakeSequence(uint64_t id, int prompt_len,
+                                       int priority = 0) {
   std::vector<int> prompt(prompt_len);
-  for (int i = 0; i < prompt_len; ++i) prompt[i] = 3 + (id * 131 + i * 7) % 1000;
+  for (int i = 0; i < prompt_len; ++i)
+    prompt[i] = 3 + (id * 131 + i * 7) % 1000;
   return std::make_unique<Sequence>(id, std::move(prompt), SamplingParams{},
                                     StoppingCriteria{}, priority);
 }
@@ -85,7 +87,8 @@ TEST(SchedulerTest, LongPromptIsPrefilledInChunksWithoutStallingDecodes) {
   scheduler.Add(MakeSequence(99, 200));  // longer than the budget
   driver.target_output[99] = 1;
   int chunks = 0;
-  while (scheduler.Find(99) != nullptr && scheduler.Find(99)->num_output() == 0) {
+  while (scheduler.Find(99) != nullptr &&
+         scheduler.Find(99)->num_output() == 0) {
     const StepSummary step = driver.RunStep();
     // Every decoding sequence still runs every step.
     int decodes = 0;
