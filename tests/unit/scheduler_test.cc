@@ -30,6 +30,8 @@ struct StepSummary {
 // Plays the engine: after each step, sampled sequences get a token and
 // finish once they have `target_output` of them.
 struct Driver {
+  explicit Driver(Scheduler& s) : scheduler(s) {}
+
   Scheduler& scheduler;
   std::map<uint64_t, int> target_output;
   std::vector<uint64_t> finished;
@@ -56,7 +58,7 @@ struct Driver {
 TEST(SchedulerTest, BudgetAndSequenceLimitsHoldEveryStep) {
   BlockManager blocks(200, 16);
   Scheduler scheduler({/*max_batched_tokens=*/64, /*max_running=*/5}, blocks);
-  Driver driver{scheduler};
+  Driver driver(scheduler);
   std::mt19937 rng(3);
   for (uint64_t id = 1; id <= 40; ++id) {
     scheduler.Add(MakeSequence(id, 1 + rng() % 150));
@@ -77,7 +79,7 @@ TEST(SchedulerTest, BudgetAndSequenceLimitsHoldEveryStep) {
 TEST(SchedulerTest, LongPromptIsPrefilledInChunksWithoutStallingDecodes) {
   BlockManager blocks(100, 16);
   Scheduler scheduler({/*max_batched_tokens=*/32, /*max_running=*/8}, blocks);
-  Driver driver{scheduler};
+  Driver driver(scheduler);
   for (uint64_t id = 1; id <= 4; ++id) {
     scheduler.Add(MakeSequence(id, 5));
     driver.target_output[id] = 50;
@@ -110,7 +112,7 @@ TEST(SchedulerTest, LongPromptIsPrefilledInChunksWithoutStallingDecodes) {
 TEST(SchedulerTest, PreemptsLowestPriorityLatestArrivalWhenBlocksRunOut) {
   BlockManager blocks(6, 4);  // 24 slots
   Scheduler scheduler({/*max_batched_tokens=*/64, /*max_running=*/8}, blocks);
-  Driver driver{scheduler};
+  Driver driver(scheduler);
   scheduler.Add(MakeSequence(1, 4, /*priority=*/0));
   scheduler.Add(MakeSequence(2, 4, /*priority=*/1));  // least important
   scheduler.Add(MakeSequence(3, 4, /*priority=*/0));
