@@ -10,6 +10,10 @@ namespace hydra {
 absl::Status RunConvert();
 // hydra generate: offline generation, printing tokens as they come.
 absl::Status RunGenerate();
+// hydra serve: the gRPC server, health, reflection and metrics.
+absl::Status RunServe();
+// hydra client: streams a completion from a running server.
+absl::Status RunClient();
 
 }  // namespace hydra
 

@@ -82,6 +82,12 @@ absl::StatusOr<uint64_t> Engine::Submit(EngineRequest request,
   if (!request.seed_set) request.sampling.seed = std::random_device{}();
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("the engine is shutting down");
+  const int waiting = stats_.waiting + static_cast<int>(inbox_.size());
+  if (waiting >= config_.max_waiting) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the queue is full: ", waiting, " requests are waiting (max_waiting = ",
+        config_.max_waiting, "); retry later"));
+  }
   const uint64_t id = next_id_++;
   auto req = std::make_unique<Request>(id, std::move(request), *tokenizer_,
                                        std::move(on_output));
@@ -102,7 +108,9 @@ void Engine::SetStepObserver(StepObserver observer) {
 
 EngineStats Engine::stats() const {
   absl::MutexLock lock(&mu_);
-  return stats_;
+  EngineStats s = stats_;
+  s.waiting += static_cast<int>(inbox_.size());
+  return s;
 }
 
 void Engine::Loop() {
@@ -284,7 +292,7 @@ void Engine::UpdateStats() {
   }
   absl::MutexLock lock(&mu_);
   stats_.running = scheduler_.num_running();
-  stats_.waiting = scheduler_.num_waiting() + static_cast<int>(inbox_.size());
+  stats_.waiting = scheduler_.num_waiting();  // stats() adds the inbox
   stats_.kv_used = blocks_.num_used();
   stats_.kv_free = blocks_.num_free();
   stats_.kv_cached = blocks_.num_cached();

@@ -36,6 +36,9 @@ struct EngineConfig {
   int max_batched_tokens = 2048;
   int max_running = 256;
   bool enable_prefix_cache = true;
+  // Requests waiting for admission beyond which Submit refuses new ones
+  // (RESOURCE_EXHAUSTED): back-pressure instead of an unbounded queue.
+  int max_waiting = 1 << 30;
 };
 
 struct EngineRequest {

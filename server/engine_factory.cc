@@ -41,6 +41,7 @@ absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(
   engine_config.max_batched_tokens = options.max_batched_tokens;
   engine_config.max_running = options.max_running;
   engine_config.enable_prefix_cache = options.enable_prefix_cache;
+  engine_config.max_waiting = options.max_waiting;
   return std::make_unique<Engine>(engine_config, std::move(runner),
                                   std::move(tokenizer));
 }

@@ -18,6 +18,7 @@ struct EngineOptions {
   int max_batched_tokens = 2048;
   int max_running = 256;
   bool enable_prefix_cache = true;
+  int max_waiting = 1 << 30;
 };
 
 // Loads the model and tokenizer, sizes the KV pool from the budget (at least

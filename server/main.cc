@@ -15,6 +15,8 @@ constexpr char kUsage[] =
     "  convert   convert a llama2.c model.bin + tokenizer.model to a model "
     "folder\n"
     "  generate  generate text from a prompt on the command line\n"
+    "  serve     serve the model over gRPC (health, reflection, metrics)\n"
+    "  client    stream a completion from a running server\n"
     "Run `hydra <command> --helpfull` for a command's flags.";
 
 }  // namespace
@@ -32,6 +34,10 @@ int main(int argc, char** argv) {
     status = hydra::RunConvert();
   } else if (command == "generate") {
     status = hydra::RunGenerate();
+  } else if (command == "serve") {
+    status = hydra::RunServe();
+  } else if (command == "client") {
+    status = hydra::RunClient();
   } else {
     std::fprintf(stderr, "unknown command '%s'\n%s\n", positional[1], kUsage);
     return 2;

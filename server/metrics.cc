@@ -1,0 +1,283 @@
+#include "server/metrics.h"
+
+#include <exception>
+#include <utility>
+
+#include "absl/memory/memory.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "prometheus/text_serializer.h"
+
+namespace hydra {
+namespace {
+
+using prometheus::Histogram;
+using prometheus::Summary;
+
+// From 1 ms to 2 h: a 60 s cap would put every slow request in +Inf and make
+// p99 of long generations unreadable (vLLM's lesson).
+const Histogram::BucketBoundaries& LatencyBuckets() {
+  static const auto* buckets = new Histogram::BucketBoundaries{
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,  0.25, 0.5,  1,    2.5,
+      5,     10,     25,    50,   100,   250,  500,  1000, 1800, 3600, 7200};
+  return *buckets;
+}
+
+const Histogram::BucketBoundaries& BatchTokenBuckets() {
+  static const auto* buckets = new Histogram::BucketBoundaries{
+      1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192};
+  return *buckets;
+}
+
+const Summary::Quantiles& LatencyQuantiles() {
+  static const auto* quantiles =
+      new Summary::Quantiles{{0.5, 0.005}, {0.95, 0.005}, {0.99, 0.001}};
+  return *quantiles;
+}
+
+constexpr std::chrono::seconds kSummaryWindow{60};
+constexpr int kSummaryAgeBuckets = 5;
+
+// The engine leaves a time it has not reached yet at absl::Time(); callers
+// may also pass InfinitePast for "none".
+bool IsSet(absl::Time t) {
+  return t != absl::Time() && t != absl::InfinitePast();
+}
+
+Histogram* AddHistogram(prometheus::Registry& registry, const std::string& name,
+                        const std::string& help,
+                        const Histogram::BucketBoundaries& buckets) {
+  return &prometheus::BuildHistogram()
+              .Name(name)
+              .Help(help)
+              .Register(registry)
+              .Add({}, buckets);
+}
+
+Summary* AddSummary(prometheus::Registry& registry, const std::string& name,
+                    const std::string& help) {
+  return &prometheus::BuildSummary()
+              .Name(name)
+              .Help(help)
+              .Register(registry)
+              .Add({}, LatencyQuantiles(), kSummaryWindow, kSummaryAgeBuckets);
+}
+
+prometheus::Gauge* AddGauge(prometheus::Registry& registry,
+                            const std::string& name, const std::string& help) {
+  return &prometheus::BuildGauge().Name(name).Help(help).Register(registry).Add(
+      {});
+}
+
+prometheus::Counter* AddCounter(prometheus::Registry& registry,
+                                const std::string& name,
+                                const std::string& help) {
+  return &prometheus::BuildCounter()
+              .Name(name)
+              .Help(help)
+              .Register(registry)
+              .Add({});
+}
+
+// Skips negative spans: a wall clock stepped back must not yield bogus
+// observations.
+void ObserveSpan(Histogram* histogram, Summary* summary, absl::Time from,
+                 absl::Time to) {
+  if (!IsSet(from) || !IsSet(to) || to < from) return;
+  const double seconds = absl::ToDoubleSeconds(to - from);
+  histogram->Observe(seconds);
+  if (summary != nullptr) summary->Observe(seconds);
+}
+
+// Turns the engine's cumulative `count` into a counter increment; a count
+// below the last one means the engine started over from zero.
+void AddDelta(prometheus::Counter& counter, int64_t count, int64_t& last) {
+  const int64_t delta = count >= last ? count - last : count;
+  if (delta > 0) counter.Increment(static_cast<double>(delta));
+  last = count;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(
+    const MetricsOptions& options) {
+  auto metrics = absl::WrapUnique(new ServerMetrics(options));
+  if (options.listen_address.empty()) return metrics;
+  // civetweb reports a failed bind by throwing from the constructor.
+  try {
+    metrics->exposer_ =
+        std::make_unique<prometheus::Exposer>(options.listen_address);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("cannot serve metrics on \"",
+                                               options.listen_address,
+                                               "\": ", e.what()));
+  }
+  metrics->exposer_->RegisterCollectable(metrics->registry_);
+  return metrics;
+}
+
+ServerMetrics::ServerMetrics(const MetricsOptions& options)
+    : registry_(std::make_shared<prometheus::Registry>()) {
+  prometheus::Registry& r = *registry_;
+  ttft_ = AddHistogram(
+      r, "hydra_time_to_first_token_seconds",
+      "Time from a request's arrival to its first generated token.",
+      LatencyBuckets());
+  inter_token_ = AddHistogram(
+      r, "hydra_inter_token_latency_seconds",
+      "Time between consecutive generated tokens of a request; tokens that "
+      "arrive together share their gap evenly.",
+      LatencyBuckets());
+  e2e_ = AddHistogram(r, "hydra_e2e_request_latency_seconds",
+                      "Time from a request's arrival to its last output.",
+                      LatencyBuckets());
+  queue_time_ = AddHistogram(
+      r, "hydra_request_queue_time_seconds",
+      "Time from a request's arrival to its first scheduled step.",
+      LatencyBuckets());
+  step_duration_ =
+      AddHistogram(r, "hydra_step_duration_seconds",
+                   "Wall time of one engine step.", LatencyBuckets());
+  batch_tokens_ = AddHistogram(r, "hydra_batch_tokens",
+                               "Tokens computed in one engine step.",
+                               BatchTokenBuckets());
+
+  ttft_summary_ = AddSummary(
+      r, "hydra_time_to_first_token_seconds_summary",
+      "Time to first token; quantiles over the last 60 seconds.");
+  inter_token_summary_ = AddSummary(
+      r, "hydra_inter_token_latency_seconds_summary",
+      "Inter-token latency; quantiles over the last 60 seconds.");
+  e2e_summary_ = AddSummary(
+      r, "hydra_e2e_request_latency_seconds_summary",
+      "End-to-end request latency; quantiles over the last 60 seconds.");
+
+  requests_running_ = AddGauge(r, "hydra_requests_running",
+                               "Requests in the running batch.");
+  requests_waiting_ = AddGauge(r, "hydra_requests_waiting",
+                               "Requests queued and not yet running.");
+  auto& blocks = prometheus::BuildGauge()
+                     .Name("hydra_kv_cache_blocks")
+                     .Help("KV cache blocks per state: used (referenced), "
+                           "cached (reusable prefix) or free.")
+                     .Register(r);
+  kv_used_ = &blocks.Add({{"state", "used"}});
+  kv_free_ = &blocks.Add({{"state", "free"}});
+  kv_cached_ = &blocks.Add({{"state", "cached"}});
+  kv_usage_ratio_ = AddGauge(r, "hydra_kv_cache_usage_ratio",
+                             "Used KV cache blocks over all blocks (0..1).");
+  kv_bytes_ = &prometheus::BuildGauge()
+                   .Name("hydra_kv_cache_bytes")
+                   .Help("KV cache memory held by each tensor-parallel rank.")
+                   .Register(r);
+  for (int rank = 0; rank < options.tensor_parallel_size; ++rank) {
+    kv_bytes_by_rank_.push_back(
+        &kv_bytes_->Add({{"rank", absl::StrCat(rank)}}));
+  }
+  prometheus::BuildGauge()
+      .Name("hydra_build_info")
+      .Help("Always 1; labels describe the running server.")
+      .Register(r)
+      .Add({{"version", options.version},
+            {"model", options.model_name},
+            {"tensor_parallel_size",
+             absl::StrCat(options.tensor_parallel_size)}})
+      .Set(1);
+
+  prompt_tokens_ = AddCounter(r, "hydra_prompt_tokens_total",
+                              "Prompt tokens of finished requests.");
+  generation_tokens_ = AddCounter(r, "hydra_generation_tokens_total",
+                                  "Generated tokens of finished requests.");
+  requests_ = &prometheus::BuildCounter()
+                   .Name("hydra_requests_total")
+                   .Help("Finished requests by finish reason.")
+                   .Register(r);
+  // Present from the start, so rate() sees every reason's first request.
+  for (auto reason :
+       {scheduler::FinishReason::kStop, scheduler::FinishReason::kLength,
+        scheduler::FinishReason::kCancelled, scheduler::FinishReason::kDeadline,
+        scheduler::FinishReason::kError}) {
+    requests_->Add(
+        {{"finish_reason", std::string(scheduler::FinishReasonName(reason))}});
+  }
+  preemptions_ =
+      AddCounter(r, "hydra_preemptions_total",
+                 "Running requests preempted (to be recomputed) for KV space.");
+  prefix_queries_ = AddCounter(r, "hydra_prefix_cache_queries_total",
+                               "Prompt tokens looked up in the prefix cache.");
+  prefix_hits_ = AddCounter(r, "hydra_prefix_cache_hits_total",
+                            "Prompt tokens found in the prefix cache.");
+}
+
+ServerMetrics::~ServerMetrics() = default;
+
+void ServerMetrics::OnStep(absl::Duration step_time, int batch_tokens) {
+  step_duration_->Observe(absl::ToDoubleSeconds(step_time));
+  batch_tokens_->Observe(batch_tokens);
+}
+
+void ServerMetrics::OnOutput(const EngineOutput& out,
+                             absl::Time previous_token_time) {
+  const int n = static_cast<int>(out.token_ids.size());
+  if (n > 0 && IsSet(previous_token_time) && out.time >= previous_token_time) {
+    // One observation per token keeps the count equal to tokens streamed.
+    const double gap =
+        absl::ToDoubleSeconds(out.time - previous_token_time) / n;
+    for (int i = 0; i < n; ++i) {
+      inter_token_->Observe(gap);
+      inter_token_summary_->Observe(gap);
+    }
+  }
+  if (!out.finished) return;
+  const RequestTimes& t = out.times;
+  ObserveSpan(ttft_, ttft_summary_, t.arrival, t.first_token);
+  ObserveSpan(e2e_, e2e_summary_, t.arrival, t.finished);
+  ObserveSpan(queue_time_, nullptr, t.arrival, t.first_scheduled);
+  requests_
+      ->Add({{"finish_reason",
+              std::string(scheduler::FinishReasonName(out.finish_reason))}})
+      .Increment();
+  prompt_tokens_->Increment(out.usage.prompt_tokens);
+  generation_tokens_->Increment(out.usage.completion_tokens);
+}
+
+void ServerMetrics::UpdateEngineStats(const EngineStats& stats,
+                                      int64_t kv_bytes_per_rank,
+                                      int tensor_parallel_size) {
+  requests_running_->Set(stats.running);
+  requests_waiting_->Set(stats.waiting);
+  kv_used_->Set(stats.kv_used);
+  kv_free_->Set(stats.kv_free);
+  kv_cached_->Set(stats.kv_cached);
+  kv_usage_ratio_->Set(stats.kv_total > 0 ? static_cast<double>(stats.kv_used) /
+                                                stats.kv_total
+                                          : 0.0);
+
+  absl::MutexLock lock(&mu_);
+  while (static_cast<int>(kv_bytes_by_rank_.size()) > tensor_parallel_size) {
+    kv_bytes_->Remove(kv_bytes_by_rank_.back());
+    kv_bytes_by_rank_.pop_back();
+  }
+  while (static_cast<int>(kv_bytes_by_rank_.size()) < tensor_parallel_size) {
+    kv_bytes_by_rank_.push_back(
+        &kv_bytes_->Add({{"rank", absl::StrCat(kv_bytes_by_rank_.size())}}));
+  }
+  for (prometheus::Gauge* gauge : kv_bytes_by_rank_) {
+    gauge->Set(static_cast<double>(kv_bytes_per_rank));
+  }
+  AddDelta(*preemptions_, stats.preemptions, last_preemptions_);
+  AddDelta(*prefix_queries_, stats.prefix_queries, last_prefix_queries_);
+  AddDelta(*prefix_hits_, stats.prefix_hits, last_prefix_hits_);
+}
+
+std::string ServerMetrics::Serialize() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+int ServerMetrics::port() const {
+  if (exposer_ == nullptr) return 0;
+  const std::vector<int> ports = exposer_->GetListeningPorts();
+  return ports.empty() ? 0 : ports.front();
+}
+
+}  // namespace hydra

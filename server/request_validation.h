@@ -1,0 +1,31 @@
+// Turns a public GenerateRequest into an EngineRequest, or into an
+// INVALID_ARGUMENT status that names the field and what it allows.
+#ifndef HYDRA_SERVER_REQUEST_VALIDATION_H_
+#define HYDRA_SERVER_REQUEST_VALIDATION_H_
+
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "hydra/v1/inference.pb.h"
+#include "model/config.h"
+#include "model/tokenizer.h"
+#include "server/engine.h"
+
+namespace hydra {
+
+inline constexpr int kMaxStopStrings = 8;
+inline constexpr int kMaxStopStringBytes = 256;
+inline constexpr int kMaxStopTokenIds = 64;
+inline constexpr int kMaxLogprobs = 20;
+inline constexpr int kMaxRequestIdBytes = 128;
+inline constexpr int kDefaultMaxTokens = 256;
+
+bool IsValidUtf8(std::string_view text);
+
+absl::StatusOr<EngineRequest> ValidateGenerateRequest(const v1::GenerateRequest& request,
+                                                      const model::ModelConfig& model,
+                                                      const model::Tokenizer& tokenizer);
+
+}  // namespace hydra
+
+#endif  // HYDRA_SERVER_REQUEST_VALIDATION_H_

@@ -1,0 +1,190 @@
+// hydra serve: the gRPC server on one model. Starts listening at once (health
+// NOT_SERVING, calls UNAVAILABLE) and turns SERVING when the model is
+// loaded. SIGTERM or SIGINT drains: health NOT_SERVING, new calls
+// UNAVAILABLE, running requests finish within the grace period, exit 0.
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/flags/declare.h"
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "server/commands.h"
+#include "server/engine_factory.h"
+#include "server/inference_service.h"
+#include "server/metrics.h"
+
+ABSL_DECLARE_FLAG(std::string, model);
+ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on");
+ABSL_FLAG(int, port, 50051, "gRPC port");
+ABSL_FLAG(int, metrics_port, 9400, "Prometheus /metrics port; 0 = no metrics endpoint");
+ABSL_FLAG(int, tp, 1, "Tensor-parallel size (ranks the heads are split over)");
+ABSL_FLAG(int64_t, kv_cache_bytes, int64_t{512} << 20, "KV cache memory budget per rank, bytes");
+ABSL_FLAG(int, block_size, 16, "Tokens per KV block");
+ABSL_FLAG(int, max_batched_tokens, 2048, "Most tokens computed in one step");
+ABSL_FLAG(int, max_running, 256, "Most sequences running at once");
+ABSL_FLAG(int, max_waiting, 1024,
+          "Most requests waiting for admission; beyond it calls get RESOURCE_EXHAUSTED");
+ABSL_FLAG(bool, prefix_cache, true, "Reuse the KV blocks of shared prompt prefixes");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain; with --tls_key, serve TLS");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert");
+ABSL_FLAG(std::string, api_key, "",
+          "When set, calls must send 'authorization: Bearer <key>' (health stays open)");
+ABSL_FLAG(int, drain_seconds, 30, "On SIGTERM, how long running requests may take to finish");
+
+namespace hydra {
+namespace {
+
+constexpr char kServiceName[] = "hydra.v1.Inference";
+constexpr char kVersion[] = "0.3.0";
+
+absl::StatusOr<std::string> ReadPem(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::string data;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) data.append(buf, n);
+  std::fclose(f);
+  return data;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials() {
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert), key = absl::GetFlag(FLAGS_tls_key);
+  if (cert.empty() != key.empty()) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
+  }
+  if (cert.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions options;
+  ASSIGN_OR_RETURN(std::string cert_pem, ReadPem(cert));
+  ASSIGN_OR_RETURN(std::string key_pem, ReadPem(key));
+  options.pem_key_cert_pairs.push_back({key_pem, cert_pem});
+  return grpc::SslServerCredentials(options);
+}
+
+void Log(const std::string& line) {
+  std::fprintf(stderr, "[hydra] %s\n", line.c_str());
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+absl::Status RunServe() {
+  if (absl::GetFlag(FLAGS_tp) != 1) {
+    return absl::InvalidArgumentError(
+        "--tp: only 1 is supported until the tensor-parallel workers land");
+  }
+  const int port = absl::GetFlag(FLAGS_port);
+  if (port < 0 || port > 65535) return absl::InvalidArgumentError("--port: must be in [0, 65535]");
+  // Signals are taken by sigwait below, never by a handler on a random thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const std::string model_dir = absl::GetFlag(FLAGS_model);
+  const std::string model_name = std::filesystem::path(model_dir).filename().string();
+  MetricsOptions metrics_options;
+  if (absl::GetFlag(FLAGS_metrics_port) > 0) {
+    metrics_options.listen_address =
+        absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_metrics_port));
+  }
+  metrics_options.model_name = model_name;
+  metrics_options.tensor_parallel_size = absl::GetFlag(FLAGS_tp);
+  metrics_options.version = kVersion;
+  ASSIGN_OR_RETURN(std::unique_ptr<ServerMetrics> metrics, ServerMetrics::Create(metrics_options));
+
+  InferenceService service({model_name, absl::GetFlag(FLAGS_tp), absl::GetFlag(FLAGS_api_key)},
+                           [&metrics](const EngineOutput& out, absl::Time previous) {
+                             metrics->OnOutput(out, previous);
+                           });
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  ASSIGN_OR_RETURN(auto credentials, Credentials());
+  const std::string address = absl::StrCat(absl::GetFlag(FLAGS_host), ":", port);
+  int bound_port = 0;
+  builder.AddListeningPort(address, credentials, &bound_port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || bound_port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+  }
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus(kServiceName, false);
+  health->SetServingStatus(false);
+  Log(absl::StrCat("listening on ", absl::GetFlag(FLAGS_host), ":", bound_port,
+                   "; loading ", model_dir));
+
+  EngineOptions options;
+  options.model_dir = model_dir;
+  options.kv_cache_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_kv_cache_bytes));
+  options.block_size = absl::GetFlag(FLAGS_block_size);
+  options.max_batched_tokens = absl::GetFlag(FLAGS_max_batched_tokens);
+  options.max_running = absl::GetFlag(FLAGS_max_running);
+  options.max_waiting = absl::GetFlag(FLAGS_max_waiting);
+  options.enable_prefix_cache = absl::GetFlag(FLAGS_prefix_cache);
+  auto engine = LoadEngine(options);
+  if (!engine.ok()) {
+    server->Shutdown();
+    return engine.status();
+  }
+  (*engine)->SetStepObserver([&metrics](absl::Duration t, int tokens) { metrics->OnStep(t, tokens); });
+  const EngineConfig& ec = (*engine)->config();
+  const int64_t kv_bytes = int64_t{ec.num_blocks} * worker::KvCacheShape{
+      (*engine)->model_config().num_layers, (*engine)->model_config().num_kv_heads,
+      (*engine)->model_config().head_dim, ec.block_size}.bytes_per_block();
+
+  // Gauges follow the engine even when no step runs.
+  std::atomic<bool> stop_stats{false};
+  std::thread stats_thread([&] {
+    while (!stop_stats.load()) {
+      metrics->UpdateEngineStats((*engine)->stats(), kv_bytes, absl::GetFlag(FLAGS_tp));
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+  });
+  service.AttachEngine(engine->get());
+  health->SetServingStatus(kServiceName, true);
+  health->SetServingStatus(true);
+  Log(absl::StrCat("serving ", model_name, " (", (*engine)->model_config().architecture,
+                   ") on ", absl::GetFlag(FLAGS_host), ":", bound_port, "; KV capacity ",
+                   int64_t{ec.num_blocks} * ec.block_size, " tokens in ", ec.num_blocks,
+                   " blocks of ", ec.block_size, "; metrics ",
+                   metrics_options.listen_address.empty()
+                       ? std::string("off")
+                       : "on http://" + metrics_options.listen_address + "/metrics"));
+
+  int signal = 0;
+  sigwait(&signals, &signal);
+  Log(absl::StrCat("signal ", signal, ": draining (up to ", absl::GetFlag(FLAGS_drain_seconds),
+                   " s)"));
+  health->SetServingStatus(kServiceName, false);
+  health->SetServingStatus(false);
+  service.StartDraining();
+  const absl::Time give_up = absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_drain_seconds));
+  while (absl::Now() < give_up) {
+    const EngineStats s = (*engine)->stats();
+    if (s.running == 0 && s.waiting == 0) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  // Calls still open after the grace period are cancelled by the shutdown.
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  stop_stats.store(true);
+  stats_thread.join();
+  engine->reset();
+  Log("stopped");
+  return absl::OkStatus();
+}
+
+}  // namespace hydra
