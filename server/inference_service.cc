@@ -15,28 +15,38 @@ namespace {
 using scheduler::FinishReason;
 
 grpc::Status ToGrpc(const absl::Status& s) {
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
+                      std::string(s.message()));
 }
 
 v1::FinishReason ToProto(FinishReason reason) {
   switch (reason) {
-    case FinishReason::kStop: return v1::FINISH_REASON_STOP;
-    case FinishReason::kLength: return v1::FINISH_REASON_LENGTH;
-    case FinishReason::kCancelled: return v1::FINISH_REASON_CANCELLED;
-    case FinishReason::kDeadline: return v1::FINISH_REASON_DEADLINE;
-    default: return v1::FINISH_REASON_UNSPECIFIED;
+    case FinishReason::kStop:
+      return v1::FINISH_REASON_STOP;
+    case FinishReason::kLength:
+      return v1::FINISH_REASON_LENGTH;
+    case FinishReason::kCancelled:
+      return v1::FINISH_REASON_CANCELLED;
+    case FinishReason::kDeadline:
+      return v1::FINISH_REASON_DEADLINE;
+    default:
+      return v1::FINISH_REASON_UNSPECIFIED;
   }
 }
 
 // The status a finished request ends its call with.
 grpc::Status FinalStatus(const EngineOutput& out) {
   switch (out.finish_reason) {
-    case FinishReason::kCancelled: return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+    case FinishReason::kCancelled:
+      return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
     case FinishReason::kDeadline:
-      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the request's deadline passed");
+      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                          "the request's deadline passed");
     case FinishReason::kError:
-      return grpc::Status(grpc::StatusCode::INTERNAL, absl::StrCat("step failed: ", out.error));
-    default: return grpc::Status::OK;
+      return grpc::Status(grpc::StatusCode::INTERNAL,
+                          absl::StrCat("step failed: ", out.error));
+    default:
+      return grpc::Status::OK;
   }
 }
 
@@ -57,13 +67,15 @@ void FillCommon(const EngineOutput& out, Message* m) {
     m->set_finish_reason(ToProto(out.finish_reason));
     m->mutable_usage()->set_prompt_tokens(out.usage.prompt_tokens);
     m->mutable_usage()->set_completion_tokens(out.usage.completion_tokens);
-    m->mutable_usage()->set_cached_prompt_tokens(out.usage.cached_prompt_tokens);
+    m->mutable_usage()->set_cached_prompt_tokens(
+        out.usage.cached_prompt_tokens);
   }
 }
 
 absl::Time Deadline(const grpc::CallbackServerContext* context) {
   const auto deadline = context->deadline();
-  if (deadline >= std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
+  if (deadline >=
+      std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
     return absl::InfiniteFuture();
   }
   return absl::FromChrono(deadline);
@@ -92,7 +104,8 @@ class EngineCall {
 // Streaming: outputs queue up and are written one at a time, as fast as the
 // client reads. State the engine thread touches lives in `Shared`, which
 // outlives the reactor (deleted in OnDone).
-class StreamReactor final : public grpc::ServerWriteReactor<v1::GenerateStreamResponse> {
+class StreamReactor final
+    : public grpc::ServerWriteReactor<v1::GenerateStreamResponse> {
  public:
   StreamReactor(Engine* engine, std::string request_id, OutputObserver observer)
       : call_(engine), shared_(std::make_shared<Shared>()) {
@@ -103,8 +116,9 @@ class StreamReactor final : public grpc::ServerWriteReactor<v1::GenerateStreamRe
 
   void Start(Engine* engine, EngineRequest request) {
     std::shared_ptr<Shared> shared = shared_;
-    auto id = engine->Submit(std::move(request),
-                             [shared](EngineOutput out) { shared->Deliver(std::move(out)); });
+    auto id = engine->Submit(std::move(request), [shared](EngineOutput out) {
+      shared->Deliver(std::move(out));
+    });
     if (!id.ok()) {
       {
         absl::MutexLock lock(&shared_->mu);
@@ -125,7 +139,8 @@ class StreamReactor final : public grpc::ServerWriteReactor<v1::GenerateStreamRe
         shared_->writing = false;
         finish = !std::exchange(shared_->finish_called, true);
       }
-      if (finish) Finish(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
+      if (finish)
+        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
       return;
     }
     {
@@ -201,7 +216,8 @@ class StreamReactor final : public grpc::ServerWriteReactor<v1::GenerateStreamRe
         r = reactor;
       }
       if (write) {
-        r->StartWrite(&in_flight);  // in_flight is not touched until OnWriteDone
+        r->StartWrite(
+            &in_flight);  // in_flight is not touched until OnWriteDone
       } else {
         r->Finish(status);
       }
@@ -215,8 +231,8 @@ class StreamReactor final : public grpc::ServerWriteReactor<v1::GenerateStreamRe
 // Unary generation: outputs are gathered into the response.
 class GenerateReactor final : public grpc::ServerUnaryReactor {
  public:
-  GenerateReactor(Engine* engine, std::string request_id, v1::GenerateResponse* response,
-                  OutputObserver observer)
+  GenerateReactor(Engine* engine, std::string request_id,
+                  v1::GenerateResponse* response, OutputObserver observer)
       : call_(engine), shared_(std::make_shared<Shared>()) {
     shared_->reactor = this;
     shared_->response = response;
@@ -226,8 +242,9 @@ class GenerateReactor final : public grpc::ServerUnaryReactor {
 
   void Start(Engine* engine, EngineRequest request) {
     std::shared_ptr<Shared> shared = shared_;
-    auto id = engine->Submit(std::move(request),
-                             [shared](EngineOutput out) { shared->Deliver(std::move(out)); });
+    auto id = engine->Submit(std::move(request), [shared](EngineOutput out) {
+      shared->Deliver(std::move(out));
+    });
     if (!id.ok()) {
       {
         absl::MutexLock lock(&shared_->mu);
@@ -283,7 +300,8 @@ grpc::ServerUnaryReactor* FinishedUnary(grpc::CallbackServerContext* context,
 
 }  // namespace
 
-InferenceService::InferenceService(ServiceOptions options, OutputObserver observer)
+InferenceService::InferenceService(ServiceOptions options,
+                                   OutputObserver observer)
     : options_(std::move(options)), observer_(std::move(observer)) {}
 
 grpc::Status InferenceService::Admit(grpc::CallbackServerContext* context,
@@ -292,41 +310,51 @@ grpc::Status InferenceService::Admit(grpc::CallbackServerContext* context,
     const auto& metadata = context->client_metadata();
     const auto it = metadata.find("authorization");
     if (it == metadata.end() ||
-        std::string_view(it->second.data(), it->second.size()) != "Bearer " + options_.api_key) {
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                          "missing or wrong API key: send 'authorization: Bearer <key>'");
+        std::string_view(it->second.data(), it->second.size()) !=
+            "Bearer " + options_.api_key) {
+      return grpc::Status(
+          grpc::StatusCode::UNAUTHENTICATED,
+          "missing or wrong API key: send 'authorization: Bearer <key>'");
     }
   }
   if (draining_.load()) {
-    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is shutting down");
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "the server is shutting down");
   }
   *engine = engine_.load();
   if (*engine == nullptr) {
-    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the model is still loading");
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "the model is still loading");
   }
   return grpc::Status::OK;
 }
 
-grpc::ServerUnaryReactor* InferenceService::Generate(grpc::CallbackServerContext* context,
-                                                     const v1::GenerateRequest* request,
-                                                     v1::GenerateResponse* response) {
+grpc::ServerUnaryReactor* InferenceService::Generate(
+    grpc::CallbackServerContext* context, const v1::GenerateRequest* request,
+    v1::GenerateResponse* response) {
   Engine* engine = nullptr;
-  if (grpc::Status s = Admit(context, &engine); !s.ok()) return FinishedUnary(context, s);
-  auto validated = ValidateGenerateRequest(*request, engine->model_config(), engine->tokenizer());
-  if (!validated.ok()) return FinishedUnary(context, ToGrpc(validated.status()));
+  if (grpc::Status s = Admit(context, &engine); !s.ok())
+    return FinishedUnary(context, s);
+  auto validated = ValidateGenerateRequest(*request, engine->model_config(),
+                                           engine->tokenizer());
+  if (!validated.ok())
+    return FinishedUnary(context, ToGrpc(validated.status()));
   validated->deadline = Deadline(context);
-  auto* reactor = new GenerateReactor(engine, request->request_id(), response, observer_);
+  auto* reactor =
+      new GenerateReactor(engine, request->request_id(), response, observer_);
   reactor->Start(engine, std::move(*validated));
   return reactor;
 }
 
-grpc::ServerWriteReactor<v1::GenerateStreamResponse>* InferenceService::GenerateStream(
-    grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
+grpc::ServerWriteReactor<v1::GenerateStreamResponse>*
+InferenceService::GenerateStream(grpc::CallbackServerContext* context,
+                                 const v1::GenerateRequest* request) {
   Engine* engine = nullptr;
   absl::StatusOr<EngineRequest> validated = absl::UnavailableError("");
   grpc::Status refused = Admit(context, &engine);
   if (refused.ok()) {
-    validated = ValidateGenerateRequest(*request, engine->model_config(), engine->tokenizer());
+    validated = ValidateGenerateRequest(*request, engine->model_config(),
+                                        engine->tokenizer());
     if (!validated.ok()) refused = ToGrpc(validated.status());
   }
   auto* reactor = new StreamReactor(engine, request->request_id(), observer_);
@@ -339,19 +367,22 @@ grpc::ServerWriteReactor<v1::GenerateStreamResponse>* InferenceService::Generate
   return reactor;
 }
 
-grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* context,
-                                                     const v1::TokenizeRequest* request,
-                                                     v1::TokenizeResponse* response) {
+grpc::ServerUnaryReactor* InferenceService::Tokenize(
+    grpc::CallbackServerContext* context, const v1::TokenizeRequest* request,
+    v1::TokenizeResponse* response) {
   Engine* engine = nullptr;
-  if (grpc::Status s = Admit(context, &engine); !s.ok()) return FinishedUnary(context, s);
+  if (grpc::Status s = Admit(context, &engine); !s.ok())
+    return FinishedUnary(context, s);
   const model::Tokenizer& tokenizer = engine->tokenizer();
   switch (request->input_case()) {
     case v1::TokenizeRequest::kText: {
       if (!IsValidUtf8(request->text())) {
-        return FinishedUnary(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                                   "text: is not valid UTF-8"));
+        return FinishedUnary(context,
+                             grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                          "text: is not valid UTF-8"));
       }
-      auto ids = tokenizer.Encode(request->text(), request->has_add_bos() ? request->add_bos() : true);
+      auto ids = tokenizer.Encode(
+          request->text(), request->has_add_bos() ? request->add_bos() : true);
       if (!ids.ok()) return FinishedUnary(context, ToGrpc(ids.status()));
       response->mutable_token_ids()->Add(ids->begin(), ids->end());
       break;
@@ -360,25 +391,29 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext
       const auto& ids = request->ids().ids();
       auto text = tokenizer.Decode(std::vector<int>(ids.begin(), ids.end()));
       if (!text.ok()) {
-        return FinishedUnary(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                                   absl::StrCat("ids: ", text.status().message())));
+        return FinishedUnary(
+            context,
+            grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                         absl::StrCat("ids: ", text.status().message())));
       }
       response->mutable_token_ids()->Add(ids.begin(), ids.end());
       response->set_text(*text);
       break;
     }
     default:
-      return FinishedUnary(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                                 "input: set either text or ids"));
+      return FinishedUnary(context,
+                           grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                        "input: set either text or ids"));
   }
   return FinishedUnary(context, grpc::Status::OK);
 }
 
-grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerContext* context,
-                                                         const v1::GetModelInfoRequest*,
-                                                         v1::ModelInfo* response) {
+grpc::ServerUnaryReactor* InferenceService::GetModelInfo(
+    grpc::CallbackServerContext* context, const v1::GetModelInfoRequest*,
+    v1::ModelInfo* response) {
   Engine* engine = nullptr;
-  if (grpc::Status s = Admit(context, &engine); !s.ok()) return FinishedUnary(context, s);
+  if (grpc::Status s = Admit(context, &engine); !s.ok())
+    return FinishedUnary(context, s);
   const model::ModelConfig& c = engine->model_config();
   response->set_model_name(options_.model_name);
   response->set_architecture(c.architecture);
@@ -388,7 +423,8 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerCon
   response->set_block_size(engine->config().block_size);
   response->set_kv_capacity_tokens(int64_t{engine->config().num_blocks} *
                                    engine->config().block_size);
-  response->mutable_eos_token_ids()->Add(c.eos_token_ids.begin(), c.eos_token_ids.end());
+  response->mutable_eos_token_ids()->Add(c.eos_token_ids.begin(),
+                                         c.eos_token_ids.end());
   response->set_bos_token_id(c.bos_token_id);
   return FinishedUnary(context, grpc::Status::OK);
 }

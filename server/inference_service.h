@@ -22,7 +22,8 @@ struct ServiceOptions {
 // Sees every engine output (for metrics); called on the engine thread.
 // `previous` is the time of the request's previous tokens (InfinitePast()
 // for the first).
-using OutputObserver = std::function<void(const EngineOutput& out, absl::Time previous)>;
+using OutputObserver =
+    std::function<void(const EngineOutput& out, absl::Time previous)>;
 
 class InferenceService final : public v1::Inference::CallbackService {
  public:
@@ -37,7 +38,8 @@ class InferenceService final : public v1::Inference::CallbackService {
                                      const v1::GenerateRequest* request,
                                      v1::GenerateResponse* response) override;
   grpc::ServerWriteReactor<v1::GenerateStreamResponse>* GenerateStream(
-      grpc::CallbackServerContext* context, const v1::GenerateRequest* request) override;
+      grpc::CallbackServerContext* context,
+      const v1::GenerateRequest* request) override;
   grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* context,
                                      const v1::TokenizeRequest* request,
                                      v1::TokenizeResponse* response) override;
@@ -47,7 +49,8 @@ class InferenceService final : public v1::Inference::CallbackService {
 
  private:
   // The engine to serve a call with, or the status to refuse it with.
-  grpc::Status Admit(grpc::CallbackServerContext* context, Engine** engine) const;
+  grpc::Status Admit(grpc::CallbackServerContext* context,
+                     Engine** engine) const;
 
   ServiceOptions options_;
   OutputObserver observer_;

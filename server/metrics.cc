@@ -1,5 +1,6 @@
 #include "server/metrics.h"
 
+#include <chrono>
 #include <exception>
 #include <utility>
 
@@ -18,8 +19,8 @@ using prometheus::Summary;
 // p99 of long generations unreadable (vLLM's lesson).
 const Histogram::BucketBoundaries& LatencyBuckets() {
   static const auto* buckets = new Histogram::BucketBoundaries{
-      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,  0.25, 0.5,  1,    2.5,
-      5,     10,     25,    50,   100,   250,  500,  1000, 1800, 3600, 7200};
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,  1,    2.5,
+      5,     10,     25,    50,   100,   250,  500, 1000, 1800, 3600, 7200};
   return *buckets;
 }
 
@@ -131,35 +132,36 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
   e2e_ = AddHistogram(r, "hydra_e2e_request_latency_seconds",
                       "Time from a request's arrival to its last output.",
                       LatencyBuckets());
-  queue_time_ = AddHistogram(
-      r, "hydra_request_queue_time_seconds",
-      "Time from a request's arrival to its first scheduled step.",
-      LatencyBuckets());
+  queue_time_ =
+      AddHistogram(r, "hydra_request_queue_time_seconds",
+                   "Time from a request's arrival to its first scheduled step.",
+                   LatencyBuckets());
   step_duration_ =
       AddHistogram(r, "hydra_step_duration_seconds",
                    "Wall time of one engine step.", LatencyBuckets());
-  batch_tokens_ = AddHistogram(r, "hydra_batch_tokens",
-                               "Tokens computed in one engine step.",
-                               BatchTokenBuckets());
+  batch_tokens_ =
+      AddHistogram(r, "hydra_batch_tokens",
+                   "Tokens computed in one engine step.", BatchTokenBuckets());
 
-  ttft_summary_ = AddSummary(
-      r, "hydra_time_to_first_token_seconds_summary",
-      "Time to first token; quantiles over the last 60 seconds.");
-  inter_token_summary_ = AddSummary(
-      r, "hydra_inter_token_latency_seconds_summary",
-      "Inter-token latency; quantiles over the last 60 seconds.");
+  ttft_summary_ =
+      AddSummary(r, "hydra_time_to_first_token_window_seconds",
+                 "Time to first token; quantiles over the last 60 seconds.");
+  inter_token_summary_ =
+      AddSummary(r, "hydra_inter_token_latency_window_seconds",
+                 "Inter-token latency; quantiles over the last 60 seconds.");
   e2e_summary_ = AddSummary(
-      r, "hydra_e2e_request_latency_seconds_summary",
+      r, "hydra_e2e_request_latency_window_seconds",
       "End-to-end request latency; quantiles over the last 60 seconds.");
 
-  requests_running_ = AddGauge(r, "hydra_requests_running",
-                               "Requests in the running batch.");
+  requests_running_ =
+      AddGauge(r, "hydra_requests_running", "Requests in the running batch.");
   requests_waiting_ = AddGauge(r, "hydra_requests_waiting",
                                "Requests queued and not yet running.");
   auto& blocks = prometheus::BuildGauge()
                      .Name("hydra_kv_cache_blocks")
-                     .Help("KV cache blocks per state: used (referenced), "
-                           "cached (reusable prefix) or free.")
+                     .Help(
+                         "KV cache blocks per state: used (referenced), "
+                         "cached (reusable prefix) or free.")
                      .Register(r);
   kv_used_ = &blocks.Add({{"state", "used"}});
   kv_free_ = &blocks.Add({{"state", "free"}});
@@ -249,9 +251,9 @@ void ServerMetrics::UpdateEngineStats(const EngineStats& stats,
   kv_used_->Set(stats.kv_used);
   kv_free_->Set(stats.kv_free);
   kv_cached_->Set(stats.kv_cached);
-  kv_usage_ratio_->Set(stats.kv_total > 0 ? static_cast<double>(stats.kv_used) /
-                                                stats.kv_total
-                                          : 0.0);
+  kv_usage_ratio_->Set(stats.kv_total > 0
+                           ? static_cast<double>(stats.kv_used) / stats.kv_total
+                           : 0.0);
 
   absl::MutexLock lock(&mu_);
   while (static_cast<int>(kv_bytes_by_rank_.size()) > tensor_parallel_size) {

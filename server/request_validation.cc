@@ -10,23 +10,28 @@ namespace hydra {
 namespace {
 
 absl::Status Invalid(std::string_view field, std::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat(std::string(field), ": ", std::string(what)));
+  return absl::InvalidArgumentError(
+      absl::StrCat(std::string(field), ": ", std::string(what)));
 }
 
-absl::Status CheckRange(std::string_view field, float value, float low, float high,
-                        bool low_open = false) {
-  const bool ok = std::isfinite(value) && (low_open ? value > low : value >= low) && value <= high;
+absl::Status CheckRange(std::string_view field, float value, float low,
+                        float high, bool low_open = false) {
+  const bool ok = std::isfinite(value) &&
+                  (low_open ? value > low : value >= low) && value <= high;
   if (ok) return absl::OkStatus();
-  return Invalid(field, absl::StrCat(value, " is outside ", low_open ? "(" : "[", low, ", ",
-                                     high, "]"));
+  return Invalid(field,
+                 absl::StrCat(value, " is outside ", low_open ? "(" : "[", low,
+                              ", ", high, "]"));
 }
 
-absl::Status CheckTokenIds(std::string_view field, const google::protobuf::RepeatedField<int>& ids,
+absl::Status CheckTokenIds(std::string_view field,
+                           const google::protobuf::RepeatedField<int>& ids,
                            int vocab) {
   for (int i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= vocab) {
-      return Invalid(absl::StrCat(std::string(field), "[", i, "]"),
-                     absl::StrCat(ids[i], " is outside the vocabulary [0, ", vocab, ")"));
+      return Invalid(
+          absl::StrCat(std::string(field), "[", i, "]"),
+          absl::StrCat(ids[i], " is outside the vocabulary [0, ", vocab, ")"));
     }
   }
   return absl::OkStatus();
@@ -62,8 +67,9 @@ bool IsValidUtf8(std::string_view s) {
       cp = (cp << 6) | (cc & 0x3F);
     }
     // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
-    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
+        (n == 4 && cp < 0x10000) || (cp >= 0xD800 && cp <= 0xDFFF) ||
+        cp > 0x10FFFF) {
       return false;
     }
     i += n;
@@ -71,17 +77,20 @@ bool IsValidUtf8(std::string_view s) {
   return true;
 }
 
-absl::StatusOr<EngineRequest> ValidateGenerateRequest(const v1::GenerateRequest& request,
-                                                      const model::ModelConfig& model,
-                                                      const model::Tokenizer& tokenizer) {
+absl::StatusOr<EngineRequest> ValidateGenerateRequest(
+    const v1::GenerateRequest& request, const model::ModelConfig& model,
+    const model::Tokenizer& tokenizer) {
   EngineRequest out;
   if (request.request_id().size() > kMaxRequestIdBytes) {
-    return Invalid("request_id", absl::StrCat("at most ", kMaxRequestIdBytes, " bytes"));
+    return Invalid("request_id",
+                   absl::StrCat("at most ", kMaxRequestIdBytes, " bytes"));
   }
   switch (request.input_case()) {
     case v1::GenerateRequest::kPrompt: {
-      if (request.prompt().empty()) return Invalid("prompt", "must not be empty");
-      if (!IsValidUtf8(request.prompt())) return Invalid("prompt", "is not valid UTF-8");
+      if (request.prompt().empty())
+        return Invalid("prompt", "must not be empty");
+      if (!IsValidUtf8(request.prompt()))
+        return Invalid("prompt", "is not valid UTF-8");
       ASSIGN_OR_RETURN(out.prompt_ids, tokenizer.Encode(request.prompt()));
       break;
     }
@@ -100,72 +109,86 @@ absl::StatusOr<EngineRequest> ValidateGenerateRequest(const v1::GenerateRequest&
   const int context = model.max_position_embeddings;
   const int prompt_len = static_cast<int>(out.prompt_ids.size());
   if (prompt_len >= context) {
-    return Invalid("prompt", absl::StrCat(prompt_len, " tokens leave no room in the model's ",
-                                          context, "-token context"));
+    return Invalid(
+        "prompt",
+        absl::StrCat(prompt_len, " tokens leave no room in the model's ",
+                     context, "-token context"));
   }
   const v1::StoppingCriteria& stop = request.stopping();
   if (stop.has_max_tokens()) {
     if (stop.max_tokens() < 1 || stop.max_tokens() > context - prompt_len) {
-      return Invalid("stopping.max_tokens",
-                     absl::StrCat(stop.max_tokens(), " is outside [1, ", context - prompt_len,
-                                  "] (the context of ", context, " minus the prompt's ",
-                                  prompt_len, " tokens)"));
+      return Invalid(
+          "stopping.max_tokens",
+          absl::StrCat(stop.max_tokens(), " is outside [1, ",
+                       context - prompt_len, "] (the context of ", context,
+                       " minus the prompt's ", prompt_len, " tokens)"));
     }
     out.stopping.max_tokens = stop.max_tokens();
   } else {
     out.stopping.max_tokens = std::min(kDefaultMaxTokens, context - prompt_len);
   }
   if (stop.min_tokens() < 0 || stop.min_tokens() > out.stopping.max_tokens) {
-    return Invalid("stopping.min_tokens",
-                   absl::StrCat(stop.min_tokens(), " is outside [0, max_tokens = ",
-                                out.stopping.max_tokens, "]"));
+    return Invalid(
+        "stopping.min_tokens",
+        absl::StrCat(stop.min_tokens(), " is outside [0, max_tokens = ",
+                     out.stopping.max_tokens, "]"));
   }
   out.stopping.min_tokens = stop.min_tokens();
   if (stop.stop_size() > kMaxStopStrings) {
-    return Invalid("stopping.stop", absl::StrCat(stop.stop_size(), " strings; at most ",
-                                                 kMaxStopStrings));
+    return Invalid(
+        "stopping.stop",
+        absl::StrCat(stop.stop_size(), " strings; at most ", kMaxStopStrings));
   }
   for (int i = 0; i < stop.stop_size(); ++i) {
     const std::string& s = stop.stop(i);
     const std::string field = absl::StrCat("stopping.stop[", i, "]");
     if (s.empty() || s.size() > kMaxStopStringBytes) {
-      return Invalid(field, absl::StrCat(s.size(), " bytes; allowed 1 to ", kMaxStopStringBytes));
+      return Invalid(field, absl::StrCat(s.size(), " bytes; allowed 1 to ",
+                                         kMaxStopStringBytes));
     }
     if (!IsValidUtf8(s)) return Invalid(field, "is not valid UTF-8");
     out.stopping.stop.push_back(s);
   }
   if (stop.stop_token_ids_size() > kMaxStopTokenIds) {
     return Invalid("stopping.stop_token_ids",
-                   absl::StrCat(stop.stop_token_ids_size(), " ids; at most ", kMaxStopTokenIds));
+                   absl::StrCat(stop.stop_token_ids_size(), " ids; at most ",
+                                kMaxStopTokenIds));
   }
-  RETURN_IF_ERROR(CheckTokenIds("stopping.stop_token_ids", stop.stop_token_ids(),
-                                model.vocab_size));
-  out.stopping.stop_token_ids.assign(stop.stop_token_ids().begin(), stop.stop_token_ids().end());
+  RETURN_IF_ERROR(CheckTokenIds("stopping.stop_token_ids",
+                                stop.stop_token_ids(), model.vocab_size));
+  out.stopping.stop_token_ids.assign(stop.stop_token_ids().begin(),
+                                     stop.stop_token_ids().end());
   out.stopping.ignore_eos = stop.ignore_eos();
 
   const v1::SamplingParams& s = request.sampling();
   SamplingParams& p = out.sampling;
   if (s.has_temperature()) {
-    RETURN_IF_ERROR(CheckRange("sampling.temperature", s.temperature(), 0.0f, 100.0f));
+    RETURN_IF_ERROR(
+        CheckRange("sampling.temperature", s.temperature(), 0.0f, 100.0f));
     p.temperature = s.temperature();
   }
   if (s.top_k() < 0) {
-    return Invalid("sampling.top_k", absl::StrCat(s.top_k(), " is negative; 0 means no limit"));
+    return Invalid("sampling.top_k",
+                   absl::StrCat(s.top_k(), " is negative; 0 means no limit"));
   }
   p.top_k = s.top_k();
   if (s.has_top_p()) {
-    RETURN_IF_ERROR(CheckRange("sampling.top_p", s.top_p(), 0.0f, 1.0f, /*low_open=*/true));
+    RETURN_IF_ERROR(
+        CheckRange("sampling.top_p", s.top_p(), 0.0f, 1.0f, /*low_open=*/true));
     p.top_p = s.top_p();
   }
   RETURN_IF_ERROR(CheckRange("sampling.min_p", s.min_p(), 0.0f, 1.0f));
   p.min_p = s.min_p();
   if (s.has_repetition_penalty()) {
-    RETURN_IF_ERROR(CheckRange("sampling.repetition_penalty", s.repetition_penalty(), 0.0f, 10.0f,
+    RETURN_IF_ERROR(CheckRange("sampling.repetition_penalty",
+                               s.repetition_penalty(), 0.0f, 10.0f,
                                /*low_open=*/true));
     p.repetition_penalty = s.repetition_penalty();
   }
-  RETURN_IF_ERROR(CheckRange("sampling.presence_penalty", s.presence_penalty(), -2.0f, 2.0f));
-  RETURN_IF_ERROR(CheckRange("sampling.frequency_penalty", s.frequency_penalty(), -2.0f, 2.0f));
+  RETURN_IF_ERROR(CheckRange("sampling.presence_penalty", s.presence_penalty(),
+                             -2.0f, 2.0f));
+  RETURN_IF_ERROR(CheckRange("sampling.frequency_penalty",
+                             s.frequency_penalty(), -2.0f, 2.0f));
   p.presence_penalty = s.presence_penalty();
   p.frequency_penalty = s.frequency_penalty();
   if (s.has_seed()) {
@@ -174,8 +197,9 @@ absl::StatusOr<EngineRequest> ValidateGenerateRequest(const v1::GenerateRequest&
   }
   if (s.has_logprobs()) {
     if (s.logprobs() < 0 || s.logprobs() > kMaxLogprobs) {
-      return Invalid("sampling.logprobs",
-                     absl::StrCat(s.logprobs(), " is outside [0, ", kMaxLogprobs, "]"));
+      return Invalid(
+          "sampling.logprobs",
+          absl::StrCat(s.logprobs(), " is outside [0, ", kMaxLogprobs, "]"));
     }
     p.logprobs = s.logprobs();
   }

@@ -22,9 +22,9 @@ inline constexpr int kDefaultMaxTokens = 256;
 
 bool IsValidUtf8(std::string_view text);
 
-absl::StatusOr<EngineRequest> ValidateGenerateRequest(const v1::GenerateRequest& request,
-                                                      const model::ModelConfig& model,
-                                                      const model::Tokenizer& tokenizer);
+absl::StatusOr<EngineRequest> ValidateGenerateRequest(
+    const v1::GenerateRequest& request, const model::ModelConfig& model,
+    const model::Tokenizer& tokenizer);
 
 }  // namespace hydra
 

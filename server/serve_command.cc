@@ -28,20 +28,27 @@
 ABSL_DECLARE_FLAG(std::string, model);
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on");
 ABSL_FLAG(int, port, 50051, "gRPC port");
-ABSL_FLAG(int, metrics_port, 9400, "Prometheus /metrics port; 0 = no metrics endpoint");
+ABSL_FLAG(int, metrics_port, 9400,
+          "Prometheus /metrics port; 0 = no metrics endpoint");
 ABSL_FLAG(int, tp, 1, "Tensor-parallel size (ranks the heads are split over)");
-ABSL_FLAG(int64_t, kv_cache_bytes, int64_t{512} << 20, "KV cache memory budget per rank, bytes");
+ABSL_FLAG(int64_t, kv_cache_bytes, int64_t{512} << 20,
+          "KV cache memory budget per rank, bytes");
 ABSL_FLAG(int, block_size, 16, "Tokens per KV block");
 ABSL_FLAG(int, max_batched_tokens, 2048, "Most tokens computed in one step");
 ABSL_FLAG(int, max_running, 256, "Most sequences running at once");
 ABSL_FLAG(int, max_waiting, 1024,
-          "Most requests waiting for admission; beyond it calls get RESOURCE_EXHAUSTED");
-ABSL_FLAG(bool, prefix_cache, true, "Reuse the KV blocks of shared prompt prefixes");
-ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain; with --tls_key, serve TLS");
+          "Most requests waiting for admission; beyond it calls get "
+          "RESOURCE_EXHAUSTED");
+ABSL_FLAG(bool, prefix_cache, true,
+          "Reuse the KV blocks of shared prompt prefixes");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain; with --tls_key, serve TLS");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert");
 ABSL_FLAG(std::string, api_key, "",
-          "When set, calls must send 'authorization: Bearer <key>' (health stays open)");
-ABSL_FLAG(int, drain_seconds, 30, "On SIGTERM, how long running requests may take to finish");
+          "When set, calls must send 'authorization: Bearer <key>' (health "
+          "stays open)");
+ABSL_FLAG(int, drain_seconds, 30,
+          "On SIGTERM, how long running requests may take to finish");
 
 namespace hydra {
 namespace {
@@ -51,16 +58,19 @@ constexpr char kVersion[] = "0.3.0";
 
 absl::StatusOr<std::string> ReadPem(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  if (f == nullptr)
+    return absl::NotFoundError(absl::StrCat("cannot read ", path));
   std::string data;
   char buf[4096];
-  for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) data.append(buf, n);
+  for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;)
+    data.append(buf, n);
   std::fclose(f);
   return data;
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials() {
-  const std::string cert = absl::GetFlag(FLAGS_tls_cert), key = absl::GetFlag(FLAGS_tls_key);
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert),
+                    key = absl::GetFlag(FLAGS_tls_key);
   if (cert.empty() != key.empty()) {
     return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
   }
@@ -85,7 +95,8 @@ absl::Status RunServe() {
         "--tp: only 1 is supported until the tensor-parallel workers land");
   }
   const int port = absl::GetFlag(FLAGS_port);
-  if (port < 0 || port > 65535) return absl::InvalidArgumentError("--port: must be in [0, 65535]");
+  if (port < 0 || port > 65535)
+    return absl::InvalidArgumentError("--port: must be in [0, 65535]");
   // Signals are taken by sigwait below, never by a handler on a random thread.
   sigset_t signals;
   sigemptyset(&signals);
@@ -94,26 +105,30 @@ absl::Status RunServe() {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const std::string model_dir = absl::GetFlag(FLAGS_model);
-  const std::string model_name = std::filesystem::path(model_dir).filename().string();
+  const std::string model_name =
+      std::filesystem::path(model_dir).filename().string();
   MetricsOptions metrics_options;
   if (absl::GetFlag(FLAGS_metrics_port) > 0) {
-    metrics_options.listen_address =
-        absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_metrics_port));
+    metrics_options.listen_address = absl::StrCat(
+        absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_metrics_port));
   }
   metrics_options.model_name = model_name;
   metrics_options.tensor_parallel_size = absl::GetFlag(FLAGS_tp);
   metrics_options.version = kVersion;
-  ASSIGN_OR_RETURN(std::unique_ptr<ServerMetrics> metrics, ServerMetrics::Create(metrics_options));
+  ASSIGN_OR_RETURN(std::unique_ptr<ServerMetrics> metrics,
+                   ServerMetrics::Create(metrics_options));
 
-  InferenceService service({model_name, absl::GetFlag(FLAGS_tp), absl::GetFlag(FLAGS_api_key)},
-                           [&metrics](const EngineOutput& out, absl::Time previous) {
-                             metrics->OnOutput(out, previous);
-                           });
+  InferenceService service(
+      {model_name, absl::GetFlag(FLAGS_tp), absl::GetFlag(FLAGS_api_key)},
+      [&metrics](const EngineOutput& out, absl::Time previous) {
+        metrics->OnOutput(out, previous);
+      });
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   ASSIGN_OR_RETURN(auto credentials, Credentials());
-  const std::string address = absl::StrCat(absl::GetFlag(FLAGS_host), ":", port);
+  const std::string address =
+      absl::StrCat(absl::GetFlag(FLAGS_host), ":", port);
   int bound_port = 0;
   builder.AddListeningPort(address, credentials, &bound_port);
   builder.RegisterService(&service);
@@ -129,7 +144,8 @@ absl::Status RunServe() {
 
   EngineOptions options;
   options.model_dir = model_dir;
-  options.kv_cache_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_kv_cache_bytes));
+  options.kv_cache_bytes =
+      static_cast<size_t>(absl::GetFlag(FLAGS_kv_cache_bytes));
   options.block_size = absl::GetFlag(FLAGS_block_size);
   options.max_batched_tokens = absl::GetFlag(FLAGS_max_batched_tokens);
   options.max_running = absl::GetFlag(FLAGS_max_running);
@@ -140,39 +156,46 @@ absl::Status RunServe() {
     server->Shutdown();
     return engine.status();
   }
-  (*engine)->SetStepObserver([&metrics](absl::Duration t, int tokens) { metrics->OnStep(t, tokens); });
+  (*engine)->SetStepObserver(
+      [&metrics](absl::Duration t, int tokens) { metrics->OnStep(t, tokens); });
   const EngineConfig& ec = (*engine)->config();
-  const int64_t kv_bytes = int64_t{ec.num_blocks} * worker::KvCacheShape{
-      (*engine)->model_config().num_layers, (*engine)->model_config().num_kv_heads,
-      (*engine)->model_config().head_dim, ec.block_size}.bytes_per_block();
+  const int64_t kv_bytes =
+      int64_t{ec.num_blocks} *
+      worker::KvCacheShape{(*engine)->model_config().num_layers,
+                           (*engine)->model_config().num_kv_heads,
+                           (*engine)->model_config().head_dim, ec.block_size}
+          .bytes_per_block();
 
   // Gauges follow the engine even when no step runs.
   std::atomic<bool> stop_stats{false};
   std::thread stats_thread([&] {
     while (!stop_stats.load()) {
-      metrics->UpdateEngineStats((*engine)->stats(), kv_bytes, absl::GetFlag(FLAGS_tp));
+      metrics->UpdateEngineStats((*engine)->stats(), kv_bytes,
+                                 absl::GetFlag(FLAGS_tp));
       absl::SleepFor(absl::Milliseconds(200));
     }
   });
   service.AttachEngine(engine->get());
   health->SetServingStatus(kServiceName, true);
   health->SetServingStatus(true);
-  Log(absl::StrCat("serving ", model_name, " (", (*engine)->model_config().architecture,
-                   ") on ", absl::GetFlag(FLAGS_host), ":", bound_port, "; KV capacity ",
-                   int64_t{ec.num_blocks} * ec.block_size, " tokens in ", ec.num_blocks,
-                   " blocks of ", ec.block_size, "; metrics ",
-                   metrics_options.listen_address.empty()
-                       ? std::string("off")
-                       : "on http://" + metrics_options.listen_address + "/metrics"));
+  Log(absl::StrCat(
+      "serving ", model_name, " (", (*engine)->model_config().architecture,
+      ") on ", absl::GetFlag(FLAGS_host), ":", bound_port, "; KV capacity ",
+      int64_t{ec.num_blocks} * ec.block_size, " tokens in ", ec.num_blocks,
+      " blocks of ", ec.block_size, "; metrics ",
+      metrics_options.listen_address.empty()
+          ? std::string("off")
+          : "on http://" + metrics_options.listen_address + "/metrics"));
 
   int signal = 0;
   sigwait(&signals, &signal);
-  Log(absl::StrCat("signal ", signal, ": draining (up to ", absl::GetFlag(FLAGS_drain_seconds),
-                   " s)"));
+  Log(absl::StrCat("signal ", signal, ": draining (up to ",
+                   absl::GetFlag(FLAGS_drain_seconds), " s)"));
   health->SetServingStatus(kServiceName, false);
   health->SetServingStatus(false);
   service.StartDraining();
-  const absl::Time give_up = absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_drain_seconds));
+  const absl::Time give_up =
+      absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_drain_seconds));
   while (absl::Now() < give_up) {
     const EngineStats s = (*engine)->stats();
     if (s.running == 0 && s.waiting == 0) break;

@@ -1,0 +1,80 @@
+#!/bin/bash
+# Runs examples/python/client.py against a real `hydra serve`: a greedy
+# generation, the health check and the reflection listing, then SIGTERM must
+# end the server with status 0.
+# Usage: python_client_test.sh [HYDRA_BINARY] [MODEL_DIR]
+# Exit status 77 means skipped (no grpcio for /usr/bin/python3, no protoc, or
+# no model).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+hydra=${1:-$root/build/server/hydra}
+model=${2:-$root/models/stories15M}
+python=/usr/bin/python3
+client=$root/examples/python/client.py
+
+skip() { echo "SKIPPED: $*"; exit 77; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$python" -c 'import grpc, google.protobuf' 2>/dev/null ||
+  skip "$python cannot import grpc (install python3-grpcio, python3-protobuf)"
+# The client generates its stubs with grpcio-tools or with protoc and its plugin.
+"$python" -c 'import grpc_tools' 2>/dev/null ||
+  { command -v protoc && command -v grpc_python_plugin; } >/dev/null ||
+  skip "no protoc and grpc_python_plugin (Debian: protobuf-compiler-grpc)"
+[[ -f $model/config.json ]] || skip "no model at $model"
+[[ -x $hydra ]] || fail "no hydra binary at $hydra"
+
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+  if [[ -n $server_pid ]]; then kill "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Two distinct free ports: both sockets are held until both are known.
+read -r port metrics_port < <("$python" -c '
+import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))')
+target=127.0.0.1:$port
+
+"$hydra" serve --model="$model" --host=127.0.0.1 --port="$port" \
+  --metrics_port="$metrics_port" 2>"$work/server.log" &
+server_pid=$!
+
+# The stubs are generated once and reused by every call below.
+run_client() { "$python" "$client" --stubs="$work/stubs" --target="$target" "$@"; }
+
+# Ready once health says SERVING (the server listens before the model is loaded).
+for ((i = 0; ; i++)); do
+  if run_client health --timeout=2 >/dev/null 2>&1; then break; fi
+  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; fail "server exited"; }
+  ((i < 120)) || { cat "$work/server.log" >&2; fail "server not SERVING after 60 s"; }
+  sleep 0.5
+done
+
+text=$(run_client generate --prompt="Once upon a time" --max_tokens=20 --temperature=0)
+echo "generated: $text"
+expected=", there was a little girl named Lily"
+[[ $text == "$expected"* ]] || fail "greedy text does not start with '$expected'"
+
+health=$(run_client health)
+echo "$health"
+grep -qx '"" (server): SERVING' <<<"$health" || fail "server health is not SERVING"
+grep -qx 'hydra.v1.Inference: SERVING' <<<"$health" || fail "hydra.v1.Inference is not SERVING"
+
+services=$(run_client list)
+echo "services: $(tr '\n' ' ' <<<"$services")"
+for service in hydra.v1.Inference grpc.health.v1.Health; do
+  grep -qx "$service" <<<"$services" || fail "reflection does not list $service"
+done
+
+kill -TERM "$server_pid"
+status=0
+wait "$server_pid" || status=$?
+server_pid=
+((status == 0)) || { cat "$work/server.log" >&2; fail "server exited with $status after SIGTERM"; }
+echo PASS

@@ -1,0 +1,345 @@
+// End to end against a real `hydra serve` process on loopback.
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/integration/server_process.h"
+#include "tests/unit/test_model.h"
+
+namespace hydra {
+namespace {
+
+using testing::ServerProcess;
+
+v1::GenerateRequest GreedyRequest(const std::vector<int>& prompt_ids,
+                                  int max_tokens) {
+  v1::GenerateRequest r;
+  r.mutable_prompt_token_ids()->mutable_ids()->Add(prompt_ids.begin(),
+                                                   prompt_ids.end());
+  r.mutable_sampling()->set_temperature(0);
+  r.mutable_stopping()->set_max_tokens(max_tokens);
+  return r;
+}
+
+// The golden output as far as max_tokens allows.
+std::vector<int> Expected(const testing::GoldenCase& g, int max_tokens) {
+  return {
+      g.output_ids.begin(),
+      g.output_ids.begin() + std::min<size_t>(g.output_ids.size(), max_tokens)};
+}
+
+struct Streamed {
+  grpc::Status status;
+  std::vector<int> tokens;
+  std::string text;
+  v1::GenerateStreamResponse last;
+  int messages = 0;
+};
+
+Streamed Stream(v1::Inference::Stub& stub, const v1::GenerateRequest& request,
+                grpc::ClientContext* context = nullptr) {
+  grpc::ClientContext local;
+  if (context == nullptr) context = &local;
+  Streamed out;
+  auto reader = stub.GenerateStream(context, request);
+  v1::GenerateStreamResponse m;
+  while (reader->Read(&m)) {
+    out.tokens.insert(out.tokens.end(), m.token_ids().begin(),
+                      m.token_ids().end());
+    out.text += m.text();
+    out.last = m;
+    ++out.messages;
+  }
+  out.status = reader->Finish();
+  return out;
+}
+
+class ServerE2ETest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!std::filesystem::exists(testing::ModelDir() / "model.safetensors"))
+      return;
+    server_ = new ServerProcess(HYDRA_BINARY, testing::ModelDir().string());
+    ready_ = server_->WaitReady();
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    HYDRA_REQUIRE_MODEL();
+    ASSERT_TRUE(ready_) << "the server did not become ready";
+    stub_ = server_->NewStub();
+  }
+
+  static ServerProcess* server_;
+  static bool ready_;
+  std::unique_ptr<v1::Inference::Stub> stub_;
+};
+ServerProcess* ServerE2ETest::server_ = nullptr;
+bool ServerE2ETest::ready_ = false;
+
+TEST_F(ServerE2ETest, UnaryAndStreamingMatchGoldenAndEachOther) {
+  for (const auto& g : testing::LoadGolden()) {
+    SCOPED_TRACE(g.prompt);
+    v1::GenerateRequest request;
+    request.set_prompt(g.prompt);
+    request.mutable_sampling()->set_temperature(0);
+    const int max_tokens = 256 - static_cast<int>(g.prompt_ids.size());
+    request.mutable_stopping()->set_max_tokens(max_tokens);
+    grpc::ClientContext context;
+    v1::GenerateResponse unary;
+    ASSERT_TRUE(stub_->Generate(&context, request, &unary).ok());
+    EXPECT_EQ(
+        std::vector<int>(unary.token_ids().begin(), unary.token_ids().end()),
+        Expected(g, max_tokens));
+    EXPECT_EQ(unary.usage().prompt_tokens(),
+              static_cast<int>(g.prompt_ids.size()));
+
+    const Streamed streamed = Stream(*stub_, request);
+    ASSERT_TRUE(streamed.status.ok()) << streamed.status.error_message();
+    EXPECT_EQ(streamed.tokens, Expected(g, max_tokens));
+    EXPECT_EQ(streamed.text, unary.text());  // deltas join to the whole text
+    EXPECT_GT(streamed.messages, 10);
+    EXPECT_EQ(streamed.last.finish_reason(), unary.finish_reason());
+    EXPECT_EQ(streamed.last.usage().completion_tokens(),
+              unary.usage().completion_tokens());
+  }
+}
+
+TEST_F(ServerE2ETest, SixtyFourConcurrentStreamsAllComplete) {
+  const auto golden = testing::LoadGolden();
+  std::vector<Streamed> results(64);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 64; ++i) {
+    clients.emplace_back([&, i] {
+      auto stub = server_->NewStub();
+      results[i] = Stream(
+          *stub, GreedyRequest(golden[i % golden.size()].prompt_ids, 64));
+    });
+  }
+  for (auto& t : clients) t.join();
+  for (int i = 0; i < 64; ++i) {
+    ASSERT_TRUE(results[i].status.ok())
+        << i << ": " << results[i].status.error_message();
+    EXPECT_EQ(results[i].tokens, Expected(golden[i % golden.size()], 64))
+        << "stream " << i;
+  }
+  EXPECT_TRUE(server_->WaitMetric("hydra_kv_cache_blocks{state=\"used\"}", 0));
+}
+
+TEST_F(ServerE2ETest, BadInputsGetInvalidArgumentNamingTheField) {
+  struct Case {
+    std::string field;
+    std::function<void(v1::GenerateRequest&)> spoil;
+  };
+  const std::vector<Case> cases = {
+      {"prompt", [](auto& r) { r.set_prompt(""); }},
+      {"prompt",
+       [](auto& r) { r.set_prompt(std::string(2000, 'x') + " y z"); }},
+      {"prompt", [](auto& r) { r.set_prompt("bad \xC3\x28 utf8"); }},
+      {"input", [](auto& r) { r.clear_input(); }},
+      {"prompt_token_ids[1]",
+       [](auto& r) {
+         auto* ids = r.mutable_prompt_token_ids()->mutable_ids();
+         ids->Add(1);
+         ids->Add(40000);
+       }},
+      {"stopping.max_tokens",
+       [](auto& r) { r.mutable_stopping()->set_max_tokens(0); }},
+      {"stopping.max_tokens",
+       [](auto& r) { r.mutable_stopping()->set_max_tokens(10000); }},
+      {"stopping.min_tokens",
+       [](auto& r) { r.mutable_stopping()->set_min_tokens(-1); }},
+      {"sampling.temperature",
+       [](auto& r) { r.mutable_sampling()->set_temperature(-0.5f); }},
+      {"sampling.top_p",
+       [](auto& r) { r.mutable_sampling()->set_top_p(0.0f); }},
+      {"sampling.top_p",
+       [](auto& r) { r.mutable_sampling()->set_top_p(1.5f); }},
+      {"sampling.top_k", [](auto& r) { r.mutable_sampling()->set_top_k(-3); }},
+      {"sampling.min_p",
+       [](auto& r) { r.mutable_sampling()->set_min_p(1.5f); }},
+      {"sampling.repetition_penalty",
+       [](auto& r) { r.mutable_sampling()->set_repetition_penalty(0.0f); }},
+      {"sampling.presence_penalty",
+       [](auto& r) { r.mutable_sampling()->set_presence_penalty(3.0f); }},
+      {"sampling.frequency_penalty",
+       [](auto& r) { r.mutable_sampling()->set_frequency_penalty(-2.5f); }},
+      {"sampling.logprobs",
+       [](auto& r) { r.mutable_sampling()->set_logprobs(21); }},
+      {"stopping.stop",
+       [](auto& r) {
+         for (int i = 0; i < 9; ++i) r.mutable_stopping()->add_stop("s");
+       }},
+      {"stopping.stop[0]",
+       [](auto& r) { r.mutable_stopping()->add_stop(std::string(300, 'a')); }},
+      {"stopping.stop_token_ids[0]",
+       [](auto& r) { r.mutable_stopping()->add_stop_token_ids(-1); }},
+      {"request_id", [](auto& r) { r.set_request_id(std::string(200, 'r')); }},
+  };
+  for (const Case& c : cases) {
+    v1::GenerateRequest request;
+    request.set_prompt("Once upon a time");
+    c.spoil(request);
+    grpc::ClientContext context;
+    v1::GenerateResponse response;
+    const grpc::Status status = stub_->Generate(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << c.field << " case " << (&c - cases.data());
+    EXPECT_NE(status.error_message().find(c.field), std::string::npos)
+        << "message '" << status.error_message() << "' does not name "
+        << c.field;
+    const Streamed streamed = Stream(*stub_, request);
+    EXPECT_EQ(streamed.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << c.field;
+  }
+  // Still serving, nothing leaked.
+  const Streamed ok =
+      Stream(*stub_, GreedyRequest(testing::LoadGolden()[0].prompt_ids, 8));
+  EXPECT_TRUE(ok.status.ok());
+  EXPECT_EQ(ok.tokens.size(), 8u);
+  EXPECT_TRUE(server_->WaitMetric("hydra_kv_cache_blocks{state=\"used\"}", 0));
+}
+
+TEST_F(ServerE2ETest, DeadlineAndCancelFreeTheirBlocks) {
+  const auto golden = testing::LoadGolden();
+  v1::GenerateRequest long_request = GreedyRequest(golden[0].prompt_ids, 250);
+  long_request.mutable_stopping()->set_ignore_eos(true);
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::milliseconds(50));
+    const Streamed s = Stream(*stub_, long_request, &context);
+    EXPECT_EQ(s.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  }
+  {
+    grpc::ClientContext context;
+    auto reader = stub_->GenerateStream(&context, long_request);
+    v1::GenerateStreamResponse m;
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(reader->Read(&m));
+    context.TryCancel();
+    while (reader->Read(&m)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  EXPECT_TRUE(server_->WaitMetric("hydra_kv_cache_blocks{state=\"used\"}", 0));
+  EXPECT_TRUE(server_->WaitMetric("hydra_requests_running", 0));
+  // Both ended early, counted as cancelled or deadline (the first of the
+  // client's cancel and the server's own deadline check wins).
+  auto ended_early = [&] {
+    const std::string metrics = server_->Metrics();
+    return testing::MetricValue(
+               metrics, "hydra_requests_total{finish_reason=\"cancelled\"}")
+               .value_or(0) +
+           testing::MetricValue(
+               metrics, "hydra_requests_total{finish_reason=\"deadline\"}")
+               .value_or(0);
+  };
+  for (int i = 0; i < 100 && ended_early() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_GE(ended_early(), 2);
+}
+
+TEST_F(ServerE2ETest, TokenizeAndModelInfo) {
+  grpc::ClientContext c1;
+  v1::TokenizeRequest t;
+  t.set_text("Once upon a time");
+  v1::TokenizeResponse tr;
+  ASSERT_TRUE(stub_->Tokenize(&c1, t, &tr).ok());
+  EXPECT_EQ(std::vector<int>(tr.token_ids().begin(), tr.token_ids().end()),
+            testing::LoadGolden()[0].prompt_ids);
+  grpc::ClientContext c2;
+  v1::ModelInfo info;
+  ASSERT_TRUE(stub_->GetModelInfo(&c2, v1::GetModelInfoRequest(), &info).ok());
+  EXPECT_EQ(info.vocab_size(), 32000);
+  EXPECT_EQ(info.max_context(), 256);
+  EXPECT_EQ(info.tensor_parallel_size(), 1);
+  EXPECT_EQ(info.block_size(), 16);
+  EXPECT_GT(info.kv_capacity_tokens(), 256);
+  EXPECT_EQ(std::vector<int>(info.eos_token_ids().begin(),
+                             info.eos_token_ids().end()),
+            std::vector<int>{1});
+}
+
+TEST(ServerLifecycleTest, QueueOverflowIsResourceExhausted) {
+  HYDRA_REQUIRE_MODEL();
+  ServerProcess server(HYDRA_BINARY, testing::ModelDir().string(),
+                       {"--max_running=1", "--max_waiting=1"});
+  ASSERT_TRUE(server.WaitReady());
+  const auto prompt = testing::LoadGolden()[0].prompt_ids;
+  std::atomic<int> exhausted{0}, ok{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 8; ++i) {
+    clients.emplace_back([&] {
+      auto stub = server.NewStub();
+      v1::GenerateRequest r = GreedyRequest(prompt, 100);
+      r.mutable_stopping()->set_ignore_eos(true);
+      const Streamed s = Stream(*stub, r);
+      if (s.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED)
+        ++exhausted;
+      if (s.status.ok()) ++ok;
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_GT(exhausted.load(), 0);
+  EXPECT_GT(ok.load(), 0);
+  EXPECT_EQ(exhausted + ok, 8);
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+TEST(ServerLifecycleTest, SigtermDrainsRunningRequestsAndExitsZero) {
+  HYDRA_REQUIRE_MODEL();
+  ServerProcess server(HYDRA_BINARY, testing::ModelDir().string());
+  ASSERT_TRUE(server.WaitReady());
+  auto stub = server.NewStub();
+  v1::GenerateRequest r =
+      GreedyRequest(testing::LoadGolden()[0].prompt_ids, 200);
+  r.mutable_stopping()->set_ignore_eos(true);
+  Streamed running;
+  std::thread client([&] { running = Stream(*stub, r); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  server.SendSignal(SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // New work is refused while draining.
+  const Streamed refused = Stream(*server.NewStub(), GreedyRequest({1, 2}, 4));
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  client.join();
+  EXPECT_TRUE(running.status.ok()) << running.status.error_message();
+  EXPECT_EQ(running.tokens.size(), 200u);  // finished within the grace period
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+TEST(ServerLifecycleTest, ApiKeyIsRequiredWhenSet) {
+  HYDRA_REQUIRE_MODEL();
+  ServerProcess server(HYDRA_BINARY, testing::ModelDir().string(),
+                       {"--api_key=sesame"});
+  // Readiness needs the key too, so wait on an authenticated call.
+  auto stub = server.NewStub();
+  bool ready = false;
+  for (int i = 0; i < 600 && !ready; ++i) {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer sesame");
+    v1::ModelInfo info;
+    ready = stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok();
+    if (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(ready);
+  grpc::ClientContext wrong;
+  wrong.AddMetadata("authorization", "Bearer nope");
+  v1::ModelInfo info;
+  EXPECT_EQ(
+      stub->GetModelInfo(&wrong, v1::GetModelInfoRequest(), &info).error_code(),
+      grpc::StatusCode::UNAUTHENTICATED);
+  grpc::ClientContext none;
+  EXPECT_EQ(
+      stub->GetModelInfo(&none, v1::GetModelInfoRequest(), &info).error_code(),
+      grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+}  // namespace
+}  // namespace hydra

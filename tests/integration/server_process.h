@@ -1,0 +1,173 @@
+// A real `hydra serve` process for end-to-end tests: started on free
+// loopback ports, stopped with SIGTERM, its exit status checked.
+#ifndef HYDRA_TESTS_INTEGRATION_SERVER_PROCESS_H_
+#define HYDRA_TESTS_INTEGRATION_SERVER_PROCESS_H_
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "grpcpp/grpcpp.h"
+#include "hydra/v1/inference.grpc.pb.h"
+
+namespace hydra::testing {
+
+inline int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// GET http://127.0.0.1:port/path, body only ("" on failure).
+inline std::string HttpGet(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return "";
+  }
+  const std::string request =
+      "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  (void)!write(fd, request.data(), request.size());
+  std::string response;
+  char buf[8192];
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;)
+    response.append(buf, n);
+  close(fd);
+  const size_t body = response.find("\r\n\r\n");
+  return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
+// The value of the first sample line starting with `series` (name and
+// labels exactly as exposed), if any.
+inline std::optional<double> MetricValue(const std::string& exposition,
+                                         const std::string& series) {
+  size_t pos = 0;
+  while ((pos = exposition.find(series, pos)) != std::string::npos) {
+    if ((pos == 0 || exposition[pos - 1] == '\n') &&
+        exposition[pos + series.size()] == ' ') {
+      return std::strtod(exposition.c_str() + pos + series.size() + 1, nullptr);
+    }
+    pos += series.size();
+  }
+  return std::nullopt;
+}
+
+class ServerProcess {
+ public:
+  // Starts `binary serve --model=model_dir` plus `extra` flags.
+  ServerProcess(const std::string& binary, const std::string& model_dir,
+                std::vector<std::string> extra = {})
+      : port_(FreePort()), metrics_port_(FreePort()) {
+    std::vector<std::string> args = {
+        binary,
+        "serve",
+        "--model=" + model_dir,
+        "--host=127.0.0.1",
+        "--port=" + std::to_string(port_),
+        "--metrics_port=" + std::to_string(metrics_port_),
+        "--kv_cache_bytes=67108864"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    pid_ = fork();
+    if (pid_ == 0) {
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),
+                                   grpc::InsecureChannelCredentials());
+  }
+  ~ServerProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  // Waits until the model is loaded (GetModelInfo stops saying UNAVAILABLE).
+  bool WaitReady(std::chrono::seconds timeout = std::chrono::seconds(60)) {
+    auto stub = NewStub();
+    const auto give_up = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < give_up) {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::seconds(1));
+      v1::ModelInfo info;
+      if (stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok())
+        return true;
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return false;  // it died
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+
+  // SIGTERM, then the exit code (-1 if it had to be killed or died by signal).
+  int Stop(std::chrono::seconds timeout = std::chrono::seconds(30)) {
+    kill(pid_, SIGTERM);
+    const auto give_up = std::chrono::steady_clock::now() + timeout;
+    int status = 0;
+    while (std::chrono::steady_clock::now() < give_up) {
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return -1;
+  }
+  void SendSignal(int signal) { kill(pid_, signal); }
+
+  std::unique_ptr<v1::Inference::Stub> NewStub() {
+    return v1::Inference::NewStub(channel_);
+  }
+  int port() const { return port_; }
+  std::string Metrics() const { return HttpGet(metrics_port_, "/metrics"); }
+  // Waits until the metric reaches `value` (gauges refresh every 200 ms).
+  bool WaitMetric(
+      const std::string& series, double value,
+      std::chrono::seconds timeout = std::chrono::seconds(5)) const {
+    const auto give_up = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < give_up) {
+      if (MetricValue(Metrics(), series) == value) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+
+ private:
+  int port_;
+  int metrics_port_;
+  pid_t pid_ = -1;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+}  // namespace hydra::testing
+
+#endif  // HYDRA_TESTS_INTEGRATION_SERVER_PROCESS_H_
