@@ -1,5 +1,7 @@
 // End to end against a real `hydra serve` process on loopback.
 #include <atomic>
+#include <cstdlib>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -338,6 +340,43 @@ TEST(ServerLifecycleTest, ApiKeyIsRequiredWhenSet) {
   EXPECT_EQ(
       stub->GetModelInfo(&none, v1::GetModelInfoRequest(), &info).error_code(),
       grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+TEST(ServerLifecycleTest, ServesTlsWithCertificateAndKey) {
+  HYDRA_REQUIRE_MODEL();
+  const std::string dir = ::testing::TempDir();
+  const std::string cert = dir + "/hydra_test_cert.pem",
+                    key = dir + "/hydra_test_key.pem";
+  const std::string command =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+      "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " +
+      key + " -out " + cert + " >/dev/null 2>&1";
+  if (std::system(command.c_str()) != 0)
+    GTEST_SKIP() << "openssl could not make a certificate";
+  std::ifstream in(cert);
+  const std::string pem((std::istreambuf_iterator<char>(in)),
+                        std::istreambuf_iterator<char>());
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = pem;
+  ServerProcess server(HYDRA_BINARY, testing::ModelDir().string(),
+                       {"--tls_cert=" + cert, "--tls_key=" + key},
+                       grpc::SslCredentials(options));
+  ASSERT_TRUE(server.WaitReady());
+  const Streamed s = Stream(
+      *server.NewStub(), GreedyRequest(testing::LoadGolden()[0].prompt_ids, 8));
+  ASSERT_TRUE(s.status.ok()) << s.status.error_message();
+  EXPECT_EQ(s.tokens, Expected(testing::LoadGolden()[0], 8));
+  // A plaintext client is turned away.
+  auto plain = v1::Inference::NewStub(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(server.port()),
+                          grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(2));
+  v1::ModelInfo info;
+  EXPECT_FALSE(
+      plain->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok());
   EXPECT_EQ(server.Stop(), 0);
 }
 

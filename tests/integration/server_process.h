@@ -78,7 +78,9 @@ class ServerProcess {
  public:
   // Starts `binary serve --model=model_dir` plus `extra` flags.
   ServerProcess(const std::string& binary, const std::string& model_dir,
-                std::vector<std::string> extra = {})
+                std::vector<std::string> extra = {},
+                std::shared_ptr<grpc::ChannelCredentials> credentials =
+                    grpc::InsecureChannelCredentials())
       : port_(FreePort()), metrics_port_(FreePort()) {
     std::vector<std::string> args = {
         binary,
@@ -97,8 +99,8 @@ class ServerProcess {
       execv(argv[0], argv.data());
       _exit(127);
     }
-    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),
-                                   grpc::InsecureChannelCredentials());
+    channel_ =
+        grpc::CreateChannel("127.0.0.1:" + std::to_string(port_), credentials);
   }
   ~ServerProcess() {
     if (pid_ > 0) {
