@@ -178,7 +178,7 @@ TEST_F(ServerE2ETest, BadInputsGetInvalidArgumentNamingTheField) {
        [](auto& r) { r.mutable_sampling()->set_logprobs(21); }},
       {"stopping.stop",
        [](auto& r) {
-         for (int i = 0; i < 9; ++i) r.mutable_stopping()->add_stop("s");
+         for (int i = 0; i < 9; ++i) *r.mutable_stopping()->add_stop() = "s";
        }},
       {"stopping.stop[0]",
        [](auto& r) { r.mutable_stopping()->add_stop(std::string(300, 'a')); }},
