@@ -340,6 +340,16 @@ bool Checkpoint::Has(std::string_view name) const {
 
 absl::StatusOr<std::vector<float>> Checkpoint::ReadF32(
     std::string_view name, std::span<const int64_t> expected_shape) const {
+  const int64_t rows = expected_shape.empty() ? 1 : expected_shape[0];
+  int64_t cols = 1;
+  for (size_t i = 1; i < expected_shape.size(); ++i) cols *= expected_shape[i];
+  return ReadF32Block(name, expected_shape, 0, rows, 0, cols);
+}
+
+absl::StatusOr<std::vector<float>> Checkpoint::ReadF32Block(
+    std::string_view name, std::span<const int64_t> expected_shape,
+    int64_t row_begin, int64_t row_end, int64_t col_begin,
+    int64_t col_end) const {
   auto it = owner_.find(name);
   if (it == owner_.end()) {
     std::vector<std::string> paths;
@@ -356,19 +366,35 @@ absl::StatusOr<std::vector<float>> Checkpoint::ReadF32(
         file.path().string(), ": tensor \"", std::string(name), "\" has shape ",
         ShapeString(info.shape), ", expected ", ShapeString(expected_shape)));
   }
+  // The tensor as a matrix: its first dimension by the product of the rest.
+  const int64_t rows = info.shape.empty() ? 1 : info.shape[0];
+  const int64_t cols = rows == 0 ? 0 : info.num_elements() / rows;
+  if (row_begin < 0 || row_begin > row_end || row_end > rows ||
+      col_begin < 0 || col_begin > col_end || col_end > cols) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        file.path().string(), ": tensor \"", std::string(name), "\" of shape ",
+        ShapeString(info.shape), " has no block rows [", row_begin, ", ",
+        row_end, ") x columns [", col_begin, ", ", col_end, ")"));
+  }
 
   std::span<const std::byte> bytes = file.Bytes(info);
-  std::vector<float> out(static_cast<size_t>(info.num_elements()));
-  if (info.dtype == DType::kF32) {
-    std::memcpy(out.data(), bytes.data(), bytes.size());
-    return out;
-  }
+  const int64_t width = col_end - col_begin;
+  std::vector<float> out(static_cast<size_t>((row_end - row_begin) * width));
+  const size_t element = DTypeSize(info.dtype);
   float (*convert)(uint16_t) =
       info.dtype == DType::kF16 ? HalfToFloat : BFloat16ToFloat;
-  for (size_t i = 0; i < out.size(); ++i) {
-    uint16_t half;
-    std::memcpy(&half, bytes.data() + 2 * i, sizeof(half));
-    out[i] = convert(half);
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const std::byte* src = bytes.data() + (r * cols + col_begin) * element;
+    float* dst = out.data() + (r - row_begin) * width;
+    if (info.dtype == DType::kF32) {
+      std::memcpy(dst, src, width * sizeof(float));
+      continue;
+    }
+    for (int64_t c = 0; c < width; ++c) {
+      uint16_t half;
+      std::memcpy(&half, src + 2 * c, sizeof(half));
+      dst[c] = convert(half);
+    }
   }
   return out;
 }

@@ -73,6 +73,13 @@ class Checkpoint {
   // an error naming the file and the tensor.
   absl::StatusOr<std::vector<float>> ReadF32(
       std::string_view name, std::span<const int64_t> expected_shape) const;
+  // Like ReadF32, but only rows [row_begin, row_end) and columns
+  // [col_begin, col_end) of the tensor seen as a matrix (first dimension by
+  // the product of the rest): a tensor-parallel rank reads only its slice.
+  absl::StatusOr<std::vector<float>> ReadF32Block(
+      std::string_view name, std::span<const int64_t> expected_shape,
+      int64_t row_begin, int64_t row_end, int64_t col_begin,
+      int64_t col_end) const;
   bool Has(std::string_view name) const;
 
  private:

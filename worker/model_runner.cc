@@ -7,27 +7,32 @@
 namespace hydra::worker {
 
 absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(
-    const std::filesystem::path& model_dir, int block_size, int num_blocks) {
+    const std::filesystem::path& model_dir, int block_size, int num_blocks,
+    Communicator* comm) {
   ASSIGN_OR_RETURN(model::ModelConfig config,
                    model::LoadModelConfig(model_dir));
   ASSIGN_OR_RETURN(model::Checkpoint checkpoint,
                    model::Checkpoint::Open(model_dir));
+  const Shard shard = comm == nullptr ? Shard{} : Shard{comm->rank(), comm->size()};
   ASSIGN_OR_RETURN(ModelWeights weights,
-                   ModelWeights::Load(checkpoint, config));
+                   ModelWeights::Load(checkpoint, config, shard));
   if (block_size <= 0 || num_blocks <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("block_size and num_blocks must be positive (got ",
                      block_size, ", ", num_blocks, ")"));
   }
   return std::make_unique<ModelRunner>(std::move(config), std::move(weights),
-                                       block_size, num_blocks);
+                                       block_size, num_blocks, comm, shard);
 }
 
 ModelRunner::ModelRunner(model::ModelConfig config, ModelWeights weights,
-                         int block_size, int num_blocks)
+                         int block_size, int num_blocks, Communicator* comm,
+                         Shard shard)
     : config_(std::move(config)),
+      comm_(comm == nullptr ? &local_comm_ : comm),
+      shard_(shard),
       weights_(std::move(weights)),
-      kv_cache_(KvCacheShape{config_.num_layers, config_.num_kv_heads,
+      kv_cache_(KvCacheShape{config_.num_layers, shard_.kv_heads(config_),
                              config_.head_dim, block_size},
                 num_blocks),
       rope_(config_.max_position_embeddings, config_.head_dim,
@@ -120,23 +125,55 @@ absl::Status ModelRunner::Validate(const internal::StepPlan& plan) const {
 void ModelRunner::Resize(int tokens) {
   const auto& c = config_;
   const size_t t = tokens;
-  const size_t q = size_t(c.num_heads) * c.head_dim;
-  const size_t kv = size_t(c.num_kv_heads) * c.head_dim;
+  const size_t q = size_t(shard_.heads(c)) * c.head_dim;
+  const size_t kv = size_t(shard_.kv_heads(c)) * c.head_dim;
   x_.resize(t * c.hidden_size);
   h_.resize(t * c.hidden_size);
   qkv_.resize(t * (q + 2 * kv));
   attn_.resize(t * q);
   proj_.resize(t * c.hidden_size);
-  gate_up_.resize(t * 2 * c.intermediate_size);
-  act_.resize(t * c.intermediate_size);
+  gate_up_.resize(t * 2 * shard_.intermediate(c));
+  act_.resize(t * shard_.intermediate(c));
   token_block_table_.resize(t);
 }
 
 absl::Status ModelRunner::Step(const internal::StepPlan& plan,
                                std::vector<float>& logits) {
   RETURN_IF_ERROR(Validate(plan));
-  for (const auto& copy : plan.block_copies())
+  if (comm_->size() > 1) {
+    std::string bytes = plan.SerializeAsString();
+    RETURN_IF_ERROR(comm_->Broadcast(bytes, 0));
+  }
+  return Forward(plan, logits);
+}
+
+absl::Status ModelRunner::RunWorkerLoop() {
+  std::vector<float> logits;
+  while (true) {
+    std::string bytes;
+    RETURN_IF_ERROR(comm_->Broadcast(bytes, 0));
+    internal::StepPlan plan;
+    if (!plan.ParseFromString(bytes)) {
+      return absl::DataLossError("worker: the step plan from rank 0 does not parse");
+    }
+    if (plan.command() == internal::StepPlan::SHUTDOWN) return absl::OkStatus();
+    RETURN_IF_ERROR(Forward(plan, logits));
+  }
+}
+
+absl::Status ModelRunner::ShutdownWorkers() {
+  if (comm_->size() == 1) return absl::OkStatus();
+  internal::StepPlan plan;
+  plan.set_command(internal::StepPlan::SHUTDOWN);
+  std::string bytes = plan.SerializeAsString();
+  return comm_->Broadcast(bytes, 0);
+}
+
+absl::Status ModelRunner::Forward(const internal::StepPlan& plan,
+                                  std::vector<float>& logits) {
+  for (const auto& copy : plan.block_copies()) {
     kv_cache_.CopyBlock(copy.src(), copy.dst());
+  }
   const auto& c = config_;
   const int m = plan.token_ids_size();
   Resize(m);
@@ -149,42 +186,59 @@ absl::Status ModelRunner::Step(const internal::StepPlan& plan,
     }
   }
   const int dim = c.hidden_size;
-  const int q_width = c.num_heads * c.head_dim;
-  const int kv_width = c.num_kv_heads * c.head_dim;
+  const int heads = shard_.heads(c);
+  const int kv_heads = shard_.kv_heads(c);
+  const int inter = shard_.intermediate(c);
+  const int q_width = heads * c.head_dim;
+  const int kv_width = kv_heads * c.head_dim;
   const int qkv_width = q_width + 2 * kv_width;
   const int32_t* positions = plan.positions().data();
+  const bool parallel = comm_->size() > 1;
 
-  cpu::EmbeddingLookup(weights_.embedding.data(), plan.token_ids().data(), m,
-                       dim, x_.data());
+  // Vocabulary-parallel embedding: each rank fills the rows of the tokens
+  // in its vocabulary slice, zeros elsewhere, and the all-reduce assembles x.
+  const int v0 = shard_.vocab_begin(c), v1 = shard_.vocab_end(c);
+  for (int t = 0; t < m; ++t) {
+    const int id = plan.token_ids(t);
+    float* row = x_.data() + size_t(t) * dim;
+    if (id >= v0 && id < v1) {
+      std::copy_n(weights_.embedding.data() + size_t(id - v0) * dim, dim, row);
+    } else {
+      std::fill_n(row, dim, 0.0f);
+    }
+  }
+  if (parallel) RETURN_IF_ERROR(comm_->AllReduceSum({x_.data(), size_t(m) * dim}));
+
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& w = weights_.layers[l];
     const cpu::PagedKvLayer cache = kv_cache_.layer(l);
 
-    // Attention block: x += o_proj(attention(rope(qkv(norm(x))))).
-    cpu::RmsNorm(x_.data(), w.attn_norm.data(), m, dim, c.rms_norm_eps,
-                 h_.data());
+    // Attention block: x += o_proj(attention(rope(qkv(norm(x))))), this
+    // rank's heads only; the row-parallel o_proj's partial sums meet in one
+    // all-reduce.
+    cpu::RmsNorm(x_.data(), w.attn_norm.data(), m, dim, c.rms_norm_eps, h_.data());
     cpu::MatMul(h_.data(), m, dim, w.qkv,
                 w.qkv_bias.empty() ? nullptr : w.qkv_bias.data(), qkv_.data(),
                 qkv_width);
     float* q = qkv_.data();
     float* k = q + q_width;
     float* v = k + kv_width;
-    cpu::ApplyRope(q, m, qkv_width, c.num_heads, positions, rope_);
-    cpu::ApplyRope(k, m, qkv_width, c.num_kv_heads, positions, rope_);
+    cpu::ApplyRope(q, m, qkv_width, heads, positions, rope_);
+    cpu::ApplyRope(k, m, qkv_width, kv_heads, positions, rope_);
     cpu::WriteKv(k, v, qkv_width, m, plan.slot_mapping().data(), cache);
-    cpu::PagedAttention(q, qkv_width, m, c.num_heads, cache, positions,
+    cpu::PagedAttention(q, qkv_width, m, heads, cache, positions,
                         token_block_table_.data(), attn_.data());
     cpu::MatMul(attn_.data(), m, q_width, w.o, nullptr, proj_.data(), dim);
+    if (parallel) RETURN_IF_ERROR(comm_->AllReduceSum({proj_.data(), size_t(m) * dim}));
     cpu::AddInPlace(x_.data(), proj_.data(), size_t(m) * dim);
 
-    // MLP block: x += down(silu(gate(norm(x))) * up(norm(x))).
-    cpu::RmsNorm(x_.data(), w.mlp_norm.data(), m, dim, c.rms_norm_eps,
-                 h_.data());
-    cpu::MatMul(h_.data(), m, dim, w.gate_up, nullptr, gate_up_.data(),
-                2 * c.intermediate_size);
-    cpu::SiluMul(gate_up_.data(), m, c.intermediate_size, act_.data());
-    cpu::MatMul(act_.data(), m, c.intermediate_size, w.down, nullptr,
-                proj_.data(), dim);
+    // MLP block: x += down(silu(gate(norm(x))) * up(norm(x))), this rank's
+    // features only, then one all-reduce.
+    cpu::RmsNorm(x_.data(), w.mlp_norm.data(), m, dim, c.rms_norm_eps, h_.data());
+    cpu::MatMul(h_.data(), m, dim, w.gate_up, nullptr, gate_up_.data(), 2 * inter);
+    cpu::SiluMul(gate_up_.data(), m, inter, act_.data());
+    cpu::MatMul(act_.data(), m, inter, w.down, nullptr, proj_.data(), dim);
+    if (parallel) RETURN_IF_ERROR(comm_->AllReduceSum({proj_.data(), size_t(m) * dim}));
     cpu::AddInPlace(x_.data(), proj_.data(), size_t(m) * dim);
   }
 
@@ -195,11 +249,30 @@ absl::Status ModelRunner::Step(const internal::StepPlan& plan,
     std::copy_n(x_.data() + size_t(plan.logits_rows(r)) * dim, dim,
                 proj_.data() + size_t(r) * dim);
   }
-  cpu::RmsNorm(proj_.data(), weights_.final_norm.data(), rows, dim,
-               c.rms_norm_eps, h_.data());
+  cpu::RmsNorm(proj_.data(), weights_.final_norm.data(), rows, dim, c.rms_norm_eps,
+               h_.data());
   logits.resize(size_t(rows) * c.vocab_size);
-  cpu::MatMul(h_.data(), rows, dim, weights_.lm_head, nullptr, logits.data(),
-              c.vocab_size);
+  if (!parallel) {
+    cpu::MatMul(h_.data(), rows, dim, weights_.lm_head, nullptr, logits.data(),
+                c.vocab_size);
+    return absl::OkStatus();
+  }
+  // Vocabulary-parallel classifier: each rank's padded slice, gathered and
+  // laid out as [rows, vocab].
+  const int per_rank = shard_.vocab_per_rank(c);
+  local_logits_.resize(size_t(rows) * per_rank);
+  cpu::MatMul(h_.data(), rows, dim, weights_.lm_head, nullptr, local_logits_.data(),
+              per_rank);
+  std::vector<float> gathered(size_t(comm_->size()) * rows * per_rank);
+  RETURN_IF_ERROR(comm_->AllGather(local_logits_, gathered));
+  for (int r = 0; r < comm_->size(); ++r) {
+    const int begin = r * per_rank;
+    const int count = std::min(c.vocab_size, begin + per_rank) - begin;
+    for (int row = 0; row < rows; ++row) {
+      std::copy_n(gathered.data() + (size_t(r) * rows + row) * per_rank, count,
+                  logits.data() + size_t(row) * c.vocab_size + begin);
+    }
+  }
   return absl::OkStatus();
 }
 

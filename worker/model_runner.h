@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "hydra/internal/step.pb.h"
 #include "model/config.h"
+#include "worker/communicator.h"
 #include "worker/cpu/kernels.h"
 #include "worker/kv_cache.h"
 #include "worker/weights.h"
@@ -18,32 +19,47 @@ namespace hydra::worker {
 
 class ModelRunner {
  public:
-  // Loads config and weights from a model folder and sizes the KV cache.
+  // Loads config and this rank's slice of the weights from a model folder
+  // and sizes the KV cache (this rank's KV heads). `comm` (not owned; null
+  // = a world of one) must outlive the runner.
   static absl::StatusOr<std::unique_ptr<ModelRunner>> Load(
-      const std::filesystem::path& model_dir, int block_size, int num_blocks);
+      const std::filesystem::path& model_dir, int block_size, int num_blocks,
+      Communicator* comm = nullptr);
   ModelRunner(model::ModelConfig config, ModelWeights weights, int block_size,
-              int num_blocks);
+              int num_blocks, Communicator* comm, Shard shard);
 
   // Runs `plan` and returns logits for its logits_rows, one row of
   // vocab_size floats each, in the order asked. A plan that names tokens,
-  // positions, slots or blocks outside their ranges is refused.
+  // positions, slots or blocks outside their ranges is refused. On rank 0 of
+  // a tensor-parallel world the plan is first broadcast to the workers.
   absl::Status Step(const internal::StepPlan& plan, std::vector<float>& logits);
 
+  // Ranks 1..N-1: receive plans from rank 0 and run them until SHUTDOWN (or
+  // until a collective fails, whose status is returned).
+  absl::Status RunWorkerLoop();
+  // Rank 0: tells the workers to leave their loop.
+  absl::Status ShutdownWorkers();
+
   const model::ModelConfig& config() const { return config_; }
+  const Shard& shard() const { return shard_; }
   const KvCache& kv_cache() const { return kv_cache_; }
   size_t weight_bytes() const { return weights_.bytes(); }
 
  private:
   absl::Status Validate(const internal::StepPlan& plan) const;
+  absl::Status Forward(const internal::StepPlan& plan, std::vector<float>& logits);
   void Resize(int tokens);
 
   model::ModelConfig config_;
+  LocalCommunicator local_comm_;
+  Communicator* comm_;
+  Shard shard_;
   ModelWeights weights_;
   KvCache kv_cache_;
   cpu::RopeTable rope_;
 
   // Activations, reused across steps: [tokens, width] each.
-  std::vector<float> x_, h_, qkv_, attn_, proj_, gate_up_, act_;
+  std::vector<float> x_, h_, qkv_, attn_, proj_, gate_up_, act_, local_logits_;
   std::vector<const int32_t*> token_block_table_;
 };
 

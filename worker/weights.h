@@ -1,9 +1,16 @@
 // The model's weights as the CPU forward pass wants them: projections packed
 // for the GEMM kernel, with Q/K/V fused into one matrix and gate/up into
 // another, so each layer runs four matrix products instead of seven.
+//
+// Under tensor parallelism (Megatron style) a rank loads only its slice:
+// its query heads and the KV heads they read (Q/K/V rows), the matching
+// columns of the output projection, its share of the MLP's intermediate
+// features (gate/up rows, down columns) and of the vocabulary (embedding and
+// lm_head rows). Norms are replicated; they are tiny.
 #ifndef HYDRA_WORKER_WEIGHTS_H_
 #define HYDRA_WORKER_WEIGHTS_H_
 
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -13,26 +20,49 @@
 
 namespace hydra::worker {
 
+// Which slice of the model a rank holds.
+struct Shard {
+  int rank = 0;
+  int size = 1;
+
+  // Checks that heads, KV heads and intermediate features divide by `size`;
+  // the error lists the sizes that would work.
+  static absl::Status Check(const model::ModelConfig& config, int size);
+  int heads(const model::ModelConfig& c) const { return c.num_heads / size; }
+  int kv_heads(const model::ModelConfig& c) const { return c.num_kv_heads / size; }
+  int intermediate(const model::ModelConfig& c) const { return c.intermediate_size / size; }
+  // Vocabulary rows per rank (the last rank's share is padded).
+  int vocab_per_rank(const model::ModelConfig& c) const {
+    return (c.vocab_size + size - 1) / size;
+  }
+  int vocab_begin(const model::ModelConfig& c) const { return rank * vocab_per_rank(c); }
+  int vocab_end(const model::ModelConfig& c) const {
+    return std::min(c.vocab_size, (rank + 1) * vocab_per_rank(c));
+  }
+};
+
 struct LayerWeights {
   std::vector<float> attn_norm;
-  cpu::PackedMatrix qkv;        // [(heads + 2 * kv_heads) * head_dim, hidden]
+  cpu::PackedMatrix qkv;        // [(heads + 2 * kv_heads) * head_dim, hidden], local heads
   std::vector<float> qkv_bias;  // empty unless the model has attention bias
-  cpu::PackedMatrix o;          // [hidden, heads * head_dim]
+  cpu::PackedMatrix o;          // [hidden, local heads * head_dim]
   std::vector<float> mlp_norm;
-  cpu::PackedMatrix gate_up;  // [2 * intermediate, hidden]
-  cpu::PackedMatrix down;     // [hidden, intermediate]
+  cpu::PackedMatrix gate_up;    // [2 * local intermediate, hidden]
+  cpu::PackedMatrix down;       // [hidden, local intermediate]
 };
 
 struct ModelWeights {
-  std::vector<float> embedding;  // [vocab, hidden]
+  std::vector<float> embedding;  // [local vocab rows, hidden]
   std::vector<LayerWeights> layers;
   std::vector<float> final_norm;
-  cpu::PackedMatrix lm_head;  // the embedding again when tied
+  cpu::PackedMatrix lm_head;  // [vocab_per_rank, hidden] (padded); the embedding when tied
 
-  // Reads and checks every tensor the config calls for; an error names the
-  // file and the tensor that is missing or misshapen.
+  // Reads and checks every tensor the config calls for (this shard's slice
+  // only); an error names the file and the tensor that is missing or
+  // misshapen.
   static absl::StatusOr<ModelWeights> Load(const model::Checkpoint& checkpoint,
-                                           const model::ModelConfig& config);
+                                           const model::ModelConfig& config,
+                                           const Shard& shard = {});
   size_t bytes() const;
 };
 
