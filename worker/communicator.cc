@@ -9,13 +9,15 @@
 
 namespace hydra::worker {
 
-absl::Status LocalCommunicator::AllGather(std::span<const float> local, std::span<float> out) {
+absl::Status LocalCommunicator::AllGather(std::span<const float> local,
+                                          std::span<float> out) {
   std::copy(local.begin(), local.end(), out.begin());
   return absl::OkStatus();
 }
 
 bool LaunchedByMpi() {
-  return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr || std::getenv("PMI_SIZE") != nullptr;
+  return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr ||
+         std::getenv("PMI_SIZE") != nullptr;
 }
 
 namespace {
@@ -38,29 +40,35 @@ class MpiCommunicator final : public Communicator {
   int size() const override { return size_; }
 
   absl::Status AllReduceSum(std::span<float> data) override {
-    return MpiStatus(MPI_Allreduce(MPI_IN_PLACE, data.data(), static_cast<int>(data.size()),
-                                   MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
-                     "all-reduce");
+    return MpiStatus(
+        MPI_Allreduce(MPI_IN_PLACE, data.data(), static_cast<int>(data.size()),
+                      MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
+        "all-reduce");
   }
-  absl::Status AllGather(std::span<const float> local, std::span<float> out) override {
-    return MpiStatus(MPI_Allgather(local.data(), static_cast<int>(local.size()), MPI_FLOAT,
-                                   out.data(), static_cast<int>(local.size()), MPI_FLOAT,
-                                   MPI_COMM_WORLD),
-                     "all-gather");
+  absl::Status AllGather(std::span<const float> local,
+                         std::span<float> out) override {
+    return MpiStatus(
+        MPI_Allgather(local.data(), static_cast<int>(local.size()), MPI_FLOAT,
+                      out.data(), static_cast<int>(local.size()), MPI_FLOAT,
+                      MPI_COMM_WORLD),
+        "all-gather");
   }
   absl::Status Broadcast(std::string& bytes, int root) override {
     long long length = static_cast<long long>(bytes.size());
-    if (auto s = MpiStatus(MPI_Bcast(&length, 1, MPI_LONG_LONG, root, MPI_COMM_WORLD),
-                           "broadcast");
+    if (auto s = MpiStatus(
+            MPI_Bcast(&length, 1, MPI_LONG_LONG, root, MPI_COMM_WORLD),
+            "broadcast");
         !s.ok()) {
       return s;
     }
     bytes.resize(static_cast<size_t>(length));
-    return MpiStatus(MPI_Bcast(bytes.data(), static_cast<int>(length), MPI_BYTE, root,
-                               MPI_COMM_WORLD),
+    return MpiStatus(MPI_Bcast(bytes.data(), static_cast<int>(length), MPI_BYTE,
+                               root, MPI_COMM_WORLD),
                      "broadcast");
   }
-  absl::Status Barrier() override { return MpiStatus(MPI_Barrier(MPI_COMM_WORLD), "barrier"); }
+  absl::Status Barrier() override {
+    return MpiStatus(MPI_Barrier(MPI_COMM_WORLD), "barrier");
+  }
 
  private:
   int rank_;
@@ -71,7 +79,8 @@ class MpiCommunicator final : public Communicator {
 
 absl::StatusOr<std::unique_ptr<Communicator>> CreateMpiCommunicator() {
   int provided = 0;
-  if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) {
+  if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided) !=
+      MPI_SUCCESS) {
     return absl::UnavailableError("MPI_Init_thread failed");
   }
   if (provided < MPI_THREAD_SERIALIZED) {

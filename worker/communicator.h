@@ -23,7 +23,8 @@ class Communicator {
   virtual absl::Status AllReduceSum(std::span<float> data) = 0;
   // out = every rank's `local` (all the same length), in rank order, on
   // every rank.
-  virtual absl::Status AllGather(std::span<const float> local, std::span<float> out) = 0;
+  virtual absl::Status AllGather(std::span<const float> local,
+                                 std::span<float> out) = 0;
   // `bytes` of rank `root` reach every rank (any length).
   virtual absl::Status Broadcast(std::string& bytes, int root) = 0;
   virtual absl::Status Barrier() = 0;
@@ -34,9 +35,14 @@ class LocalCommunicator final : public Communicator {
  public:
   int rank() const override { return 0; }
   int size() const override { return 1; }
-  absl::Status AllReduceSum(std::span<float>) override { return absl::OkStatus(); }
-  absl::Status AllGather(std::span<const float> local, std::span<float> out) override;
-  absl::Status Broadcast(std::string&, int) override { return absl::OkStatus(); }
+  absl::Status AllReduceSum(std::span<float>) override {
+    return absl::OkStatus();
+  }
+  absl::Status AllGather(std::span<const float> local,
+                         std::span<float> out) override;
+  absl::Status Broadcast(std::string&, int) override {
+    return absl::OkStatus();
+  }
   absl::Status Barrier() override { return absl::OkStatus(); }
 };
 

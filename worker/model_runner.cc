@@ -13,7 +13,8 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(
                    model::LoadModelConfig(model_dir));
   ASSIGN_OR_RETURN(model::Checkpoint checkpoint,
                    model::Checkpoint::Open(model_dir));
-  const Shard shard = comm == nullptr ? Shard{} : Shard{comm->rank(), comm->size()};
+  const Shard shard =
+      comm == nullptr ? Shard{} : Shard{comm->rank(), comm->size()};
   ASSIGN_OR_RETURN(ModelWeights weights,
                    ModelWeights::Load(checkpoint, config, shard));
   if (block_size <= 0 || num_blocks <= 0) {
@@ -154,7 +155,8 @@ absl::Status ModelRunner::RunWorkerLoop() {
     RETURN_IF_ERROR(comm_->Broadcast(bytes, 0));
     internal::StepPlan plan;
     if (!plan.ParseFromString(bytes)) {
-      return absl::DataLossError("worker: the step plan from rank 0 does not parse");
+      return absl::DataLossError(
+          "worker: the step plan from rank 0 does not parse");
     }
     if (plan.command() == internal::StepPlan::SHUTDOWN) return absl::OkStatus();
     RETURN_IF_ERROR(Forward(plan, logits));
@@ -207,7 +209,8 @@ absl::Status ModelRunner::Forward(const internal::StepPlan& plan,
       std::fill_n(row, dim, 0.0f);
     }
   }
-  if (parallel) RETURN_IF_ERROR(comm_->AllReduceSum({x_.data(), size_t(m) * dim}));
+  if (parallel)
+    RETURN_IF_ERROR(comm_->AllReduceSum({x_.data(), size_t(m) * dim}));
 
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& w = weights_.layers[l];
@@ -216,7 +219,8 @@ absl::Status ModelRunner::Forward(const internal::StepPlan& plan,
     // Attention block: x += o_proj(attention(rope(qkv(norm(x))))), this
     // rank's heads only; the row-parallel o_proj's partial sums meet in one
     // all-reduce.
-    cpu::RmsNorm(x_.data(), w.attn_norm.data(), m, dim, c.rms_norm_eps, h_.data());
+    cpu::RmsNorm(x_.data(), w.attn_norm.data(), m, dim, c.rms_norm_eps,
+                 h_.data());
     cpu::MatMul(h_.data(), m, dim, w.qkv,
                 w.qkv_bias.empty() ? nullptr : w.qkv_bias.data(), qkv_.data(),
                 qkv_width);
@@ -229,16 +233,20 @@ absl::Status ModelRunner::Forward(const internal::StepPlan& plan,
     cpu::PagedAttention(q, qkv_width, m, heads, cache, positions,
                         token_block_table_.data(), attn_.data());
     cpu::MatMul(attn_.data(), m, q_width, w.o, nullptr, proj_.data(), dim);
-    if (parallel) RETURN_IF_ERROR(comm_->AllReduceSum({proj_.data(), size_t(m) * dim}));
+    if (parallel)
+      RETURN_IF_ERROR(comm_->AllReduceSum({proj_.data(), size_t(m) * dim}));
     cpu::AddInPlace(x_.data(), proj_.data(), size_t(m) * dim);
 
     // MLP block: x += down(silu(gate(norm(x))) * up(norm(x))), this rank's
     // features only, then one all-reduce.
-    cpu::RmsNorm(x_.data(), w.mlp_norm.data(), m, dim, c.rms_norm_eps, h_.data());
-    cpu::MatMul(h_.data(), m, dim, w.gate_up, nullptr, gate_up_.data(), 2 * inter);
+    cpu::RmsNorm(x_.data(), w.mlp_norm.data(), m, dim, c.rms_norm_eps,
+                 h_.data());
+    cpu::MatMul(h_.data(), m, dim, w.gate_up, nullptr, gate_up_.data(),
+                2 * inter);
     cpu::SiluMul(gate_up_.data(), m, inter, act_.data());
     cpu::MatMul(act_.data(), m, inter, w.down, nullptr, proj_.data(), dim);
-    if (parallel) RETURN_IF_ERROR(comm_->AllReduceSum({proj_.data(), size_t(m) * dim}));
+    if (parallel)
+      RETURN_IF_ERROR(comm_->AllReduceSum({proj_.data(), size_t(m) * dim}));
     cpu::AddInPlace(x_.data(), proj_.data(), size_t(m) * dim);
   }
 
@@ -249,8 +257,8 @@ absl::Status ModelRunner::Forward(const internal::StepPlan& plan,
     std::copy_n(x_.data() + size_t(plan.logits_rows(r)) * dim, dim,
                 proj_.data() + size_t(r) * dim);
   }
-  cpu::RmsNorm(proj_.data(), weights_.final_norm.data(), rows, dim, c.rms_norm_eps,
-               h_.data());
+  cpu::RmsNorm(proj_.data(), weights_.final_norm.data(), rows, dim,
+               c.rms_norm_eps, h_.data());
   logits.resize(size_t(rows) * c.vocab_size);
   if (!parallel) {
     cpu::MatMul(h_.data(), rows, dim, weights_.lm_head, nullptr, logits.data(),
@@ -261,8 +269,8 @@ absl::Status ModelRunner::Forward(const internal::StepPlan& plan,
   // laid out as [rows, vocab].
   const int per_rank = shard_.vocab_per_rank(c);
   local_logits_.resize(size_t(rows) * per_rank);
-  cpu::MatMul(h_.data(), rows, dim, weights_.lm_head, nullptr, local_logits_.data(),
-              per_rank);
+  cpu::MatMul(h_.data(), rows, dim, weights_.lm_head, nullptr,
+              local_logits_.data(), per_rank);
   std::vector<float> gathered(size_t(comm_->size()) * rows * per_rank);
   RETURN_IF_ERROR(comm_->AllGather(local_logits_, gathered));
   for (int r = 0; r < comm_->size(); ++r) {

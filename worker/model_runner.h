@@ -47,7 +47,8 @@ class ModelRunner {
 
  private:
   absl::Status Validate(const internal::StepPlan& plan) const;
-  absl::Status Forward(const internal::StepPlan& plan, std::vector<float>& logits);
+  absl::Status Forward(const internal::StepPlan& plan,
+                       std::vector<float>& logits);
   void Resize(int tokens);
 
   model::ModelConfig config_;

@@ -12,10 +12,11 @@ namespace {
 using Shape = std::vector<int64_t>;
 
 absl::StatusOr<LayerWeights> LoadLayer(const model::Checkpoint& ckpt,
-                                       const model::ModelConfig& c, const Shard& shard,
-                                       int l) {
+                                       const model::ModelConfig& c,
+                                       const Shard& shard, int l) {
   const std::string p = absl::StrCat("model.layers.", l, ".");
-  const int64_t hidden = c.hidden_size, inter = c.intermediate_size, hd = c.head_dim;
+  const int64_t hidden = c.hidden_size, inter = c.intermediate_size,
+                hd = c.head_dim;
   const int64_t q_rows = int64_t{c.num_heads} * hd;
   const int64_t kv_rows = int64_t{c.num_kv_heads} * hd;
   // This rank's rows of Q and of K/V, its columns of o_proj, its features.
@@ -25,39 +26,53 @@ absl::StatusOr<LayerWeights> LoadLayer(const model::Checkpoint& ckpt,
   const int64_t kv1 = kv0 + int64_t{shard.kv_heads(c)} * hd;
   const int64_t f0 = int64_t{shard.rank} * shard.intermediate(c);
   const int64_t f1 = f0 + shard.intermediate(c);
-  auto rows = [&](const std::string& name, Shape shape, int64_t r0, int64_t r1) {
-    return ckpt.ReadF32Block(p + name, shape, r0, r1, 0, shape.size() > 1 ? shape[1] : 1);
+  auto rows = [&](const std::string& name, Shape shape, int64_t r0,
+                  int64_t r1) {
+    return ckpt.ReadF32Block(p + name, shape, r0, r1, 0,
+                             shape.size() > 1 ? shape[1] : 1);
   };
-  auto cols = [&](const std::string& name, Shape shape, int64_t c0, int64_t c1) {
+  auto cols = [&](const std::string& name, Shape shape, int64_t c0,
+                  int64_t c1) {
     return ckpt.ReadF32Block(p + name, shape, 0, shape[0], c0, c1);
   };
 
   LayerWeights w;
-  ASSIGN_OR_RETURN(w.attn_norm, ckpt.ReadF32(p + "input_layernorm.weight", Shape{hidden}));
-  ASSIGN_OR_RETURN(w.mlp_norm,
-                   ckpt.ReadF32(p + "post_attention_layernorm.weight", Shape{hidden}));
-  ASSIGN_OR_RETURN(auto q, rows("self_attn.q_proj.weight", {q_rows, hidden}, q0, q1));
-  ASSIGN_OR_RETURN(auto k, rows("self_attn.k_proj.weight", {kv_rows, hidden}, kv0, kv1));
-  ASSIGN_OR_RETURN(auto v, rows("self_attn.v_proj.weight", {kv_rows, hidden}, kv0, kv1));
+  ASSIGN_OR_RETURN(w.attn_norm,
+                   ckpt.ReadF32(p + "input_layernorm.weight", Shape{hidden}));
+  ASSIGN_OR_RETURN(
+      w.mlp_norm,
+      ckpt.ReadF32(p + "post_attention_layernorm.weight", Shape{hidden}));
+  ASSIGN_OR_RETURN(auto q,
+                   rows("self_attn.q_proj.weight", {q_rows, hidden}, q0, q1));
+  ASSIGN_OR_RETURN(
+      auto k, rows("self_attn.k_proj.weight", {kv_rows, hidden}, kv0, kv1));
+  ASSIGN_OR_RETURN(
+      auto v, rows("self_attn.v_proj.weight", {kv_rows, hidden}, kv0, kv1));
   const std::span<const float> qkv[] = {q, k, v};
   const int qkv_rows[] = {int(q1 - q0), int(kv1 - kv0), int(kv1 - kv0)};
   w.qkv = cpu::PackedMatrix::Concat(qkv, qkv_rows, int(hidden));
   if (c.attention_bias) {
     ASSIGN_OR_RETURN(auto qb, rows("self_attn.q_proj.bias", {q_rows}, q0, q1));
-    ASSIGN_OR_RETURN(auto kb, rows("self_attn.k_proj.bias", {kv_rows}, kv0, kv1));
-    ASSIGN_OR_RETURN(auto vb, rows("self_attn.v_proj.bias", {kv_rows}, kv0, kv1));
+    ASSIGN_OR_RETURN(auto kb,
+                     rows("self_attn.k_proj.bias", {kv_rows}, kv0, kv1));
+    ASSIGN_OR_RETURN(auto vb,
+                     rows("self_attn.v_proj.bias", {kv_rows}, kv0, kv1));
     w.qkv_bias = std::move(qb);
     w.qkv_bias.insert(w.qkv_bias.end(), kb.begin(), kb.end());
     w.qkv_bias.insert(w.qkv_bias.end(), vb.begin(), vb.end());
   }
-  ASSIGN_OR_RETURN(auto o, cols("self_attn.o_proj.weight", {hidden, q_rows}, q0, q1));
+  ASSIGN_OR_RETURN(auto o,
+                   cols("self_attn.o_proj.weight", {hidden, q_rows}, q0, q1));
   w.o = cpu::PackedMatrix(o, int(hidden), int(q1 - q0));
-  ASSIGN_OR_RETURN(auto gate, rows("mlp.gate_proj.weight", {inter, hidden}, f0, f1));
-  ASSIGN_OR_RETURN(auto up, rows("mlp.up_proj.weight", {inter, hidden}, f0, f1));
+  ASSIGN_OR_RETURN(auto gate,
+                   rows("mlp.gate_proj.weight", {inter, hidden}, f0, f1));
+  ASSIGN_OR_RETURN(auto up,
+                   rows("mlp.up_proj.weight", {inter, hidden}, f0, f1));
   const std::span<const float> gate_up[] = {gate, up};
   const int gate_up_rows[] = {int(f1 - f0), int(f1 - f0)};
   w.gate_up = cpu::PackedMatrix::Concat(gate_up, gate_up_rows, int(hidden));
-  ASSIGN_OR_RETURN(auto down, cols("mlp.down_proj.weight", {hidden, inter}, f0, f1));
+  ASSIGN_OR_RETURN(auto down,
+                   cols("mlp.down_proj.weight", {hidden, inter}, f0, f1));
   w.down = cpu::PackedMatrix(down, int(hidden), int(f1 - f0));
   return w;
 }
@@ -71,13 +86,15 @@ absl::Status Shard::Check(const model::ModelConfig& c, int size) {
   }
   std::vector<int> ok;
   for (int n = 1; n <= c.num_heads; ++n) {
-    if (c.num_heads % n == 0 && c.num_kv_heads % n == 0 && c.intermediate_size % n == 0) {
+    if (c.num_heads % n == 0 && c.num_kv_heads % n == 0 &&
+        c.intermediate_size % n == 0) {
       ok.push_back(n);
     }
   }
   return absl::InvalidArgumentError(absl::StrCat(
-      "tensor-parallel size ", size, " does not divide the model's ", c.num_heads,
-      " attention heads, ", c.num_kv_heads, " KV heads and ", c.intermediate_size,
+      "tensor-parallel size ", size, " does not divide the model's ",
+      c.num_heads, " attention heads, ", c.num_kv_heads, " KV heads and ",
+      c.intermediate_size,
       " intermediate features; sizes that work: ", absl::StrJoin(ok, ", ")));
 }
 
@@ -88,20 +105,23 @@ absl::StatusOr<ModelWeights> ModelWeights::Load(const model::Checkpoint& ckpt,
   ModelWeights w;
   const int64_t vocab = c.vocab_size, hidden = c.hidden_size;
   const int64_t v0 = shard.vocab_begin(c), v1 = shard.vocab_end(c);
-  ASSIGN_OR_RETURN(w.embedding, ckpt.ReadF32Block("model.embed_tokens.weight",
-                                                  Shape{vocab, hidden}, v0, v1, 0, hidden));
+  ASSIGN_OR_RETURN(w.embedding,
+                   ckpt.ReadF32Block("model.embed_tokens.weight",
+                                     Shape{vocab, hidden}, v0, v1, 0, hidden));
   for (int l = 0; l < c.num_layers; ++l) {
     ASSIGN_OR_RETURN(auto layer, LoadLayer(ckpt, c, shard, l));
     w.layers.push_back(std::move(layer));
   }
-  ASSIGN_OR_RETURN(w.final_norm, ckpt.ReadF32("model.norm.weight", Shape{hidden}));
+  ASSIGN_OR_RETURN(w.final_norm,
+                   ckpt.ReadF32("model.norm.weight", Shape{hidden}));
   // Each rank's classifier has vocab_per_rank rows; the last may be padded
   // with zero rows, whose logits are dropped when gathered.
   const int padded = shard.vocab_per_rank(c);
   // Some tied checkpoints still ship lm_head.weight; untied ones must.
   if (!c.tie_word_embeddings || ckpt.Has("lm_head.weight")) {
-    ASSIGN_OR_RETURN(auto head, ckpt.ReadF32Block("lm_head.weight", Shape{vocab, hidden},
-                                                  v0, v1, 0, hidden));
+    ASSIGN_OR_RETURN(
+        auto head, ckpt.ReadF32Block("lm_head.weight", Shape{vocab, hidden}, v0,
+                                     v1, 0, hidden));
     head.resize(size_t(padded) * hidden, 0.0f);
     w.lm_head = cpu::PackedMatrix(head, padded, int(hidden));
   } else {
@@ -113,10 +133,12 @@ absl::StatusOr<ModelWeights> ModelWeights::Load(const model::Checkpoint& ckpt,
 }
 
 size_t ModelWeights::bytes() const {
-  size_t total = (embedding.size() + final_norm.size()) * sizeof(float) + lm_head.bytes();
+  size_t total =
+      (embedding.size() + final_norm.size()) * sizeof(float) + lm_head.bytes();
   for (const LayerWeights& l : layers) {
     total += l.qkv.bytes() + l.o.bytes() + l.gate_up.bytes() + l.down.bytes() +
-             (l.attn_norm.size() + l.mlp_norm.size() + l.qkv_bias.size()) * sizeof(float);
+             (l.attn_norm.size() + l.mlp_norm.size() + l.qkv_bias.size()) *
+                 sizeof(float);
   }
   return total;
 }

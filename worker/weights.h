@@ -29,13 +29,19 @@ struct Shard {
   // the error lists the sizes that would work.
   static absl::Status Check(const model::ModelConfig& config, int size);
   int heads(const model::ModelConfig& c) const { return c.num_heads / size; }
-  int kv_heads(const model::ModelConfig& c) const { return c.num_kv_heads / size; }
-  int intermediate(const model::ModelConfig& c) const { return c.intermediate_size / size; }
+  int kv_heads(const model::ModelConfig& c) const {
+    return c.num_kv_heads / size;
+  }
+  int intermediate(const model::ModelConfig& c) const {
+    return c.intermediate_size / size;
+  }
   // Vocabulary rows per rank (the last rank's share is padded).
   int vocab_per_rank(const model::ModelConfig& c) const {
     return (c.vocab_size + size - 1) / size;
   }
-  int vocab_begin(const model::ModelConfig& c) const { return rank * vocab_per_rank(c); }
+  int vocab_begin(const model::ModelConfig& c) const {
+    return rank * vocab_per_rank(c);
+  }
   int vocab_end(const model::ModelConfig& c) const {
     return std::min(c.vocab_size, (rank + 1) * vocab_per_rank(c));
   }
@@ -43,19 +49,21 @@ struct Shard {
 
 struct LayerWeights {
   std::vector<float> attn_norm;
-  cpu::PackedMatrix qkv;        // [(heads + 2 * kv_heads) * head_dim, hidden], local heads
+  cpu::PackedMatrix
+      qkv;  // [(heads + 2 * kv_heads) * head_dim, hidden], local heads
   std::vector<float> qkv_bias;  // empty unless the model has attention bias
   cpu::PackedMatrix o;          // [hidden, local heads * head_dim]
   std::vector<float> mlp_norm;
-  cpu::PackedMatrix gate_up;    // [2 * local intermediate, hidden]
-  cpu::PackedMatrix down;       // [hidden, local intermediate]
+  cpu::PackedMatrix gate_up;  // [2 * local intermediate, hidden]
+  cpu::PackedMatrix down;     // [hidden, local intermediate]
 };
 
 struct ModelWeights {
   std::vector<float> embedding;  // [local vocab rows, hidden]
   std::vector<LayerWeights> layers;
   std::vector<float> final_norm;
-  cpu::PackedMatrix lm_head;  // [vocab_per_rank, hidden] (padded); the embedding when tied
+  cpu::PackedMatrix
+      lm_head;  // [vocab_per_rank, hidden] (padded); the embedding when tied
 
   // Reads and checks every tensor the config calls for (this shard's slice
   // only); an error names the file and the tensor that is missing or
