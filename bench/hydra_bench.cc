@@ -344,6 +344,8 @@ int Main() {
     std::printf("%s\n", line.c_str());
   }
   std::fflush(stdout);
+  // Nonzero on any failed call, so a script cannot mistake a partly failed
+  // run for a clean one.
   return failed > 0 || s.ok == 0 ? 1 : 0;
 }
 

@@ -369,8 +369,8 @@ absl::StatusOr<std::vector<float>> Checkpoint::ReadF32Block(
   // The tensor as a matrix: its first dimension by the product of the rest.
   const int64_t rows = info.shape.empty() ? 1 : info.shape[0];
   const int64_t cols = rows == 0 ? 0 : info.num_elements() / rows;
-  if (row_begin < 0 || row_begin > row_end || row_end > rows ||
-      col_begin < 0 || col_begin > col_end || col_end > cols) {
+  if (row_begin < 0 || row_begin > row_end || row_end > rows || col_begin < 0 ||
+      col_begin > col_end || col_end > cols) {
     return absl::InvalidArgumentError(absl::StrCat(
         file.path().string(), ": tensor \"", std::string(name), "\" of shape ",
         ShapeString(info.shape), " has no block rows [", row_begin, ", ",

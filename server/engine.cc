@@ -54,6 +54,8 @@ Engine::~Engine() {
     stopping_ = true;
   }
   thread_.join();
+  // Tensor-parallel workers leave their loop with the engine.
+  runner_->ShutdownWorkers().IgnoreError();
 }
 
 absl::StatusOr<uint64_t> Engine::Submit(EngineRequest request,

@@ -6,8 +6,13 @@
 
 namespace hydra {
 
-absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(
-    const EngineOptions& options) {
+namespace {
+
+// The KV pool's block count: the per-rank budget over the bytes of one
+// block of this rank's KV heads, so capacity in tokens grows with the number
+// of ranks. Every rank computes the same count.
+absl::StatusOr<int> KvBlocks(const EngineOptions& options,
+                             const model::ModelConfig& config) {
   if (options.block_size <= 0 || options.max_batched_tokens <= 0 ||
       options.max_running <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -15,10 +20,11 @@ absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(
         options.block_size, ", ", options.max_batched_tokens, ", ",
         options.max_running, ")"));
   }
-  ASSIGN_OR_RETURN(model::ModelConfig config,
-                   model::LoadModelConfig(options.model_dir));
-  const worker::KvCacheShape shape{config.num_layers, config.num_kv_heads,
-                                   config.head_dim, options.block_size};
+  const int ranks = options.comm == nullptr ? 1 : options.comm->size();
+  RETURN_IF_ERROR(worker::Shard::Check(config, ranks));
+  const worker::KvCacheShape shape{config.num_layers,
+                                   config.num_kv_heads / ranks, config.head_dim,
+                                   options.block_size};
   ASSIGN_OR_RETURN(const int num_blocks,
                    shape.BlocksForBudget(options.kv_cache_bytes));
   const int full_context =
@@ -30,9 +36,28 @@ absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(
         config.max_position_embeddings, " tokens needs ", full_context, " (",
         full_context * shape.bytes_per_block(), " bytes)"));
   }
-  ASSIGN_OR_RETURN(auto runner,
-                   worker::ModelRunner::Load(options.model_dir,
-                                             options.block_size, num_blocks));
+  return num_blocks;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<worker::ModelRunner>> LoadWorkerRunner(
+    const EngineOptions& options) {
+  ASSIGN_OR_RETURN(model::ModelConfig config,
+                   model::LoadModelConfig(options.model_dir));
+  ASSIGN_OR_RETURN(const int num_blocks, KvBlocks(options, config));
+  return worker::ModelRunner::Load(options.model_dir, options.block_size,
+                                   num_blocks, options.comm);
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(
+    const EngineOptions& options) {
+  ASSIGN_OR_RETURN(model::ModelConfig config,
+                   model::LoadModelConfig(options.model_dir));
+  ASSIGN_OR_RETURN(const int num_blocks, KvBlocks(options, config));
+  ASSIGN_OR_RETURN(auto runner, worker::ModelRunner::Load(
+                                    options.model_dir, options.block_size,
+                                    num_blocks, options.comm));
   ASSIGN_OR_RETURN(auto tokenizer, model::Tokenizer::Load(options.model_dir +
                                                           "/tokenizer.model"));
   EngineConfig engine_config;

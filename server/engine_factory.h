@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/engine.h"
+#include "worker/communicator.h"
 
 namespace hydra {
 
@@ -19,11 +20,19 @@ struct EngineOptions {
   int max_running = 256;
   bool enable_prefix_cache = true;
   int max_waiting = 1 << 30;
+  // Tensor parallelism: the world the heads are split over (not owned;
+  // null = a world of one).
+  worker::Communicator* comm = nullptr;
 };
 
 // Loads the model and tokenizer, sizes the KV pool from the budget (at least
 // one sequence at the model's full context must fit) and starts the loop.
 absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(
+    const EngineOptions& options);
+
+// Ranks 1..N-1: the same shard of the model and the same KV pool as rank 0
+// computes for this rank, without an engine; run its worker loop.
+absl::StatusOr<std::unique_ptr<worker::ModelRunner>> LoadWorkerRunner(
     const EngineOptions& options);
 
 }  // namespace hydra

@@ -90,19 +90,51 @@ void Log(const std::string& line) {
 }  // namespace
 
 absl::Status RunServe() {
-  if (absl::GetFlag(FLAGS_tp) != 1) {
-    return absl::InvalidArgumentError(
-        "--tp: only 1 is supported until the tensor-parallel workers land");
-  }
+  const int tp = absl::GetFlag(FLAGS_tp);
+  if (tp < 1) return absl::InvalidArgumentError("--tp: must be at least 1");
   const int port = absl::GetFlag(FLAGS_port);
-  if (port < 0 || port > 65535)
+  if (port < 0 || port > 65535) {
     return absl::InvalidArgumentError("--port: must be in [0, 65535]");
-  // Signals are taken by sigwait below, never by a handler on a random thread.
+  }
+  // Signals are taken by sigwait below, never by a handler on a random
+  // thread. Blocked before MPI starts its threads, so they inherit the mask;
+  // worker ranks never take them (mpirun forwards SIGTERM to every rank) and
+  // leave when rank 0 tells them to.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // A world of one needs no MPI at all; under mpirun, rank 0 serves and the
+  // other ranks run the worker loop over its step plans.
+  std::unique_ptr<worker::Communicator> comm;
+  if (tp > 1 || worker::LaunchedByMpi()) {
+    ASSIGN_OR_RETURN(comm, worker::CreateMpiCommunicator());
+    if (comm->size() != tp) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tp=", tp, " but ", comm->size(),
+                       " ranks were started; launch with the same N: mpirun "
+                       "-np N hydra serve --tp=N"));
+    }
+  }
+  EngineOptions options;
+  options.model_dir = absl::GetFlag(FLAGS_model);
+  options.kv_cache_bytes =
+      static_cast<size_t>(absl::GetFlag(FLAGS_kv_cache_bytes));
+  options.block_size = absl::GetFlag(FLAGS_block_size);
+  options.max_batched_tokens = absl::GetFlag(FLAGS_max_batched_tokens);
+  options.max_running = absl::GetFlag(FLAGS_max_running);
+  options.max_waiting = absl::GetFlag(FLAGS_max_waiting);
+  options.enable_prefix_cache = absl::GetFlag(FLAGS_prefix_cache);
+  options.comm = comm.get();
+  if (comm != nullptr && comm->rank() != 0) {
+    ASSIGN_OR_RETURN(auto runner, LoadWorkerRunner(options));
+    Log(absl::StrCat("rank ", comm->rank(), " of ", tp, ": worker ready"));
+    RETURN_IF_ERROR(runner->RunWorkerLoop());
+    Log(absl::StrCat("rank ", comm->rank(), ": stopped"));
+    return absl::OkStatus();
+  }
 
   const std::string model_dir = absl::GetFlag(FLAGS_model);
   const std::string model_name =
@@ -142,15 +174,6 @@ absl::Status RunServe() {
   Log(absl::StrCat("listening on ", absl::GetFlag(FLAGS_host), ":", bound_port,
                    "; loading ", model_dir));
 
-  EngineOptions options;
-  options.model_dir = model_dir;
-  options.kv_cache_bytes =
-      static_cast<size_t>(absl::GetFlag(FLAGS_kv_cache_bytes));
-  options.block_size = absl::GetFlag(FLAGS_block_size);
-  options.max_batched_tokens = absl::GetFlag(FLAGS_max_batched_tokens);
-  options.max_running = absl::GetFlag(FLAGS_max_running);
-  options.max_waiting = absl::GetFlag(FLAGS_max_waiting);
-  options.enable_prefix_cache = absl::GetFlag(FLAGS_prefix_cache);
   auto engine = LoadEngine(options);
   if (!engine.ok()) {
     server->Shutdown();
@@ -162,7 +185,7 @@ absl::Status RunServe() {
   const int64_t kv_bytes =
       int64_t{ec.num_blocks} *
       worker::KvCacheShape{(*engine)->model_config().num_layers,
-                           (*engine)->model_config().num_kv_heads,
+                           (*engine)->model_config().num_kv_heads / tp,
                            (*engine)->model_config().head_dim, ec.block_size}
           .bytes_per_block();
 

@@ -77,26 +77,26 @@ inline std::optional<double> MetricValue(const std::string& exposition,
 class ServerProcess {
  public:
   // Starts `binary serve --model=model_dir` plus `extra` flags.
+  // `launcher` (e.g. mpirun and its flags) goes before the binary.
   ServerProcess(const std::string& binary, const std::string& model_dir,
                 std::vector<std::string> extra = {},
                 std::shared_ptr<grpc::ChannelCredentials> credentials =
-                    grpc::InsecureChannelCredentials())
+                    grpc::InsecureChannelCredentials(),
+                std::vector<std::string> launcher = {})
       : port_(FreePort()), metrics_port_(FreePort()) {
-    std::vector<std::string> args = {
-        binary,
-        "serve",
-        "--model=" + model_dir,
-        "--host=127.0.0.1",
-        "--port=" + std::to_string(port_),
-        "--metrics_port=" + std::to_string(metrics_port_),
-        "--kv_cache_bytes=67108864"};
+    std::vector<std::string> args = std::move(launcher);
+    args.insert(args.end(),
+                {binary, "serve", "--model=" + model_dir, "--host=127.0.0.1",
+                 "--port=" + std::to_string(port_),
+                 "--metrics_port=" + std::to_string(metrics_port_),
+                 "--kv_cache_bytes=67108864"});
     args.insert(args.end(), extra.begin(), extra.end());
     pid_ = fork();
     if (pid_ == 0) {
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
-      execv(argv[0], argv.data());
+      execvp(argv[0], argv.data());
       _exit(127);
     }
     channel_ =
@@ -133,6 +133,10 @@ class ServerProcess {
   // SIGTERM, then the exit code (-1 if it had to be killed or died by signal).
   int Stop(std::chrono::seconds timeout = std::chrono::seconds(30)) {
     kill(pid_, SIGTERM);
+    return Wait(timeout);
+  }
+  // Waits for the process to exit by itself; its exit code, or -1.
+  int Wait(std::chrono::seconds timeout = std::chrono::seconds(30)) {
     const auto give_up = std::chrono::steady_clock::now() + timeout;
     int status = 0;
     while (std::chrono::steady_clock::now() < give_up) {
@@ -145,6 +149,8 @@ class ServerProcess {
     return -1;
   }
   void SendSignal(int signal) { kill(pid_, signal); }
+  // The launched process's pid (mpirun's, under a launcher).
+  pid_t pid() const { return pid_; }
 
   std::unique_ptr<v1::Inference::Stub> NewStub() {
     return v1::Inference::NewStub(channel_);

@@ -1,0 +1,99 @@
+// `mpirun -np N hydra serve --tp=N` through gRPC: the same greedy tokens as
+// a world of one, and a SIGTERM to rank 0 drains and stops every rank with
+// exit 0.
+#include <dirent.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/integration/server_process.h"
+#include "tests/unit/test_model.h"
+
+namespace hydra {
+namespace {
+
+using testing::ServerProcess;
+
+// The pid of the hydra process with MPI rank 0 among mpirun's children.
+pid_t RankZero(pid_t mpirun) {
+  DIR* proc = opendir("/proc");
+  pid_t found = -1;
+  while (dirent* e = readdir(proc)) {
+    const pid_t pid = std::atoi(e->d_name);
+    if (pid <= 0) continue;
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    const size_t close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    int ppid = 0;
+    char state;
+    if (std::sscanf(line.c_str() + close + 1, " %c %d", &state, &ppid) != 2 ||
+        ppid != mpirun) {
+      continue;
+    }
+    std::ifstream env("/proc/" + std::to_string(pid) + "/environ");
+    const std::string all((std::istreambuf_iterator<char>(env)),
+                          std::istreambuf_iterator<char>());
+    if (all.find(std::string("OMPI_COMM_WORLD_RANK=0") + '\0') !=
+        std::string::npos)
+      found = pid;
+  }
+  closedir(proc);
+  return found;
+}
+
+class TensorParallelServerTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(TensorParallelServerTest, GoldenThroughGrpcAndCleanShutdown) {
+  HYDRA_REQUIRE_MODEL();
+  const int ranks = GetParam();
+  ServerProcess server(HYDRA_BINARY, testing::ModelDir().string(),
+                       {"--tp=" + std::to_string(ranks)},
+                       grpc::InsecureChannelCredentials(),
+                       {HYDRA_MPIRUN, "--allow-run-as-root", "--oversubscribe",
+                        "--mca", "mpi_yield_when_idle", "1", "-x",
+                        "OMP_NUM_THREADS=1", "-np", std::to_string(ranks)});
+  ASSERT_TRUE(server.WaitReady(std::chrono::seconds(120)));
+  auto stub = server.NewStub();
+  grpc::ClientContext info_context;
+  v1::ModelInfo info;
+  ASSERT_TRUE(
+      stub->GetModelInfo(&info_context, v1::GetModelInfoRequest(), &info).ok());
+  EXPECT_EQ(info.tensor_parallel_size(), ranks);
+
+  for (const auto& g : testing::LoadGolden()) {
+    v1::GenerateRequest request;
+    request.mutable_prompt_token_ids()->mutable_ids()->Add(g.prompt_ids.begin(),
+                                                           g.prompt_ids.end());
+    request.mutable_sampling()->set_temperature(0);
+    const int max_tokens = 256 - static_cast<int>(g.prompt_ids.size());
+    request.mutable_stopping()->set_max_tokens(max_tokens);
+    grpc::ClientContext context;
+    v1::GenerateResponse response;
+    const grpc::Status status = stub->Generate(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    const std::vector<int> expected(
+        g.output_ids.begin(),
+        g.output_ids.begin() +
+            std::min<size_t>(g.output_ids.size(), max_tokens));
+    EXPECT_EQ(std::vector<int>(response.token_ids().begin(),
+                               response.token_ids().end()),
+              expected)
+        << g.prompt;
+  }
+
+  const pid_t rank0 = RankZero(server.pid());
+  ASSERT_GT(rank0, 0);
+  kill(rank0, SIGTERM);
+  // mpirun exits 0 only when every rank did.
+  EXPECT_EQ(server.Wait(std::chrono::seconds(60)), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, TensorParallelServerTest,
+                         ::testing::Values(2, 3));
+
+}  // namespace
+}  // namespace hydra
