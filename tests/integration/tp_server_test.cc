@@ -16,8 +16,8 @@ namespace {
 
 using testing::ServerProcess;
 
-// The pid of the hydra process with MPI rank 0 among mpirun's children.
-pid_t RankZero(pid_t mpirun) {
+// The pid of the hydra process with MPI rank `rank` among mpirun's children.
+pid_t Rank(pid_t mpirun, int rank) {
   DIR* proc = opendir("/proc");
   pid_t found = -1;
   while (dirent* e = readdir(proc)) {
@@ -85,7 +85,7 @@ TEST_P(TensorParallelServerTest, GoldenThroughGrpcAndCleanShutdown) {
         << g.prompt;
   }
 
-  const pid_t rank0 = RankZero(server.pid());
+  const pid_t rank0 = Rank(server.pid(), 0);
   ASSERT_GT(rank0, 0);
   kill(rank0, SIGTERM);
   // mpirun exits 0 only when every rank did.
@@ -94,6 +94,44 @@ TEST_P(TensorParallelServerTest, GoldenThroughGrpcAndCleanShutdown) {
 
 INSTANTIATE_TEST_SUITE_P(Ranks, TensorParallelServerTest,
                          ::testing::Values(2, 3));
+
+// A worker rank that dies mid-stream must not leave the client hanging nor
+// the job running: the stream fails and the whole job exits non-zero.
+TEST(TensorParallelFailureTest, KilledWorkerFailsTheStreamAndEndsTheJob) {
+  HYDRA_REQUIRE_MODEL();
+  ServerProcess server(
+      HYDRA_BINARY, testing::ModelDir().string(), {"--tp=2"},
+      grpc::InsecureChannelCredentials(),
+      {HYDRA_MPIRUN, "--allow-run-as-root", "--oversubscribe", "--mca",
+       "mpi_yield_when_idle", "1", "-x", "OMP_NUM_THREADS=1", "-np", "2"});
+  ASSERT_TRUE(server.WaitReady(std::chrono::seconds(120)));
+  auto stub = server.NewStub();
+  v1::GenerateRequest request;
+  request.set_prompt("Once upon a time");
+  request.mutable_sampling()->set_temperature(0);
+  request.mutable_stopping()->set_max_tokens(250);
+  request.mutable_stopping()->set_ignore_eos(true);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(60));
+  auto reader = stub->GenerateStream(&context, request);
+  v1::GenerateStreamResponse message;
+  ASSERT_TRUE(reader->Read(&message));  // generation is under way
+  const pid_t worker = Rank(server.pid(), 1);
+  ASSERT_GT(worker, 0);
+  kill(worker, SIGKILL);
+  const auto start = std::chrono::steady_clock::now();
+  int after = 0;
+  while (reader->Read(&message)) ++after;
+  const grpc::Status status = reader->Finish();
+  // Open MPI ends the whole job when a rank dies; the client sees the
+  // connection go (UNAVAILABLE), never a hang.
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << status.error_message();
+  EXPECT_LT(after, 249);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+  EXPECT_NE(server.Wait(std::chrono::seconds(30)), 0);
+}
 
 }  // namespace
 }  // namespace hydra
