@@ -51,7 +51,7 @@ RunResult RunWorkload(bool shared_prefix, int output_tokens,
   absl::Mutex step_mu;
   double step_seconds = 0;
   int64_t steps = 0, step_tokens = 0;
-  (*engine)->SetStepObserver([&](absl::Duration t, int tokens) {
+  (*engine)->SetStepObserver([&](absl::Duration t, int tokens, absl::Duration) {
     absl::MutexLock lock(&step_mu);
     step_seconds += absl::ToDoubleSeconds(t);
     ++steps;

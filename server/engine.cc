@@ -283,7 +283,10 @@ void Engine::Step() {
     stats_.prompt_tokens_computed += prompt_tokens;
     observer = step_observer_;
   }
-  if (observer) observer(step_time, step.plan.token_ids_size());
+  if (observer) {
+    observer(step_time, step.plan.token_ids_size(),
+             runner_->last_collective_time());
+  }
 }
 
 void Engine::UpdateStats() {

@@ -100,9 +100,11 @@ struct EngineStats {
       0;  // allocated slots not holding a token, at peak
 };
 
-// Per step, for metrics: its duration and how many tokens it computed.
+// Per step, for metrics: its duration, how many tokens it computed, and how
+// long it spent in tensor-parallel collectives (zero in a world of one).
 using StepObserver =
-    std::function<void(absl::Duration step_time, int batch_tokens)>;
+    std::function<void(absl::Duration step_time, int batch_tokens,
+                       absl::Duration collective_time)>;
 
 class Engine {
  public:

@@ -24,6 +24,15 @@ const Histogram::BucketBoundaries& LatencyBuckets() {
   return *buckets;
 }
 
+// Collectives of one step: from 10 us (an all-reduce of a decode batch on
+// one machine) to seconds (a slow network).
+const Histogram::BucketBoundaries& CollectiveBuckets() {
+  static const auto* buckets = new Histogram::BucketBoundaries{
+      1e-5,  2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 0.001, 0.0025, 0.005, 0.01,
+      0.025, 0.05,   0.1,  0.25, 0.5,    1,    2.5,   5,      10};
+  return *buckets;
+}
+
 const Histogram::BucketBoundaries& BatchTokenBuckets() {
   static const auto* buckets = new Histogram::BucketBoundaries{
       1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192};
@@ -142,6 +151,12 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
   batch_tokens_ =
       AddHistogram(r, "hydra_batch_tokens",
                    "Tokens computed in one engine step.", BatchTokenBuckets());
+  collective_ = AddHistogram(
+      r, "hydra_collective_seconds",
+      "Time one engine step spent in tensor-parallel collectives on rank 0 "
+      "(plan broadcast, all-reduces, logit gather); observed only with "
+      "more than one rank.",
+      CollectiveBuckets());
 
   ttft_summary_ =
       AddSummary(r, "hydra_time_to_first_token_window_seconds",
@@ -213,9 +228,13 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
 
 ServerMetrics::~ServerMetrics() = default;
 
-void ServerMetrics::OnStep(absl::Duration step_time, int batch_tokens) {
+void ServerMetrics::OnStep(absl::Duration step_time, int batch_tokens,
+                           absl::Duration collective_time) {
   step_duration_->Observe(absl::ToDoubleSeconds(step_time));
   batch_tokens_->Observe(batch_tokens);
+  if (collective_time > absl::ZeroDuration()) {
+    collective_->Observe(absl::ToDoubleSeconds(collective_time));
+  }
 }
 
 void ServerMetrics::OnOutput(const EngineOutput& out,

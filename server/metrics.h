@@ -46,7 +46,8 @@ class ServerMetrics {
   ServerMetrics& operator=(const ServerMetrics&) = delete;
 
   // Fits hydra::StepObserver.
-  void OnStep(absl::Duration step_time, int batch_tokens);
+  void OnStep(absl::Duration step_time, int batch_tokens,
+              absl::Duration collective_time = absl::ZeroDuration());
 
   // Call for every engine output. `previous_token_time` is the `time` of this
   // request's previous output that carried tokens, or absl::InfinitePast()
@@ -77,6 +78,7 @@ class ServerMetrics {
   prometheus::Histogram* queue_time_;
   prometheus::Histogram* step_duration_;
   prometheus::Histogram* batch_tokens_;
+  prometheus::Histogram* collective_;
   prometheus::Summary* ttft_summary_;
   prometheus::Summary* inter_token_summary_;
   prometheus::Summary* e2e_summary_;

@@ -180,7 +180,9 @@ absl::Status RunServe() {
     return engine.status();
   }
   (*engine)->SetStepObserver(
-      [&metrics](absl::Duration t, int tokens) { metrics->OnStep(t, tokens); });
+      [&metrics](absl::Duration t, int tokens, absl::Duration collectives) {
+        metrics->OnStep(t, tokens, collectives);
+      });
   const EngineConfig& ec = (*engine)->config();
   const int64_t kv_bytes =
       int64_t{ec.num_blocks} *

@@ -141,9 +141,10 @@ void ModelRunner::Resize(int tokens) {
 absl::Status ModelRunner::Step(const internal::StepPlan& plan,
                                std::vector<float>& logits) {
   RETURN_IF_ERROR(Validate(plan));
+  collective_time_ = absl::ZeroDuration();
   if (comm_->size() > 1) {
     std::string bytes = plan.SerializeAsString();
-    RETURN_IF_ERROR(comm_->Broadcast(bytes, 0));
+    RETURN_IF_ERROR(Collective([&] { return comm_->Broadcast(bytes, 0); }));
   }
   return Forward(plan, logits);
 }
@@ -210,7 +211,9 @@ absl::Status ModelRunner::Forward(const internal::StepPlan& plan,
     }
   }
   if (parallel)
-    RETURN_IF_ERROR(comm_->AllReduceSum({x_.data(), size_t(m) * dim}));
+    RETURN_IF_ERROR(Collective([&] {
+      return comm_->AllReduceSum({x_.data(), size_t(m) * dim});
+    }));
 
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& w = weights_.layers[l];
@@ -234,7 +237,9 @@ absl::Status ModelRunner::Forward(const internal::StepPlan& plan,
                         token_block_table_.data(), attn_.data());
     cpu::MatMul(attn_.data(), m, q_width, w.o, nullptr, proj_.data(), dim);
     if (parallel)
-      RETURN_IF_ERROR(comm_->AllReduceSum({proj_.data(), size_t(m) * dim}));
+      RETURN_IF_ERROR(Collective([&] {
+        return comm_->AllReduceSum({proj_.data(), size_t(m) * dim});
+      }));
     cpu::AddInPlace(x_.data(), proj_.data(), size_t(m) * dim);
 
     // MLP block: x += down(silu(gate(norm(x))) * up(norm(x))), this rank's
@@ -246,7 +251,9 @@ absl::Status ModelRunner::Forward(const internal::StepPlan& plan,
     cpu::SiluMul(gate_up_.data(), m, inter, act_.data());
     cpu::MatMul(act_.data(), m, inter, w.down, nullptr, proj_.data(), dim);
     if (parallel)
-      RETURN_IF_ERROR(comm_->AllReduceSum({proj_.data(), size_t(m) * dim}));
+      RETURN_IF_ERROR(Collective([&] {
+        return comm_->AllReduceSum({proj_.data(), size_t(m) * dim});
+      }));
     cpu::AddInPlace(x_.data(), proj_.data(), size_t(m) * dim);
   }
 
@@ -272,7 +279,8 @@ absl::Status ModelRunner::Forward(const internal::StepPlan& plan,
   cpu::MatMul(h_.data(), rows, dim, weights_.lm_head, nullptr,
               local_logits_.data(), per_rank);
   std::vector<float> gathered(size_t(comm_->size()) * rows * per_rank);
-  RETURN_IF_ERROR(comm_->AllGather(local_logits_, gathered));
+  RETURN_IF_ERROR(
+      Collective([&] { return comm_->AllGather(local_logits_, gathered); }));
   for (int r = 0; r < comm_->size(); ++r) {
     const int begin = r * per_rank;
     const int count = std::min(c.vocab_size, begin + per_rank) - begin;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "hydra/internal/step.pb.h"
 #include "model/config.h"
 #include "worker/communicator.h"
@@ -42,6 +43,8 @@ class ModelRunner {
 
   const model::ModelConfig& config() const { return config_; }
   const Shard& shard() const { return shard_; }
+  // Time the last Step spent in collectives (zero in a world of one).
+  absl::Duration last_collective_time() const { return collective_time_; }
   const KvCache& kv_cache() const { return kv_cache_; }
   size_t weight_bytes() const { return weights_.bytes(); }
 
@@ -49,6 +52,14 @@ class ModelRunner {
   absl::Status Validate(const internal::StepPlan& plan) const;
   absl::Status Forward(const internal::StepPlan& plan,
                        std::vector<float>& logits);
+  // Runs one collective, adding its time to collective_time_.
+  template <typename F>
+  absl::Status Collective(F f) {
+    const absl::Time start = absl::Now();
+    absl::Status status = f();
+    collective_time_ += absl::Now() - start;
+    return status;
+  }
   void Resize(int tokens);
 
   model::ModelConfig config_;
@@ -62,6 +73,7 @@ class ModelRunner {
   // Activations, reused across steps: [tokens, width] each.
   std::vector<float> x_, h_, qkv_, attn_, proj_, gate_up_, act_, local_logits_;
   std::vector<const int32_t*> token_block_table_;
+  absl::Duration collective_time_;
 };
 
 }  // namespace hydra::worker

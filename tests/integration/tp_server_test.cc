@@ -85,6 +85,12 @@ TEST_P(TensorParallelServerTest, GoldenThroughGrpcAndCleanShutdown) {
         << g.prompt;
   }
 
+  // Rank 0 reports the time its steps spend in collectives.
+  EXPECT_GT(
+      testing::MetricValue(server.Metrics(), "hydra_collective_seconds_count")
+          .value_or(0),
+      0);
+
   const pid_t rank0 = Rank(server.pid(), 0);
   ASSERT_GT(rank0, 0);
   kill(rank0, SIGTERM);

@@ -256,6 +256,7 @@ TEST(ServerMetricsTest, EveryDocumentedMetricIsExposedWithHelp) {
       {"hydra_e2e_request_latency_seconds", "histogram"},
       {"hydra_request_queue_time_seconds", "histogram"},
       {"hydra_step_duration_seconds", "histogram"},
+      {"hydra_collective_seconds", "histogram"},
       {"hydra_batch_tokens", "histogram"},
       {"hydra_time_to_first_token_window_seconds", "summary"},
       {"hydra_inter_token_latency_window_seconds", "summary"},
@@ -385,8 +386,9 @@ TEST(ServerMetricsTest, StepsFeedDurationAndBatchHistograms) {
   auto metrics = NewMetrics();
   ASSERT_NE(metrics, nullptr);
   // Installed exactly as the engine's observer would be.
-  StepObserver observer = [&metrics](absl::Duration step_time, int tokens) {
-    metrics->OnStep(step_time, tokens);
+  StepObserver observer = [&metrics](absl::Duration step_time, int tokens,
+                                     absl::Duration collectives) {
+    metrics->OnStep(step_time, tokens, collectives);
   };
   const std::pair<absl::Duration, int> steps[] = {{absl::Microseconds(750), 1},
                                                   {absl::Milliseconds(3), 3},
@@ -394,20 +396,26 @@ TEST(ServerMetricsTest, StepsFeedDurationAndBatchHistograms) {
                                                   {absl::Seconds(1.5), 5000}};
   double seconds = 0;
   for (const auto& [time, tokens] : steps) {
-    observer(time, tokens);
+    observer(time, tokens, absl::ZeroDuration());  // a world of one
     seconds += absl::ToDoubleSeconds(time);
   }
+  // Two tensor-parallel steps: only these feed the collective histogram.
+  observer(absl::Milliseconds(5), 8, absl::Microseconds(300));
+  observer(absl::Milliseconds(5), 8, absl::Microseconds(700));
+  seconds += 0.010;
   const Exposition e(metrics->Serialize());
-  EXPECT_EQ(e.Get("hydra_step_duration_seconds_count"), 4);
+  EXPECT_EQ(e.Get("hydra_collective_seconds_count"), 2);
+  EXPECT_NEAR(e.Get("hydra_collective_seconds_sum"), 0.001, 1e-12);
+  EXPECT_EQ(e.Get("hydra_step_duration_seconds_count"), 6);
   EXPECT_NEAR(e.Get("hydra_step_duration_seconds_sum"), seconds, 1e-12);
-  EXPECT_EQ(e.Get("hydra_batch_tokens_count"), 4);
-  EXPECT_EQ(e.Get("hydra_batch_tokens_sum"), 1 + 3 + 64 + 5000);
+  EXPECT_EQ(e.Get("hydra_batch_tokens_count"), 6);
+  EXPECT_EQ(e.Get("hydra_batch_tokens_sum"), 1 + 3 + 64 + 5000 + 16);
   const auto batch = e.Buckets("hydra_batch_tokens");
   ASSERT_EQ(batch.size(), 15u);  // 1, 2, ..., 8192, +Inf
   EXPECT_EQ(batch[0], std::make_pair(1.0, 1.0));
   EXPECT_EQ(batch[2], std::make_pair(4.0, 2.0));
-  EXPECT_EQ(batch[6], std::make_pair(64.0, 3.0));
-  EXPECT_EQ(batch[13], std::make_pair(8192.0, 4.0));
+  EXPECT_EQ(batch[6], std::make_pair(64.0, 5.0));
+  EXPECT_EQ(batch[13], std::make_pair(8192.0, 6.0));
   const auto step = e.Buckets("hydra_step_duration_seconds");
   EXPECT_EQ(step[0].second, 1);  // 750 µs ≤ 1 ms
 }
