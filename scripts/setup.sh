@@ -15,7 +15,7 @@ PACKAGES=(
   libabsl-dev libopenmpi-dev openmpi-bin prometheus-cpp-dev
   libsentencepiece-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  prometheus python3-grpcio python3-protobuf curl openssl
+  prometheus python3-grpcio python3-protobuf curl openssl iproute2
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
