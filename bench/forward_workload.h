@@ -11,6 +11,7 @@
 #include <span>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "worker/model_runner.h"
 #include "worker/step_plan_builder.h"
 
@@ -31,6 +32,7 @@ class ForwardWorkload {
   // `context` tokens, over `steps` decode steps.
   double Decode(int batch, int context, int steps) {
     Prefill(batch, context);
+    collective_seconds_ = 0;
     const auto start = Clock::now();
     for (int s = 0; s < steps; ++s) {
       for (int b = 0; b < batch; ++b) {
@@ -50,6 +52,9 @@ class ForwardWorkload {
     return double(batch) * length / Seconds(start);
   }
 
+  // Seconds the last Decode's steps spent in tensor-parallel collectives.
+  double collective_seconds() const { return collective_seconds_; }
+
  private:
   void Prefill(int batch, int length) {
     for (int b = 0; b < batch; ++b) {
@@ -61,6 +66,7 @@ class ForwardWorkload {
   }
   void Run() {
     const absl::Status status = runner_.Step(builder_.Take(), logits_);
+    collective_seconds_ += absl::ToDoubleSeconds(runner_.last_collective_time());
     if (!status.ok()) {
       std::fprintf(stderr, "step failed: %s\n", status.ToString().c_str());
       std::exit(1);
@@ -85,6 +91,7 @@ class ForwardWorkload {
   worker::StepPlanBuilder builder_{kBlockSize};
   std::vector<int> table_;
   std::vector<float> logits_;
+  double collective_seconds_ = 0;
 };
 
 }  // namespace hydra::bench
