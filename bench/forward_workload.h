@@ -66,7 +66,8 @@ class ForwardWorkload {
   }
   void Run() {
     const absl::Status status = runner_.Step(builder_.Take(), logits_);
-    collective_seconds_ += absl::ToDoubleSeconds(runner_.last_collective_time());
+    collective_seconds_ +=
+        absl::ToDoubleSeconds(runner_.last_collective_time());
     if (!status.ok()) {
       std::fprintf(stderr, "step failed: %s\n", status.ToString().c_str());
       std::exit(1);
