@@ -54,8 +54,14 @@ Engine::~Engine() {
     stopping_ = true;
   }
   thread_.join();
-  // Tensor-parallel workers leave their loop with the engine.
-  runner_->ShutdownWorkers().IgnoreError();
+  // Tensor-parallel workers leave their loop with the engine (unless the
+  // world is broken, when nobody is listening).
+  bool broken;
+  {
+    absl::MutexLock lock(&mu_);
+    broken = broken_;
+  }
+  if (!broken) runner_->ShutdownWorkers().IgnoreError();
 }
 
 absl::StatusOr<uint64_t> Engine::Submit(EngineRequest request,
@@ -84,6 +90,10 @@ absl::StatusOr<uint64_t> Engine::Submit(EngineRequest request,
   if (!request.seed_set) request.sampling.seed = std::random_device{}();
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("the engine is shutting down");
+  if (broken_) {
+    return absl::UnavailableError(
+        "a tensor-parallel peer failed; the server is stopping");
+  }
   const int waiting = stats_.waiting + static_cast<int>(inbox_.size());
   if (waiting >= config_.max_waiting) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -101,6 +111,12 @@ absl::StatusOr<uint64_t> Engine::Submit(EngineRequest request,
 void Engine::Cancel(uint64_t request_id) {
   absl::MutexLock lock(&mu_);
   cancels_.push_back(request_id);
+}
+
+void Engine::SetFatalErrorHandler(
+    std::function<void(const absl::Status&)> handler) {
+  absl::MutexLock lock(&mu_);
+  fatal_handler_ = std::move(handler);
 }
 
 void Engine::SetStepObserver(StepObserver observer) {
@@ -159,7 +175,7 @@ void Engine::DrainInbox() {
 }
 
 void Engine::FinishRequest(uint64_t id, FinishReason reason,
-                           std::string error) {
+                           const absl::Status& error) {
   auto it = requests_.find(id);
   if (it == requests_.end()) return;
   std::unique_ptr<Request> req = std::move(it->second);
@@ -170,7 +186,8 @@ void Engine::FinishRequest(uint64_t id, FinishReason reason,
   out.time = absl::Now();
   out.finished = true;
   out.finish_reason = reason;
-  out.error = std::move(error);
+  out.error = std::string(error.message());
+  out.error_code = error.code();
   out.usage = {seq->prompt_len(), seq->num_output(), seq->num_cached_prompt()};
   req->times.finished = out.time;
   out.times = req->times;
@@ -178,6 +195,21 @@ void Engine::FinishRequest(uint64_t id, FinishReason reason,
 }
 
 void Engine::Step() {
+  bool broken;
+  {
+    absl::MutexLock lock(&mu_);
+    broken = broken_;
+  }
+  if (broken) {
+    // Requests that slipped in before the failure was known: fail them too.
+    std::vector<uint64_t> all;
+    for (const auto& [id, req] : requests_) all.push_back(id);
+    for (uint64_t id : all) {
+      FinishRequest(id, FinishReason::kError,
+                    absl::UnavailableError("a tensor-parallel peer failed"));
+    }
+    return;
+  }
   scheduler::ScheduledStep step = scheduler_.Schedule();
   if (step.empty()) return;
   const absl::Time start = absl::Now();
@@ -187,10 +219,24 @@ void Engine::Step() {
       req.times.first_scheduled = start;
   }
   const absl::Status status = runner_->Step(step.plan, logits_);
+  if (!status.ok() && status.code() == absl::StatusCode::kUnavailable) {
+    // A peer or a collective failed: the ranks no longer agree on the step,
+    // so nothing can run any more. Fail everything and say so.
+    std::function<void(const absl::Status&)> handler;
+    {
+      absl::MutexLock lock(&mu_);
+      broken_ = true;
+      handler = fatal_handler_;
+    }
+    std::vector<uint64_t> all;
+    for (const auto& [id, req] : requests_) all.push_back(id);
+    for (uint64_t id : all) FinishRequest(id, FinishReason::kError, status);
+    if (handler) handler(status);
+    return;
+  }
   if (!status.ok()) {
     for (Sequence* seq : step.sequences) {
-      FinishRequest(seq->id(), FinishReason::kError,
-                    std::string(status.message()));
+      FinishRequest(seq->id(), FinishReason::kError, status);
     }
     return;
   }

@@ -73,9 +73,10 @@ struct EngineOutput {
   absl::Time time;  // when this step's tokens were sampled
   bool finished = false;
   scheduler::FinishReason finish_reason = scheduler::FinishReason::kNone;
-  std::string error;   // with kError
-  Usage usage;         // on the last message
-  RequestTimes times;  // on the last message
+  std::string error;                                    // with kError
+  absl::StatusCode error_code = absl::StatusCode::kOk;  // with kError
+  Usage usage;                                          // on the last message
+  RequestTimes times;                                   // on the last message
 };
 
 // Called on the engine thread; must not block.
@@ -121,6 +122,11 @@ class Engine {
   void Cancel(uint64_t request_id);
 
   void SetStepObserver(StepObserver observer);
+  // Called once, on the engine thread, when a step fails because a
+  // tensor-parallel peer or a collective failed (UNAVAILABLE). The engine
+  // cannot go on: the ranks no longer agree on the step. Every request ends
+  // with UNAVAILABLE and later submissions are refused.
+  void SetFatalErrorHandler(std::function<void(const absl::Status&)> handler);
   EngineStats stats() const;
   const model::ModelConfig& model_config() const { return runner_->config(); }
   const model::Tokenizer& tokenizer() const { return *tokenizer_; }
@@ -133,7 +139,7 @@ class Engine {
   void Step();
   void DrainInbox();
   void FinishRequest(uint64_t id, scheduler::FinishReason reason,
-                     std::string error = "");
+                     const absl::Status& error = absl::OkStatus());
   void UpdateStats();
 
   EngineConfig config_;
@@ -154,6 +160,8 @@ class Engine {
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   EngineStats stats_ ABSL_GUARDED_BY(mu_);
   StepObserver step_observer_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const absl::Status&)> fatal_handler_ ABSL_GUARDED_BY(mu_);
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

@@ -43,7 +43,11 @@ grpc::Status FinalStatus(const EngineOutput& out) {
       return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
                           "the request's deadline passed");
     case FinishReason::kError:
-      return grpc::Status(grpc::StatusCode::INTERNAL,
+      // A failed peer is UNAVAILABLE (retry elsewhere); anything else is a
+      // bug of ours.
+      return grpc::Status(out.error_code == absl::StatusCode::kUnavailable
+                              ? grpc::StatusCode::UNAVAILABLE
+                              : grpc::StatusCode::INTERNAL,
                           absl::StrCat("step failed: ", out.error));
     default:
       return grpc::Status::OK;

@@ -4,9 +4,11 @@
 // UNAVAILABLE, running requests finish within the grace period, exit 0.
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -104,6 +106,7 @@ absl::Status RunServe() {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR1);  // raised by the engine when a peer fails
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   // A world of one needs no MPI at all; under mpirun, rank 0 serves and the
@@ -179,6 +182,16 @@ absl::Status RunServe() {
     server->Shutdown();
     return engine.status();
   }
+  // A failed tensor-parallel peer leaves nothing to serve with: stop taking
+  // calls at once and wake the main thread, which exits non-zero so an
+  // orchestrator restarts the group.
+  (*engine)->SetFatalErrorHandler([&](const absl::Status& status) {
+    Log(absl::StrCat("fatal: ", status.ToString()));
+    health->SetServingStatus(kServiceName, false);
+    health->SetServingStatus(false);
+    service.StartDraining();
+    kill(getpid(), SIGUSR1);
+  });
   (*engine)->SetStepObserver(
       [&metrics](absl::Duration t, int tokens, absl::Duration collectives) {
         metrics->OnStep(t, tokens, collectives);
@@ -214,6 +227,14 @@ absl::Status RunServe() {
 
   int signal = 0;
   sigwait(&signals, &signal);
+  if (signal == SIGUSR1) {
+    // No orderly exit: destructors would wait in collectives on a broken
+    // world. Leaving at once makes mpirun end the rest of the job.
+    server->Shutdown(std::chrono::system_clock::now() +
+                     std::chrono::seconds(1));
+    Log("a tensor-parallel peer failed; exiting with status 1");
+    std::_Exit(1);
+  }
   Log(absl::StrCat("signal ", signal, ": draining (up to ",
                    absl::GetFlag(FLAGS_drain_seconds), " s)"));
   health->SetServingStatus(kServiceName, false);

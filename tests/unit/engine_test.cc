@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "tests/unit/test_model.h"
 
@@ -292,6 +293,78 @@ TEST_F(EngineTest, RefusesRequestsItCannotServe) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(engine->Submit(Greedy({1, 5}, 0), collector.For(0)).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace hydra
+
+namespace hydra {
+namespace {
+
+// A world of two whose peer is gone: every collective fails as MPI reports
+// a dead peer (UNAVAILABLE).
+class BrokenCommunicator final : public worker::Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  absl::Status AllReduceSum(std::span<float>) override { return Fail(); }
+  absl::Status AllGather(std::span<const float>, std::span<float>) override {
+    return Fail();
+  }
+  absl::Status Broadcast(std::string&, int) override { return Fail(); }
+  absl::Status Barrier() override { return Fail(); }
+
+ private:
+  static absl::Status Fail() {
+    return absl::UnavailableError("MPI broadcast failed: peer gone");
+  }
+};
+
+TEST_F(EngineTest, FailedPeerFailsEveryRequestAndCallsTheFatalHandler) {
+  BrokenCommunicator comm;
+  auto runner = worker::ModelRunner::Load(testing::ModelDir(), 16, 32, &comm);
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  auto tokenizer =
+      model::Tokenizer::Load(testing::ModelDir() / "tokenizer.model");
+  ASSERT_TRUE(tokenizer.ok());
+  EngineConfig config;
+  config.num_blocks = 32;
+  Engine engine(config, std::move(*runner), std::move(*tokenizer));
+  absl::Notification fatal;
+  absl::Status reported;
+  engine.SetFatalErrorHandler([&](const absl::Status& s) {
+    reported = s;
+    fatal.Notify();
+  });
+  Collector collector;
+  const auto golden = testing::LoadGolden();
+  // The first failed step may come before later submissions, which are then
+  // refused at once; either way every request ends UNAVAILABLE.
+  std::vector<int> accepted;
+  for (int i = 0; i < 3; ++i) {
+    const auto id =
+        engine.Submit(Greedy(golden[i].prompt_ids, 10), collector.For(i));
+    if (id.ok()) {
+      accepted.push_back(i);
+    } else {
+      EXPECT_EQ(id.status().code(), absl::StatusCode::kUnavailable);
+    }
+  }
+  ASSERT_FALSE(accepted.empty());
+  ASSERT_TRUE(collector.WaitFinished(static_cast<int>(accepted.size()),
+                                     absl::Seconds(30)));
+  ASSERT_TRUE(fatal.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  EXPECT_EQ(reported.code(), absl::StatusCode::kUnavailable);
+  for (int i : accepted) {
+    const Result r = collector.Get(i);
+    EXPECT_EQ(r.last.finish_reason, FinishReason::kError);
+    EXPECT_EQ(r.last.error_code, absl::StatusCode::kUnavailable);
+  }
+  // Nothing more is accepted.
+  EXPECT_EQ(engine.Submit(Greedy(golden[0].prompt_ids, 4), collector.For(9))
+                .status()
+                .code(),
+            absl::StatusCode::kUnavailable);
 }
 
 }  // namespace
