@@ -63,6 +63,14 @@ TEST_P(TensorParallelServerTest, GoldenThroughGrpcAndCleanShutdown) {
   ASSERT_TRUE(
       stub->GetModelInfo(&info_context, v1::GetModelInfoRequest(), &info).ok());
   EXPECT_EQ(info.tensor_parallel_size(), ranks);
+  // Each rank holds 1/N of the KV heads, so the same per-rank budget (64 MiB,
+  // see ServerProcess) holds N times the tokens: stories15M's block of 16
+  // tokens is 2 x 6 layers x 16 x (6 / N) heads x 48 x 4 bytes.
+  const int64_t budget = int64_t{64} << 20;
+  const int64_t block_bytes = int64_t{2} * 6 * 16 * (6 / ranks) * 48 * 4;
+  EXPECT_EQ(info.kv_capacity_tokens(), budget / block_bytes * 16);
+  EXPECT_GE(info.kv_capacity_tokens(),
+            ranks * (budget / (int64_t{2} * 6 * 16 * 6 * 48 * 4) * 16));
 
   for (const auto& g : testing::LoadGolden()) {
     v1::GenerateRequest request;
