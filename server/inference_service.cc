@@ -105,6 +105,23 @@ class EngineCall {
   std::atomic<bool> cancelled_{false};
 };
 
+// Hands each output to the metrics observer with the time of the request's
+// previous tokens (for inter-token latency). Engine thread only.
+class OutputClock {
+ public:
+  OutputClock() = default;
+  explicit OutputClock(OutputObserver observer)
+      : observer_(std::move(observer)) {}
+  void Observe(const EngineOutput& out) {
+    if (observer_) observer_(out, previous_);
+    if (!out.token_ids.empty()) previous_ = out.time;
+  }
+
+ private:
+  OutputObserver observer_;
+  absl::Time previous_ = absl::InfinitePast();
+};
+
 // Streaming: outputs queue up and are written one at a time, as fast as the
 // client reads. State the engine thread touches lives in `Shared`, which
 // outlives the reactor (deleted in OnDone).
@@ -115,7 +132,7 @@ class StreamReactor final
       : call_(engine), shared_(std::make_shared<Shared>()) {
     shared_->reactor = this;
     shared_->request_id = std::move(request_id);
-    shared_->observer = std::move(observer);
+    shared_->clock = OutputClock(std::move(observer));
   }
 
   void Start(Engine* engine, EngineRequest request) {
@@ -167,8 +184,7 @@ class StreamReactor final
     absl::Mutex mu;
     StreamReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
     std::string request_id;
-    OutputObserver observer;
-    absl::Time previous = absl::InfinitePast();  // engine thread only
+    OutputClock clock;
     std::deque<v1::GenerateStreamResponse> queue ABSL_GUARDED_BY(mu);
     v1::GenerateStreamResponse in_flight ABSL_GUARDED_BY(mu);
     bool writing ABSL_GUARDED_BY(mu) = false;
@@ -177,8 +193,7 @@ class StreamReactor final
     grpc::Status final_status ABSL_GUARDED_BY(mu);
 
     void Deliver(EngineOutput out) {
-      if (observer) observer(out, previous);
-      if (!out.token_ids.empty()) previous = out.time;
+      clock.Observe(out);
       v1::GenerateStreamResponse msg;
       msg.set_request_id(request_id);
       msg.set_text(out.text);
@@ -240,7 +255,7 @@ class GenerateReactor final : public grpc::ServerUnaryReactor {
       : call_(engine), shared_(std::make_shared<Shared>()) {
     shared_->reactor = this;
     shared_->response = response;
-    shared_->observer = std::move(observer);
+    shared_->clock = OutputClock(std::move(observer));
     response->set_request_id(std::move(request_id));
   }
 
@@ -273,12 +288,10 @@ class GenerateReactor final : public grpc::ServerUnaryReactor {
     absl::Mutex mu;
     GenerateReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
     v1::GenerateResponse* response ABSL_GUARDED_BY(mu) = nullptr;
-    OutputObserver observer;
-    absl::Time previous = absl::InfinitePast();
+    OutputClock clock;
 
     void Deliver(EngineOutput out) {
-      if (observer) observer(out, previous);
-      if (!out.token_ids.empty()) previous = out.time;
+      clock.Observe(out);
       GenerateReactor* r = nullptr;
       {
         absl::MutexLock lock(&mu);
