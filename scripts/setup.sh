@@ -16,6 +16,7 @@ PACKAGES=(
   libsentencepiece-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   prometheus python3-grpcio python3-protobuf curl openssl iproute2
+  gnuplot-nox
 )
 
 log() { printf '[setup] %s\n' "$*" >&2; }
