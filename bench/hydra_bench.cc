@@ -1,176 +1,125 @@
-// hydra-bench: closed-loop load generator against a running hydra server.
-// --concurrency threads each keep one GenerateStream call in flight, back to
-// back, until --requests calls have been made (or --duration_seconds have
-// passed). Reports requests/s, output tokens/s and exact p50/p95/p99 of time
-// to first token (TTFT), inter-token latency (ITL) and end-to-end latency;
-// with --server_pid, the server's CPU time per output token.
+// hydra-bench: a load generator for any hydra server, over GenerateStream.
 //
-// Usage: hydra-bench --target=127.0.0.1:50051 --concurrency=32
-//            [--server_pid=PID] [--json]
-#include <sys/resource.h>
+//   closed loop:  hydra-bench --target=HOST:PORT --concurrency=16
+//   open loop:    hydra-bench --target=HOST:PORT --request_rate=4
+//   --arrival=poisson sweep:        --concurrency=1,4,16,64  or
+//   --request_rate=1,2,4,8 SLO search:   --slo_ttft_p95_ms=1000
+//   [--slo_itl_p95_ms=100]
+//
+// Prints a table per run (and per sweep), and writes the summary as JSON
+// (--json_out) and every request as CSV or JSONL (--requests_out). Exits 0
+// when every measured request succeeded, 1 otherwise, 2 on bad flags.
 #include <unistd.h>
 
-#include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <map>
-#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/status/status.h"
+#include "absl/flags/usage.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "absl/synchronization/mutex.h"
-#include "bench/latency_stats.h"
-#include "grpcpp/grpcpp.h"
-#include "hydra/v1/inference.grpc.pb.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "bench/loadgen/connection.h"
+#include "bench/loadgen/report.h"
+#include "bench/loadgen/runner.h"
+#include "bench/loadgen/slo_search.h"
+#include "bench/loadgen/workload.h"
 
-ABSL_FLAG(std::string, target, "127.0.0.1:50051", "Server address host:port");
-ABSL_FLAG(int, concurrency, 8, "Streams in flight (one thread each)");
-ABSL_FLAG(int, requests, 0, "Measured requests; 0 = 4 x --concurrency");
-ABSL_FLAG(double, duration_seconds, 0,
-          "When > 0, issue requests for this long instead of --requests "
-          "(calls in flight at the end are still waited for and counted)");
-ABSL_FLAG(int, warmup_requests, 8, "Unmeasured requests run first");
-ABSL_FLAG(std::string, prompt, "Once upon a time", "Prompt of every request");
-ABSL_FLAG(int, max_tokens, 128, "New tokens per request");
-ABSL_FLAG(float, temperature, 0, "Sampling temperature; 0 = greedy");
+ABSL_FLAG(std::string, target, "127.0.0.1:50051", "Server address, HOST:PORT");
+ABSL_FLAG(std::vector<std::string>, concurrency, {"8"},
+          "Closed loop: calls kept in flight; a comma-separated list sweeps");
+ABSL_FLAG(std::vector<std::string>, request_rate, {},
+          "Open loop: requests per second; a comma-separated list sweeps. "
+          "Setting it selects the open loop");
+ABSL_FLAG(std::string, arrival, "poisson",
+          "Open loop inter-arrival times: poisson or constant");
+ABSL_FLAG(int, max_concurrency, 0,
+          "Open loop: cap on calls in flight (0 = none)");
+ABSL_FLAG(int64_t, num_requests, 100,
+          "Measured requests per run (0 = bounded by --duration only)");
+ABSL_FLAG(double, duration, 0,
+          "Seconds each run sends requests (0 = bounded by --num_requests "
+          "only); calls in flight at the end are waited for");
+ABSL_FLAG(int, warmup_requests, 4,
+          "Requests sent before the first run and left out of every figure");
+ABSL_FLAG(int, input_len, 64,
+          "Prompt tokens (BOS included) of synthetic prompts");
+ABSL_FLAG(std::string, input_len_dist, "fixed", "fixed, uniform or normal");
+ABSL_FLAG(int, input_len_spread, 0,
+          "uniform: half-width; normal: standard deviation");
+ABSL_FLAG(int, output_len, 128, "max_tokens of each request");
+ABSL_FLAG(std::string, output_len_dist, "fixed", "fixed, uniform or normal");
+ABSL_FLAG(int, output_len_spread, 0,
+          "uniform: half-width; normal: standard deviation");
+ABSL_FLAG(std::string, dataset, "",
+          "JSONL file of prompts, one {\"prompt\": ..., \"max_tokens\": ...} "
+          "per line (max_tokens optional); replaces synthetic prompts");
+ABSL_FLAG(int, shared_prefix_len, 0,
+          "The first N tokens of every synthetic prompt are the same (part of "
+          "--input_len), to measure prefix caching");
 ABSL_FLAG(bool, ignore_eos, true,
-          "Generate past end-of-sequence, so every request makes max_tokens");
+          "Generate past end-of-sequence, so output lengths are exact");
+ABSL_FLAG(double, temperature, 0, "Sampling temperature (0 = greedy)");
+ABSL_FLAG(uint64_t, seed, 1, "Seed of prompts, lengths and arrivals");
+ABSL_FLAG(std::string, json_out, "", "Write the summary as JSON here");
+ABSL_FLAG(std::string, requests_out, "",
+          "Write every request here: .csv or .jsonl");
+ABSL_FLAG(double, slo_ttft_p95_ms, 0,
+          "SLO search: p95 time to first token bound (ms)");
+ABSL_FLAG(double, slo_itl_p95_ms, 0,
+          "SLO search: p95 inter-token latency bound (ms)");
+ABSL_FLAG(double, slo_e2e_p95_ms, 0, "SLO search: p95 end-to-end bound (ms)");
+ABSL_FLAG(double, slo_start_rate, 1, "SLO search: first rate tried (req/s)");
+ABSL_FLAG(double, slo_max_rate, 1000, "SLO search: highest rate tried (req/s)");
+ABSL_FLAG(double, slo_tolerance, 0.05,
+          "SLO search: stop when the bracket is this narrow (relative)");
+ABSL_FLAG(int, slo_max_probes, 12, "SLO search: most runs made");
+ABSL_FLAG(std::string, progress, "auto",
+          "Progress line on stderr: auto (when a terminal), on, off");
+ABSL_FLAG(int, connections, 1, "TCP connections calls are spread over");
 ABSL_FLAG(std::string, api_key, "", "Sent as 'authorization: Bearer <key>'");
-ABSL_FLAG(int, connections, 1,
-          "TCP connections the streams are spread over (round robin)");
-ABSL_FLAG(double, request_timeout_seconds, 300, "Deadline of each call");
-ABSL_FLAG(int, server_pid, 0,
-          "When set, the server's CPU time is read from /proc/PID/stat before "
-          "and after the measured run");
-ABSL_FLAG(bool, json, false, "Also print the summary as one JSON line");
+ABSL_FLAG(double, request_timeout, 300, "Deadline of each call, seconds");
+ABSL_FLAG(double, connect_timeout, 30,
+          "Seconds to wait for the server to accept calls");
+ABSL_FLAG(
+    int, server_pid, 0,
+    "When the server runs here: its CPU use per run, from /proc/PID/stat");
 
-namespace hydra::bench {
+namespace hydra::loadgen {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+constexpr int kExitFailedRequests = 1;
+constexpr int kExitUsage = 2;
 
-double Ms(Clock::duration d) {
-  return std::chrono::duration<double, std::milli>(d).count();
+int Fail(int code, const absl::Status& status) {
+  absl::FPrintF(stderr, "hydra-bench: %s\n", status.message());
+  return code;
 }
 
-// What one worker records; merged after the run so the hot loop takes no
-// lock.
-struct Samples {
-  std::vector<double> ttft_ms, itl_ms, e2e_ms;
-  int64_t ok = 0;
-  int64_t output_tokens = 0;
-  // Calls whose usage.completion_tokens differs from the tokens streamed: a
-  // server bug, not a latency figure, so only counted.
-  int64_t usage_mismatches = 0;
-  std::map<grpc::StatusCode, int64_t> errors;
-  std::map<v1::FinishReason, int64_t> finish_reasons;
-
-  void Merge(const Samples& o) {
-    ttft_ms.insert(ttft_ms.end(), o.ttft_ms.begin(), o.ttft_ms.end());
-    itl_ms.insert(itl_ms.end(), o.itl_ms.begin(), o.itl_ms.end());
-    e2e_ms.insert(e2e_ms.end(), o.e2e_ms.begin(), o.e2e_ms.end());
-    ok += o.ok;
-    output_tokens += o.output_tokens;
-    usage_mismatches += o.usage_mismatches;
-    for (const auto& [code, n] : o.errors) errors[code] += n;
-    for (const auto& [reason, n] : o.finish_reasons)
-      finish_reasons[reason] += n;
-  }
-};
-
-// One streaming call. Only successful calls contribute latencies and tokens,
-// so that a burst of fast failures cannot flatter the percentiles.
-void RunOne(v1::Inference::Stub& stub, const v1::GenerateRequest& request,
-            Samples& out) {
-  grpc::ClientContext context;
-  context.set_deadline(
-      std::chrono::system_clock::now() +
-      std::chrono::milliseconds(static_cast<int64_t>(
-          absl::GetFlag(FLAGS_request_timeout_seconds) * 1000)));
-  if (!absl::GetFlag(FLAGS_api_key).empty()) {
-    context.AddMetadata("authorization",
-                        "Bearer " + absl::GetFlag(FLAGS_api_key));
-  }
-  const Clock::time_point start = Clock::now();
-  Clock::time_point last = start;
-  std::optional<double> ttft;
-  std::vector<double> itl;
-  itl.reserve(request.stopping().max_tokens());
-  int64_t tokens = 0, usage_tokens = -1;
-  v1::FinishReason reason = v1::FINISH_REASON_UNSPECIFIED;
-
-  auto reader = stub.GenerateStream(&context, request);
-  v1::GenerateStreamResponse message;
-  while (reader->Read(&message)) {
-    if (message.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) {
-      reason = message.finish_reason();
-      usage_tokens = message.usage().completion_tokens();
+absl::StatusOr<std::vector<double>> ParseList(
+    const std::string& flag, const std::vector<std::string>& v) {
+  std::vector<double> out;
+  for (const std::string& s : v) {
+    double x;
+    if (!absl::SimpleAtod(s, &x) || !(x > 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--", flag, " takes positive numbers, comma-separated (got \"", s,
+          "\")"));
     }
-    const int n = message.token_ids_size();
-    if (n == 0) continue;  // e.g. held-back text only: no new token
-    const Clock::time_point now = Clock::now();
-    if (!ttft) {
-      ttft = Ms(now - start);
-    } else {
-      // A message carries every token of the steps since the previous one;
-      // each gets an equal share of the gap, so percentiles are per token.
-      const double per_token = Ms(now - last) / n;
-      itl.insert(itl.end(), n, per_token);
-    }
-    last = now;
-    tokens += n;
+    out.push_back(x);
   }
-  const grpc::Status status = reader->Finish();
-  const double e2e = Ms(Clock::now() - start);
-  if (!status.ok()) {
-    ++out.errors[status.error_code()];
-    return;
-  }
-  ++out.ok;
-  ++out.finish_reasons[reason];
-  out.output_tokens += tokens;
-  if (usage_tokens != tokens) ++out.usage_mismatches;
-  if (ttft) out.ttft_ms.push_back(*ttft);
-  out.itl_ms.insert(out.itl_ms.end(), itl.begin(), itl.end());
-  out.e2e_ms.push_back(e2e);
+  return out;
 }
 
-// Runs `threads` workers, each making calls back to back until `total` calls
-// have been started (total 0: no limit) or `stop_at` has passed.
-Samples RunPhase(const std::vector<std::unique_ptr<v1::Inference::Stub>>& stubs,
-                 const v1::GenerateRequest& request, int threads, int64_t total,
-                 std::optional<Clock::time_point> stop_at) {
-  std::atomic<int64_t> next{0};
-  absl::Mutex mu;
-  Samples all;
-  std::vector<std::thread> workers;
-  for (int i = 0; i < threads; ++i) {
-    workers.emplace_back([&, i] {
-      v1::Inference::Stub& stub = *stubs[i % stubs.size()];
-      Samples mine;
-      while (true) {
-        if (stop_at && Clock::now() >= *stop_at) break;
-        if (total > 0 && next.fetch_add(1) >= total) break;
-        RunOne(stub, request, mine);
-      }
-      absl::MutexLock lock(&mu);
-      all.Merge(mine);
-    });
-  }
-  for (std::thread& t : workers) t.join();
-  return all;
-}
-
-// utime + stime of every thread of a process, from /proc/PID/stat.
+// utime + stime of a process, from /proc/PID/stat; nullopt if unreadable.
 std::optional<double> ProcessCpuSeconds(int pid) {
   std::ifstream file(absl::StrCat("/proc/", pid, "/stat"));
   std::string line;
@@ -188,171 +137,321 @@ std::optional<double> ProcessCpuSeconds(int pid) {
   return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
 }
 
-double SelfCpuSeconds() {
-  rusage u;
-  getrusage(RUSAGE_SELF, &u);
-  auto s = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
-  return s(u.ru_utime) + s(u.ru_stime);
+absl::StatusOr<std::unique_ptr<Workload>> BuildWorkload(
+    v1::Inference::Stub& stub, const ConnectOptions& connect) {
+  absl::StatusOr<LengthDistribution> output = LengthDistribution::Create(
+      "output_len", absl::GetFlag(FLAGS_output_len_dist),
+      absl::GetFlag(FLAGS_output_len), absl::GetFlag(FLAGS_output_len_spread));
+  if (!output.ok()) return output.status();
+  const uint64_t seed = absl::GetFlag(FLAGS_seed);
+  if (!absl::GetFlag(FLAGS_dataset).empty()) {
+    absl::StatusOr<std::vector<DatasetEntry>> entries =
+        LoadDataset(absl::GetFlag(FLAGS_dataset));
+    if (!entries.ok()) return entries.status();
+    return MakeDatasetWorkload(*std::move(entries), *output, seed);
+  }
+  absl::StatusOr<LengthDistribution> input = LengthDistribution::Create(
+      "input_len", absl::GetFlag(FLAGS_input_len_dist),
+      absl::GetFlag(FLAGS_input_len), absl::GetFlag(FLAGS_input_len_spread));
+  if (!input.ok()) return input.status();
+  absl::StatusOr<WordCosts> costs =
+      MeasureWordCosts(stub, BuiltinWords(), connect);
+  if (!costs.ok()) return costs.status();
+  absl::StatusOr<std::unique_ptr<Workload>> workload = MakeSyntheticWorkload(
+      *std::move(costs),
+      SyntheticOptions{*input, *output, absl::GetFlag(FLAGS_shared_prefix_len),
+                       seed});
+  if (!workload.ok()) return workload.status();
+  // Lengths are composed from per-word costs; check a few whole prompts
+  // against the server's own count (keys far from the ones runs use).
+  for (uint64_t key = uint64_t{1} << 62; key < (uint64_t{1} << 62) + 3; ++key) {
+    const Prompt p = (*workload)->Make(key);
+    absl::StatusOr<int> n = CountPromptTokens(stub, p.text, connect);
+    if (!n.ok()) return n.status();
+    if (*n != p.expected_input_tokens) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the server counts ", *n,
+          " tokens in a synthetic prompt composed "
+          "for ",
+          p.expected_input_tokens,
+          ": its tokenizer does not split at spaces; use --dataset"));
+    }
+  }
+  return workload;
 }
 
-std::string Json(const LatencySummary& s) {
-  char buf[160];
-  std::snprintf(buf, sizeof(buf),
-                "{\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f,\"mean\":%.3f,"
-                "\"max\":%.3f,\"n\":%zu}",
-                s.p50, s.p95, s.p99, s.mean, s.max, s.count);
-  return buf;
-}
+struct Phases {
+  std::vector<PhaseResult> results;
+  std::vector<nlohmann::json> json;
+};
 
 int Main() {
-  const int concurrency = absl::GetFlag(FLAGS_concurrency);
-  const double duration = absl::GetFlag(FLAGS_duration_seconds);
-  const int64_t requests = duration > 0 ? 0
-                                        : (absl::GetFlag(FLAGS_requests) > 0
-                                               ? absl::GetFlag(FLAGS_requests)
-                                               : int64_t{4} * concurrency);
-  if (concurrency < 1 || absl::GetFlag(FLAGS_connections) < 1) {
-    std::fprintf(stderr, "--concurrency and --connections must be >= 1\n");
-    return 2;
+  // Flags first: every usage error before any network traffic.
+  const ConnectOptions connect{
+      absl::GetFlag(FLAGS_target), absl::GetFlag(FLAGS_connections),
+      absl::Seconds(absl::GetFlag(FLAGS_connect_timeout)),
+      absl::GetFlag(FLAGS_api_key)};
+  absl::StatusOr<std::vector<double>> concurrency =
+      ParseList("concurrency", absl::GetFlag(FLAGS_concurrency));
+  if (!concurrency.ok()) return Fail(kExitUsage, concurrency.status());
+  absl::StatusOr<std::vector<double>> rates =
+      ParseList("request_rate", absl::GetFlag(FLAGS_request_rate));
+  if (!rates.ok()) return Fail(kExitUsage, rates.status());
+  const SloTarget slo{absl::GetFlag(FLAGS_slo_ttft_p95_ms),
+                      absl::GetFlag(FLAGS_slo_itl_p95_ms),
+                      absl::GetFlag(FLAGS_slo_e2e_p95_ms)};
+  if (slo.any() && !rates->empty()) {
+    return Fail(kExitUsage,
+                absl::InvalidArgumentError(
+                    "--request_rate and --slo_* exclude each other: the SLO "
+                    "search chooses the rates"));
   }
-
-  // Each channel gets its own subchannel pool, hence its own TCP connection;
-  // otherwise gRPC would share one connection among identical channels.
-  std::vector<std::unique_ptr<v1::Inference::Stub>> stubs;
-  for (int i = 0; i < absl::GetFlag(FLAGS_connections); ++i) {
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    auto channel = grpc::CreateCustomChannel(
-        absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials(), args);
-    if (!channel->WaitForConnected(std::chrono::system_clock::now() +
-                                   std::chrono::seconds(10))) {
-      std::fprintf(stderr, "cannot connect to %s\n",
-                   absl::GetFlag(FLAGS_target).c_str());
-      return 1;
-    }
-    stubs.push_back(v1::Inference::NewStub(channel));
-  }
-
-  v1::GenerateRequest request;
-  request.set_prompt(absl::GetFlag(FLAGS_prompt));
-  request.mutable_sampling()->set_temperature(absl::GetFlag(FLAGS_temperature));
-  request.mutable_stopping()->set_max_tokens(absl::GetFlag(FLAGS_max_tokens));
-  request.mutable_stopping()->set_ignore_eos(absl::GetFlag(FLAGS_ignore_eos));
-
-  const int warmup = absl::GetFlag(FLAGS_warmup_requests);
-  if (warmup > 0) {
-    const Samples w =
-        RunPhase(stubs, request, std::min(warmup, concurrency), warmup, {});
-    if (w.ok == 0) {
-      std::fprintf(stderr, "every warm-up request failed (%lld)\n",
-                   static_cast<long long>(warmup));
-      return 1;
+  const std::string requests_out = absl::GetFlag(FLAGS_requests_out);
+  if (!requests_out.empty()) {
+    if (auto f = RequestsFormatOf(requests_out); !f.ok()) {
+      return Fail(kExitUsage, f.status());
     }
   }
+  const std::string progress_flag = absl::GetFlag(FLAGS_progress);
+  if (progress_flag != "auto" && progress_flag != "on" &&
+      progress_flag != "off") {
+    return Fail(kExitUsage, absl::InvalidArgumentError(absl::StrCat(
+                                "--progress must be auto, on or off (got \"",
+                                progress_flag, "\")")));
+  }
+  const bool show_progress = progress_flag == "on" ||
+                             (progress_flag == "auto" && isatty(STDERR_FILENO));
 
-  const int pid = absl::GetFlag(FLAGS_server_pid);
-  const std::optional<double> server_cpu_before =
-      pid > 0 ? ProcessCpuSeconds(pid) : std::nullopt;
-  if (pid > 0 && !server_cpu_before) {
-    std::fprintf(stderr, "cannot read /proc/%d/stat\n", pid);
-    return 1;
+  PhaseSpec base;
+  base.num_requests = absl::GetFlag(FLAGS_num_requests);
+  base.duration_s = absl::GetFlag(FLAGS_duration);
+  base.arrival = absl::GetFlag(FLAGS_arrival);
+  base.max_concurrency = absl::GetFlag(FLAGS_max_concurrency);
+  base.seed = absl::GetFlag(FLAGS_seed);
+  if (base.num_requests <= 0 && base.duration_s <= 0) {
+    return Fail(kExitUsage, absl::InvalidArgumentError(
+                                "every run needs a bound: --num_requests > 0, "
+                                "--duration > 0, or both"));
   }
-  const double self_cpu_before = SelfCpuSeconds();
-  const Clock::time_point start = Clock::now();
-  std::optional<Clock::time_point> stop_at;
-  if (duration > 0) {
-    stop_at =
-        start + std::chrono::microseconds(static_cast<int64_t>(duration * 1e6));
-  }
-  Samples s = RunPhase(stubs, request, concurrency, requests, stop_at);
-  const double seconds = Ms(Clock::now() - start) / 1e3;
-  const double client_cores = (SelfCpuSeconds() - self_cpu_before) / seconds;
-  std::optional<double> server_cpu;
-  if (pid > 0) {
-    const std::optional<double> after = ProcessCpuSeconds(pid);
-    if (after) server_cpu = *after - *server_cpu_before;
+  if (base.arrival != "poisson" && base.arrival != "constant") {
+    return Fail(kExitUsage, absl::InvalidArgumentError(absl::StrCat(
+                                "--arrival must be poisson or constant (got \"",
+                                base.arrival, "\")")));
   }
 
-  const LatencySummary ttft = Summarize(s.ttft_ms), itl = Summarize(s.itl_ms),
-                       e2e = Summarize(s.e2e_ms);
-  int64_t failed = 0;
-  std::vector<std::string> error_text, error_json;
-  for (const auto& [code, n] : s.errors) {
-    failed += n;
-    error_text.push_back(absl::StrCat(
-        absl::StatusCodeToString(static_cast<absl::StatusCode>(code)), " ", n));
-    error_json.push_back(absl::StrCat(
-        "\"", absl::StatusCodeToString(static_cast<absl::StatusCode>(code)),
-        "\":", n));
+  absl::StatusOr<std::vector<std::unique_ptr<v1::Inference::Stub>>> stubs =
+      Connect(connect);
+  if (!stubs.ok()) return Fail(kExitFailedRequests, stubs.status());
+  absl::StatusOr<v1::ModelInfo> model = WaitForModel(*stubs->front(), connect);
+  if (!model.ok()) return Fail(kExitFailedRequests, model.status());
+  absl::StatusOr<std::unique_ptr<Workload>> workload =
+      BuildWorkload(*stubs->front(), connect);
+  if (!workload.ok()) {
+    return Fail(absl::IsInvalidArgument(workload.status()) ||
+                        absl::IsNotFound(workload.status())
+                    ? kExitUsage
+                    : kExitFailedRequests,
+                workload.status());
   }
-  std::vector<std::string> reasons;
-  for (const auto& [reason, n] : s.finish_reasons) {
-    reasons.push_back(absl::StrCat(v1::FinishReason_Name(reason), " ", n));
+  if (const int need = (*workload)->MaxTotalTokens();
+      need > model->max_context()) {
+    return Fail(kExitUsage,
+                absl::InvalidArgumentError(absl::StrCat(
+                    "prompt + output can reach ", need,
+                    " tokens (--input_len, --output_len and their spreads), "
+                    "more than the model's context of ",
+                    model->max_context())));
   }
-  const double rps = s.ok / seconds, tps = s.output_tokens / seconds;
-
   std::printf(
-      "target %s, concurrency %d, prompt \"%s\", max_tokens %d, "
-      "temperature %g, ignore_eos %s\n",
-      absl::GetFlag(FLAGS_target).c_str(), concurrency,
-      absl::GetFlag(FLAGS_prompt).c_str(), absl::GetFlag(FLAGS_max_tokens),
-      absl::GetFlag(FLAGS_temperature),
-      absl::GetFlag(FLAGS_ignore_eos) ? "true" : "false");
-  std::printf("%lld ok, %lld failed in %.2f s (finish: %s)\n",
-              static_cast<long long>(s.ok), static_cast<long long>(failed),
-              seconds, absl::StrJoin(reasons, ", ").c_str());
-  std::printf("throughput: %.2f requests/s, %.0f output tokens/s\n", rps, tps);
-  std::printf("| ms | p50 | p95 | p99 | mean | max | samples |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
-  for (const auto& [name, l] : {std::pair{"TTFT", ttft}, std::pair{"ITL", itl},
-                                std::pair{"e2e", e2e}}) {
-    std::printf("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %zu |\n", name,
-                l.p50, l.p95, l.p99, l.mean, l.max, l.count);
-  }
-  if (server_cpu) {
-    std::printf(
-        "server CPU: %.1f s = %.2f cores, %.3f CPU-ms per output token\n",
-        *server_cpu, *server_cpu / seconds,
-        s.output_tokens ? 1e3 * *server_cpu / s.output_tokens : 0.0);
-  }
-  // This process competes with the server when both share a machine.
-  std::printf("load generator CPU: %.2f cores\n", client_cores);
-  if (failed > 0) {
-    std::printf("errors: %s\n", absl::StrJoin(error_text, ", ").c_str());
-  }
-  if (s.usage_mismatches > 0) {
-    std::printf("WARNING: %lld calls streamed a token count != usage\n",
-                static_cast<long long>(s.usage_mismatches));
+      "hydra-bench -> %s: model %s (%s, context %d, tensor parallel "
+      "%d, KV capacity %lld tokens)\n%s\n",
+      connect.target.c_str(), model->model_name().c_str(),
+      model->architecture().c_str(), model->max_context(),
+      model->tensor_parallel_size(),
+      static_cast<long long>(model->kv_capacity_tokens()),
+      (*workload)->Describe().c_str());
+
+  Runner runner(
+      *std::move(stubs), **workload,
+      RequestOptions{static_cast<float>(absl::GetFlag(FLAGS_temperature)),
+                     absl::GetFlag(FLAGS_ignore_eos),
+                     absl::GetFlag(FLAGS_request_timeout),
+                     absl::GetFlag(FLAGS_api_key)});
+  ProgressLine progress(stderr);
+  Phases phases;
+  // Runs one measured phase and records it; nullopt-free: errors propagate.
+  auto run_phase =
+      [&](const PhaseSpec& spec) -> absl::StatusOr<const PhaseResult*> {
+    const int pid = absl::GetFlag(FLAGS_server_pid);
+    const std::optional<double> server_cpu_before =
+        pid > 0 ? ProcessCpuSeconds(pid) : std::nullopt;
+    const std::string label = spec.Label();
+    absl::StatusOr<PhaseResult> r = runner.Run(
+        spec, show_progress
+                  ? std::function<void(const Progress&)>(
+                        [&](const Progress& p) { progress.Update(label, p); })
+                  : nullptr);
+    progress.Finish();
+    if (!r.ok()) return r.status();
+    nlohmann::json j = PhaseJson(*r);
+    if (server_cpu_before) {
+      if (std::optional<double> after = ProcessCpuSeconds(pid)) {
+        const double cpu = *after - *server_cpu_before;
+        j["server_cpu_cores"] = cpu / r->duration_s;
+        j["server_cpu_ms_per_output_token"] =
+            r->summary.output_tokens ? 1e3 * cpu / r->summary.output_tokens : 0;
+        absl::PrintF("server CPU: %.2f cores, %.3f ms per output token\n",
+                     cpu / r->duration_s,
+                     r->summary.output_tokens
+                         ? 1e3 * cpu / r->summary.output_tokens
+                         : 0.0);
+      }
+    }
+    PrintPhase(*r, stdout);
+    std::fflush(stdout);
+    phases.results.push_back(*std::move(r));
+    phases.json.push_back(std::move(j));
+    return &phases.results.back();
+  };
+
+  if (const int warmup = absl::GetFlag(FLAGS_warmup_requests); warmup > 0) {
+    PhaseSpec w = base;
+    w.mode = PhaseSpec::Mode::kClosedLoop;
+    w.concurrency =
+        std::min<int>(warmup, static_cast<int>(concurrency->front()));
+    w.num_requests = warmup;
+    w.duration_s = 0;
+    absl::StatusOr<PhaseResult> r = runner.Run(w);
+    if (!r.ok()) return Fail(kExitUsage, r.status());
+    if (r->summary.completed == 0) {
+      const auto& [name, example] = *r->summary.error_examples.begin();
+      return Fail(kExitFailedRequests,
+                  absl::UnavailableError(absl::StrCat(
+                      "the server rejected all ", warmup,
+                      " warm-up requests: ", name, ": ", example)));
+    }
   }
 
-  if (absl::GetFlag(FLAGS_json)) {
-    std::string line = absl::StrCat(
-        "{\"concurrency\":", concurrency, ",\"ok\":", s.ok,
-        ",\"failed\":", failed, ",\"errors\":{", absl::StrJoin(error_json, ","),
-        "},\"seconds\":", seconds, ",\"requests_per_s\":", rps,
-        ",\"output_tokens\":", s.output_tokens,
-        ",\"output_tokens_per_s\":", tps, ",\"ttft_ms\":", Json(ttft),
-        ",\"itl_ms\":", Json(itl), ",\"e2e_ms\":", Json(e2e),
-        ",\"client_cpu_cores\":", client_cores);
-    if (server_cpu) {
-      absl::StrAppend(
-          &line, ",\"server_cpu_cores\":", *server_cpu / seconds,
-          ",\"server_cpu_ms_per_token\":",
-          s.output_tokens ? 1e3 * *server_cpu / s.output_tokens : 0.0);
+  nlohmann::json summary = {
+      {"tool", "hydra-bench"},
+      {"target", connect.target},
+      {"started_at",
+       absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone())},
+      {"model",
+       {{"name", model->model_name()},
+        {"architecture", model->architecture()},
+        {"max_context", model->max_context()},
+        {"tensor_parallel_size", model->tensor_parallel_size()},
+        {"kv_capacity_tokens", model->kv_capacity_tokens()}}},
+      {"workload",
+       {{"description", (*workload)->Describe()},
+        {"dataset", absl::GetFlag(FLAGS_dataset)},
+        {"input_len", absl::GetFlag(FLAGS_input_len)},
+        {"input_len_dist", absl::GetFlag(FLAGS_input_len_dist)},
+        {"input_len_spread", absl::GetFlag(FLAGS_input_len_spread)},
+        {"output_len", absl::GetFlag(FLAGS_output_len)},
+        {"output_len_dist", absl::GetFlag(FLAGS_output_len_dist)},
+        {"output_len_spread", absl::GetFlag(FLAGS_output_len_spread)},
+        {"shared_prefix_len", absl::GetFlag(FLAGS_shared_prefix_len)},
+        {"ignore_eos", absl::GetFlag(FLAGS_ignore_eos)},
+        {"temperature", absl::GetFlag(FLAGS_temperature)},
+        {"seed", absl::GetFlag(FLAGS_seed)},
+        {"warmup_requests", absl::GetFlag(FLAGS_warmup_requests)}}},
+  };
+
+  bool all_ok = true;
+  if (slo.any()) {
+    absl::PrintF("SLO search: %s\n", slo.ToString());
+    nlohmann::json probes = nlohmann::json::array();
+    absl::StatusOr<SloSearchResult> result = SearchMaxRate(
+        SloSearchOptions{absl::GetFlag(FLAGS_slo_start_rate),
+                         absl::GetFlag(FLAGS_slo_max_rate),
+                         absl::GetFlag(FLAGS_slo_tolerance),
+                         absl::GetFlag(FLAGS_slo_max_probes)},
+        [&](double rate) -> absl::StatusOr<bool> {
+          PhaseSpec spec = base;
+          spec.mode = PhaseSpec::Mode::kOpenLoop;
+          spec.request_rate = rate;
+          absl::StatusOr<const PhaseResult*> r = run_phase(spec);
+          if (!r.ok()) return r.status();
+          std::string why;
+          const bool met = MeetsSlo((*r)->summary, slo, &why);
+          absl::PrintF("SLO %s at %g req/s%s\n", met ? "met" : "MISSED", rate,
+                       met ? "" : absl::StrCat(": ", why));
+          phases.json.back()["slo"] = {{"met", met}, {"missed", why}};
+          probes.push_back({{"rate", rate},
+                            {"met", met},
+                            {"run", phases.results.size() - 1}});
+          return met;
+        });
+    if (!result.ok()) return Fail(kExitUsage, result.status());
+    PrintSweep(phases.results, stdout);
+    if (result->best_rate > 0) {
+      absl::PrintF("\nhighest rate meeting %s: %.3g req/s", slo.ToString(),
+                   result->best_rate);
+      if (result->lowest_failed_rate > 0) {
+        absl::PrintF(" (%.3g req/s missed it)", result->lowest_failed_rate);
+      } else {
+        absl::PrintF(" (the highest tried; raise --slo_max_rate)");
+      }
+      absl::PrintF("\n");
+    } else {
+      absl::PrintF("\nno rate tried met %s\n", slo.ToString());
+      all_ok = false;
     }
-    absl::StrAppend(&line, ",\"usage_mismatches\":", s.usage_mismatches, "}");
-    std::printf("%s\n", line.c_str());
+    summary["slo_search"] = {{"target",
+                              {{"ttft_p95_ms", slo.ttft_p95_ms},
+                               {"itl_p95_ms", slo.itl_p95_ms},
+                               {"e2e_p95_ms", slo.e2e_p95_ms}}},
+                             {"best_rate", result->best_rate},
+                             {"lowest_failed_rate", result->lowest_failed_rate},
+                             {"probes", probes}};
+  } else {
+    const bool open = !rates->empty();
+    for (double x : open ? *rates : *concurrency) {
+      PhaseSpec spec = base;
+      spec.mode =
+          open ? PhaseSpec::Mode::kOpenLoop : PhaseSpec::Mode::kClosedLoop;
+      if (open) {
+        spec.request_rate = x;
+      } else {
+        spec.concurrency = static_cast<int>(x);
+      }
+      absl::StatusOr<const PhaseResult*> r = run_phase(spec);
+      if (!r.ok()) return Fail(kExitUsage, r.status());
+      all_ok =
+          all_ok && (*r)->summary.failed == 0 && (*r)->summary.completed > 0;
+    }
+    if (phases.results.size() > 1) PrintSweep(phases.results, stdout);
+  }
+
+  summary["runs"] = phases.json;
+  if (const std::string path = absl::GetFlag(FLAGS_json_out); !path.empty()) {
+    if (absl::Status s = WriteJson(path, summary); !s.ok()) {
+      return Fail(kExitFailedRequests, s);
+    }
+  }
+  if (!requests_out.empty()) {
+    if (absl::Status s = WriteRequests(requests_out, phases.results); !s.ok()) {
+      return Fail(kExitFailedRequests, s);
+    }
   }
   std::fflush(stdout);
-  // Nonzero on any failed call, so a script cannot mistake a partly failed
-  // run for a clean one.
-  return failed > 0 || s.ok == 0 ? 1 : 0;
+  if (!all_ok) {
+    absl::FPrintF(stderr,
+                  "hydra-bench: some requests failed (see errors above)\n");
+    return kExitFailedRequests;
+  }
+  return 0;
 }
 
 }  // namespace
-}  // namespace hydra::bench
+}  // namespace hydra::loadgen
 
 int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "load generator for a hydra server; see the header of "
+      "bench/hydra_bench.cc or docs/benchmarks.md");
   absl::ParseCommandLine(argc, argv);
-  return hydra::bench::Main();
+  return hydra::loadgen::Main();
 }

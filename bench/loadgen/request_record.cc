@@ -1,0 +1,49 @@
+#include "bench/loadgen/request_record.h"
+
+namespace hydra::loadgen {
+
+double RequestRecord::tpot_ms() const {
+  if (output_tokens < 2 || ttft_ms < 0) return 0;
+  return (e2e_ms - ttft_ms) / (output_tokens - 1);
+}
+
+std::string StatusName(absl::StatusCode code) {
+  // absl::StatusCode shares gRPC's numbering and its names.
+  return absl::StatusCodeToString(code);
+}
+
+RunSummary SummarizeRun(const std::vector<RequestRecord>& records,
+                        double duration_s) {
+  RunSummary s;
+  s.issued = static_cast<int64_t>(records.size());
+  s.duration_s = duration_s;
+  std::vector<double> ttft, itl, tpot, e2e;
+  for (const RequestRecord& r : records) {
+    if (!r.ok()) {
+      ++s.failed;
+      const std::string name = StatusName(r.code);
+      if (s.errors[name]++ == 0) s.error_examples[name] = r.error;
+      continue;
+    }
+    ++s.completed;
+    s.input_tokens += r.input_tokens;
+    s.cached_input_tokens += r.cached_input_tokens;
+    s.output_tokens += r.output_tokens;
+    if (r.ttft_ms >= 0) ttft.push_back(r.ttft_ms);
+    itl.insert(itl.end(), r.itl_ms.begin(), r.itl_ms.end());
+    if (r.output_tokens >= 2) tpot.push_back(r.tpot_ms());
+    e2e.push_back(r.e2e_ms);
+  }
+  if (duration_s > 0) {
+    s.requests_per_s = s.completed / duration_s;
+    s.output_tokens_per_s = s.output_tokens / duration_s;
+    s.total_tokens_per_s = (s.input_tokens + s.output_tokens) / duration_s;
+  }
+  s.ttft_ms = Summarize(std::move(ttft));
+  s.itl_ms = Summarize(std::move(itl));
+  s.tpot_ms = Summarize(std::move(tpot));
+  s.e2e_ms = Summarize(std::move(e2e));
+  return s;
+}
+
+}  // namespace hydra::loadgen

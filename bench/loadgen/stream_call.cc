@@ -1,0 +1,83 @@
+#include "bench/loadgen/stream_call.h"
+
+#include <utility>
+
+namespace hydra::loadgen {
+namespace {
+
+double Ms(Clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
+std::string FinishReasonName(v1::FinishReason reason) {
+  switch (reason) {
+    case v1::FINISH_REASON_STOP:
+      return "stop";
+    case v1::FINISH_REASON_LENGTH:
+      return "length";
+    case v1::FINISH_REASON_CANCELLED:
+      return "cancelled";
+    case v1::FINISH_REASON_DEADLINE:
+      return "deadline";
+    default:
+      return "";
+  }
+}
+
+}  // namespace
+
+void StreamCall::Start(v1::Inference::Stub& stub,
+                       const v1::GenerateRequest& request,
+                       std::chrono::milliseconds timeout,
+                       const std::string& api_key, Clock::time_point run_start,
+                       int64_t index, DoneCallback done) {
+  std::unique_ptr<StreamCall> call(
+      new StreamCall(request, index, std::move(done)));
+  StreamCall* raw = call.get();
+  raw->self_ = std::move(call);
+  raw->context_.set_deadline(std::chrono::system_clock::now() + timeout);
+  if (!api_key.empty()) {
+    raw->context_.AddMetadata("authorization", "Bearer " + api_key);
+  }
+  raw->record_.itl_ms.reserve(request.stopping().max_tokens());
+  stub.async()->GenerateStream(&raw->context_, &raw->request_, raw);
+  raw->StartRead(&raw->message_);
+  raw->start_ = raw->last_token_ = Clock::now();
+  raw->record_.start_s = Ms(raw->start_ - run_start) / 1e3;
+  raw->StartCall();
+}
+
+void StreamCall::OnReadDone(bool ok) {
+  if (!ok) return;  // the stream ended; OnDone follows
+  const Clock::time_point now = Clock::now();
+  if (message_.finish_reason() != v1::FINISH_REASON_UNSPECIFIED) {
+    record_.finish_reason = FinishReasonName(message_.finish_reason());
+    record_.input_tokens = message_.usage().prompt_tokens();
+    record_.cached_input_tokens = message_.usage().cached_prompt_tokens();
+  }
+  if (const int n = message_.token_ids_size(); n > 0) {
+    if (record_.ttft_ms < 0) {
+      record_.ttft_ms = Ms(now - start_);
+      // The first message's other tokens arrived with the first: no gap.
+      record_.itl_ms.insert(record_.itl_ms.end(), n - 1, 0.0);
+    } else {
+      record_.itl_ms.insert(record_.itl_ms.end(), n, Ms(now - last_token_) / n);
+    }
+    last_token_ = now;
+    record_.output_tokens += n;
+  }
+  StartRead(&message_);
+}
+
+void StreamCall::OnDone(const grpc::Status& status) {
+  std::unique_ptr<StreamCall> self = std::move(self_);
+  record_.e2e_ms = Ms(Clock::now() - start_);
+  record_.code = static_cast<absl::StatusCode>(status.error_code());
+  if (!status.ok()) {
+    record_.error = status.error_message();
+    record_.finish_reason.clear();
+  }
+  done_(std::move(record_));
+}
+
+}  // namespace hydra::loadgen
