@@ -1,0 +1,123 @@
+#!/usr/bin/python3
+"""Plots hydra-bench results with gnuplot (Debian: gnuplot-nox).
+
+Usage: plot_bench.py SUMMARY.json REQUESTS.(csv|jsonl) OUT_DIR [--title=TEXT]
+
+Writes, into OUT_DIR:
+  ttft_cdf.png, itl_cdf.png, e2e_cdf.png  latency CDFs, one curve per run
+  sweep.png                               when the summary holds several runs:
+                                          output tokens/s, and p95 TTFT and ITL,
+                                          against concurrency or request rate
+Needs only the Python standard library and gnuplot.
+"""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+
+def read_requests(path):
+    rows = []
+    with open(path) as f:
+        if path.endswith(".csv"):
+            for row in csv.DictReader(f):
+                rows.append({
+                    "run": int(row["run"]), "status": row["status"],
+                    "ttft_ms": float(row["ttft_ms"]), "e2e_ms": float(row["e2e_ms"]),
+                    "itl_ms": [float(x) for x in row["itl_ms"].split()],
+                })
+        else:
+            rows = [json.loads(line) for line in f if line.strip()]
+    return [r for r in rows if r["status"] == "OK"]
+
+
+def run_title(run):
+    if run["mode"] == "open_loop":
+        return "%g req/s" % run["request_rate"]
+    return "concurrency %d" % run["concurrency"]
+
+
+def write_cdf(path, values):
+    values = sorted(values)
+    with open(path, "w") as f:
+        for i, v in enumerate(values):
+            f.write("%g %g\n" % (v, (i + 1) / len(values)))
+
+
+def quote(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--title=")]
+    titles = [a[len("--title="):] for a in sys.argv[1:] if a.startswith("--title=")]
+    if len(args) != 3:
+        sys.exit(__doc__)
+    summary_path, requests_path, out_dir = args
+    if shutil.which("gnuplot") is None:
+        sys.exit("plot_bench.py: gnuplot not found (Debian: apt-get install gnuplot-nox)")
+    with open(summary_path) as f:
+        summary = json.load(f)
+    runs = summary["runs"]
+    rows = read_requests(requests_path)
+    title = titles[0] if titles else "%s, %s" % (summary["model"]["name"],
+                                                 summary["workload"]["description"])
+    os.makedirs(out_dir, exist_ok=True)
+    data = tempfile.mkdtemp(prefix="plot_bench.")
+    script = ['set terminal pngcairo size 900,560 font "sans,10"',
+              "set grid", "set key bottom right", "set title " + quote(title)]
+
+    for metric, label in (("ttft_ms", "time to first token (ms)"),
+                          ("itl_ms", "inter-token latency (ms)"),
+                          ("e2e_ms", "end-to-end latency (ms)")):
+        curves = []
+        for index, run in enumerate(runs):
+            mine = [r for r in rows if r["run"] == index]
+            values = ([g for r in mine for g in r[metric]] if metric == "itl_ms"
+                      else [r[metric] for r in mine])
+            if not values:
+                continue
+            path = os.path.join(data, "%s_%d.dat" % (metric, index))
+            write_cdf(path, values)
+            curves.append("%s using 1:2 with lines lw 2 title %s"
+                          % (quote(path), quote(run_title(run))))
+        if curves:
+            script += ["set output " + quote(os.path.join(out_dir, metric[:-3] + "_cdf.png")),
+                       "set xlabel " + quote(label), "set ylabel \"fraction of samples\"",
+                       "set yrange [0:1]", "set logscale x", "unset y2tics", "unset y2label",
+                       "plot " + ", ".join(curves)]
+
+    if len(runs) > 1:
+        open_loop = runs[0]["mode"] == "open_loop"
+        path = os.path.join(data, "sweep.dat")
+        with open(path, "w") as f:
+            for run in runs:
+                x = run["request_rate"] if open_loop else run["concurrency"]
+                f.write("%g %g %g %g\n" % (x, run["output_tokens_per_s"],
+                                           run["ttft_ms"]["p95"], run["itl_ms"]["p95"]))
+        script += ["set output " + quote(os.path.join(out_dir, "sweep.png")),
+                   "set xlabel " + quote("request rate (req/s)" if open_loop else "concurrency"),
+                   "set ylabel \"output tokens/s\"", "set y2label \"p95 latency (ms)\"",
+                   "set autoscale y", "set yrange [0:*]", "set logscale x 2",
+                   "set logscale y2", "set ytics nomirror", "set y2tics", "set key top left",
+                   "plot %s using 1:2 with linespoints lw 2 pt 7 title \"output tokens/s\", "
+                   "'' using 1:3 axes x1y2 with linespoints lw 2 pt 5 title \"p95 TTFT (ms)\", "
+                   "'' using 1:4 axes x1y2 with linespoints lw 2 pt 9 title \"p95 ITL (ms)\""
+                   % quote(path)]
+
+    gp = os.path.join(data, "plot.gp")
+    with open(gp, "w") as f:
+        f.write("\n".join(script) + "\n")
+    subprocess.run(["gnuplot", gp], check=True)
+    shutil.rmtree(data)
+    for name in sorted(os.listdir(out_dir)):
+        if name.endswith(".png"):
+            print(os.path.join(out_dir, name))
+
+
+if __name__ == "__main__":
+    main()
