@@ -83,7 +83,7 @@ def main():
                 continue
             path = os.path.join(data, "%s_%d.dat" % (metric, index))
             write_cdf(path, values)
-            curves.append("%s using 1:2 with lines lw 2 title %s"
+            curves.append("%s using 1:2 with steps lw 2 title %s"
                           % (quote(path), quote(run_title(run))))
         if curves:
             script += ["set output " + quote(os.path.join(out_dir, metric[:-3] + "_cdf.png")),

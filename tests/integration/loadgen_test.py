@@ -26,6 +26,8 @@ import time
 import urllib.request
 
 API_KEY = "loadgen-test-key"
+PLOT_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                           "bench", "plot_bench.py")
 
 
 def fail(message):
@@ -232,12 +234,21 @@ def main():
               f"the bucket width {width} s")
 
         # A sweep over concurrencies: one run each, and a sweep table.
+        sweep = os.path.join(work, "sweep.csv")
         rc, out, summary = bench.run(
             "sweep", "--concurrency=1,3", "--num_requests=6", "--input_len=16",
-            "--output_len=6", "--warmup_requests=0")
+            "--output_len=6", "--warmup_requests=0", "--requests_out=" + sweep)
         check(rc == 0, f"sweep exited {rc}")
         check([r["concurrency"] for r in summary["runs"]] == [1, 3], "one run per concurrency")
         check("| concurrency | req/s |" in out, "a sweep prints its table")
+
+        # The plots of that sweep.
+        plots = os.path.join(work, "plots")
+        subprocess.run([sys.executable, PLOT_SCRIPT, os.path.join(work, "sweep.json"), sweep,
+                        plots], check=True, timeout=120)
+        for name in ("ttft_cdf.png", "itl_cdf.png", "e2e_cdf.png", "sweep.png"):
+            with open(os.path.join(plots, name), "rb") as f:
+                check(f.read(8) == b"\x89PNG\r\n\x1a\n", name + " is a PNG")
 
         # A shared prefix is served from the prefix cache after the first.
         shared = os.path.join(work, "shared.jsonl")
