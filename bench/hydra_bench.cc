@@ -77,6 +77,9 @@ ABSL_FLAG(double, slo_ttft_p95_ms, 0,
 ABSL_FLAG(double, slo_itl_p95_ms, 0,
           "SLO search: p95 inter-token latency bound (ms)");
 ABSL_FLAG(double, slo_e2e_p95_ms, 0, "SLO search: p95 end-to-end bound (ms)");
+ABSL_FLAG(double, slo_min_keep_up, 0.9,
+          "SLO search: completions/s must reach this share of the rate sent "
+          "(0 = unchecked)");
 ABSL_FLAG(double, slo_start_rate, 1, "SLO search: first rate tried (req/s)");
 ABSL_FLAG(double, slo_max_rate, 1000, "SLO search: highest rate tried (req/s)");
 ABSL_FLAG(double, slo_tolerance, 0.05,
@@ -199,7 +202,8 @@ int Main() {
   if (!rates.ok()) return Fail(kExitUsage, rates.status());
   const SloTarget slo{absl::GetFlag(FLAGS_slo_ttft_p95_ms),
                       absl::GetFlag(FLAGS_slo_itl_p95_ms),
-                      absl::GetFlag(FLAGS_slo_e2e_p95_ms)};
+                      absl::GetFlag(FLAGS_slo_e2e_p95_ms),
+                      absl::GetFlag(FLAGS_slo_min_keep_up)};
   if (slo.any() && !rates->empty()) {
     return Fail(kExitUsage,
                 absl::InvalidArgumentError(
@@ -402,7 +406,8 @@ int Main() {
     summary["slo_search"] = {{"target",
                               {{"ttft_p95_ms", slo.ttft_p95_ms},
                                {"itl_p95_ms", slo.itl_p95_ms},
-                               {"e2e_p95_ms", slo.e2e_p95_ms}}},
+                               {"e2e_p95_ms", slo.e2e_p95_ms},
+                               {"min_keep_up", slo.min_keep_up}}},
                              {"best_rate", result->best_rate},
                              {"lowest_failed_rate", result->lowest_failed_rate},
                              {"probes", probes}};

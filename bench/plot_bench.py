@@ -1,13 +1,16 @@
 #!/usr/bin/python3
 """Plots hydra-bench results with gnuplot (Debian: gnuplot-nox).
 
-Usage: plot_bench.py SUMMARY.json REQUESTS.(csv|jsonl) OUT_DIR [--title=TEXT]
+Usage: plot_bench.py --out=DIR [--title=TEXT] SUMMARY.json REQUESTS.(csv|jsonl)
+           [SUMMARY2.json REQUESTS2.csv NAME2 ...]
 
-Writes, into OUT_DIR:
+Writes, into DIR:
   ttft_cdf.png, itl_cdf.png, e2e_cdf.png  latency CDFs, one curve per run
-  sweep.png                               when the summary holds several runs:
-                                          output tokens/s, and p95 TTFT and ITL,
-                                          against concurrency or request rate
+  sweep.png                               when the first summary holds several
+                                          runs: output tokens/s, and p95 TTFT
+                                          and ITL, against concurrency or rate
+Further summaries (each with its requests file and a name for the legend)
+add their runs' curves to the CDFs, to compare two configurations.
 Needs only the Python standard library and gnuplot.
 """
 
@@ -35,6 +38,12 @@ def read_requests(path):
     return [r for r in rows if r["status"] == "OK"]
 
 
+def load(summary_path, requests_path):
+    with open(summary_path) as f:
+        summary = json.load(f)
+    return summary, read_requests(requests_path)
+
+
 def run_title(run):
     if run["mode"] == "open_loop":
         return "%g req/s" % run["request_rate"]
@@ -52,20 +61,27 @@ def quote(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def option(name):
+    values = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--%s=" % name)]
+    return values[-1] if values else None
+
+
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--title=")]
-    titles = [a[len("--title="):] for a in sys.argv[1:] if a.startswith("--title=")]
-    if len(args) != 3:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    out_dir = option("out")
+    if out_dir is None or len(args) < 2 or (len(args) - 2) % 3 != 0:
         sys.exit(__doc__)
-    summary_path, requests_path, out_dir = args
     if shutil.which("gnuplot") is None:
         sys.exit("plot_bench.py: gnuplot not found (Debian: apt-get install gnuplot-nox)")
-    with open(summary_path) as f:
-        summary = json.load(f)
+    # (name, summary, rows) per input; the first is unnamed.
+    inputs = []
+    inputs.append(("", *load(args[0], args[1])))
+    for i in range(2, len(args), 3):
+        inputs.append((args[i + 2], *load(args[i], args[i + 1])))
+    summary = inputs[0][1]
     runs = summary["runs"]
-    rows = read_requests(requests_path)
-    title = titles[0] if titles else "%s, %s" % (summary["model"]["name"],
-                                                 summary["workload"]["description"])
+    title = option("title") or "%s, %s" % (summary["model"]["name"],
+                                           summary["workload"]["description"])
     os.makedirs(out_dir, exist_ok=True)
     data = tempfile.mkdtemp(prefix="plot_bench.")
     script = ['set terminal pngcairo size 900,560 font "sans,10"',
@@ -75,16 +91,18 @@ def main():
                           ("itl_ms", "inter-token latency (ms)"),
                           ("e2e_ms", "end-to-end latency (ms)")):
         curves = []
-        for index, run in enumerate(runs):
-            mine = [r for r in rows if r["run"] == index]
-            values = ([g for r in mine for g in r[metric]] if metric == "itl_ms"
-                      else [r[metric] for r in mine])
-            if not values:
-                continue
-            path = os.path.join(data, "%s_%d.dat" % (metric, index))
-            write_cdf(path, values)
-            curves.append("%s using 1:2 with steps lw 2 title %s"
-                          % (quote(path), quote(run_title(run))))
+        for number, (name, input_summary, rows) in enumerate(inputs):
+            for index, run in enumerate(input_summary["runs"]):
+                mine = [r for r in rows if r["run"] == index]
+                values = ([g for r in mine for g in r[metric]] if metric == "itl_ms"
+                          else [r[metric] for r in mine])
+                if not values:
+                    continue
+                path = os.path.join(data, "%s_%d_%d.dat" % (metric, number, index))
+                write_cdf(path, values)
+                legend = run_title(run) + (", " + name if name else "")
+                curves.append("%s using 1:2 with steps lw 2 title %s"
+                              % (quote(path), quote(legend)))
         if curves:
             script += ["set output " + quote(os.path.join(out_dir, metric[:-3] + "_cdf.png")),
                        "set xlabel " + quote(label), "set ylabel \"fraction of samples\"",
@@ -95,7 +113,9 @@ def main():
         open_loop = runs[0]["mode"] == "open_loop"
         path = os.path.join(data, "sweep.dat")
         with open(path, "w") as f:
-            for run in runs:
+            # In order of x: an SLO search probes rates out of order.
+            for run in sorted(runs, key=lambda r: r["request_rate"] if open_loop
+                              else r["concurrency"]):
                 x = run["request_rate"] if open_loop else run["concurrency"]
                 f.write("%g %g %g %g\n" % (x, run["output_tokens_per_s"],
                                            run["ttft_ms"]["p95"], run["itl_ms"]["p95"]))

@@ -114,14 +114,7 @@ nlohmann::json PhaseJson(const PhaseResult& phase) {
   };
   if (IsOpenLoop(spec)) {
     j["request_rate"] = spec.request_rate;
-    // The rate the arrivals actually had: a short Poisson run can stray far
-    // from the rate asked for.
-    double last_start_s = 0;
-    for (const RequestRecord& r : phase.records) {
-      last_start_s = std::max(last_start_s, r.start_s);
-    }
-    j["realized_request_rate"] =
-        last_start_s > 0 ? (s.issued - 1) / last_start_s : 0;
+    j["sent_per_s"] = s.sent_per_s;
     j["arrival"] = spec.arrival;
     j["max_concurrency"] = spec.max_concurrency;
   } else {

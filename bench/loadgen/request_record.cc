@@ -1,5 +1,7 @@
 #include "bench/loadgen/request_record.h"
 
+#include <algorithm>
+
 namespace hydra::loadgen {
 
 double RequestRecord::tpot_ms() const {
@@ -18,7 +20,9 @@ RunSummary SummarizeRun(const std::vector<RequestRecord>& records,
   s.issued = static_cast<int64_t>(records.size());
   s.duration_s = duration_s;
   std::vector<double> ttft, itl, tpot, e2e;
+  double last_start_s = 0;
   for (const RequestRecord& r : records) {
+    last_start_s = std::max(last_start_s, r.start_s);
     if (!r.ok()) {
       ++s.failed;
       const std::string name = StatusName(r.code);
@@ -34,6 +38,7 @@ RunSummary SummarizeRun(const std::vector<RequestRecord>& records,
     if (r.output_tokens >= 2) tpot.push_back(r.tpot_ms());
     e2e.push_back(r.e2e_ms);
   }
+  if (last_start_s > 0) s.sent_per_s = (s.issued - 1) / last_start_s;
   if (duration_s > 0) {
     s.requests_per_s = s.completed / duration_s;
     s.output_tokens_per_s = s.output_tokens / duration_s;

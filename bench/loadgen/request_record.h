@@ -49,6 +49,9 @@ struct RunSummary {
   double requests_per_s = 0;
   double output_tokens_per_s = 0;
   double total_tokens_per_s = 0;  // input + output
+  // Requests sent per second over the sending span: what an open loop really
+  // offered (a short Poisson run strays from its rate).
+  double sent_per_s = 0;
   LatencySummary ttft_ms, itl_ms, tpot_ms, e2e_ms;
 };
 

@@ -32,6 +32,13 @@ bool MeetsSlo(const RunSummary& run, const SloTarget& target,
           absl::StrFormat("p95 %s %.1f ms > %g ms", name, value, bound));
     }
   };
+  if (run.sent_per_s > 0 &&
+      run.requests_per_s < target.min_keep_up * run.sent_per_s) {
+    missed.push_back(absl::StrFormat(
+        "completed %.2f req/s while %.2f req/s were sent (< %g of it): the "
+        "queue grows",
+        run.requests_per_s, run.sent_per_s, target.min_keep_up));
+  }
   check("TTFT", target.ttft_p95_ms, run.ttft_ms.p95);
   check("ITL", target.itl_p95_ms, run.itl_ms.p95);
   check("E2E", target.e2e_p95_ms, run.e2e_ms.p95);

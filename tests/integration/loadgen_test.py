@@ -244,8 +244,8 @@ def main():
 
         # The plots of that sweep.
         plots = os.path.join(work, "plots")
-        subprocess.run([sys.executable, PLOT_SCRIPT, os.path.join(work, "sweep.json"), sweep,
-                        plots], check=True, timeout=120)
+        subprocess.run([sys.executable, PLOT_SCRIPT, "--out=" + plots,
+                        os.path.join(work, "sweep.json"), sweep], check=True, timeout=120)
         for name in ("ttft_cdf.png", "itl_cdf.png", "e2e_cdf.png", "sweep.png"):
             with open(os.path.join(plots, name), "rb") as f:
                 check(f.read(8) == b"\x89PNG\r\n\x1a\n", name + " is a PNG")

@@ -91,6 +91,7 @@ TEST(RunSummary, RatesAndLatenciesCountOnlySuccesses) {
   EXPECT_DOUBLE_EQ(s.requests_per_s, 1.5);
   EXPECT_DOUBLE_EQ(s.output_tokens_per_s, 4.5);
   EXPECT_DOUBLE_EQ(s.total_tokens_per_s, 24.5);
+  EXPECT_DOUBLE_EQ(s.sent_per_s, 0);  // every record started at 0 s
   EXPECT_DOUBLE_EQ(s.ttft_ms.mean, 20);
   EXPECT_DOUBLE_EQ(s.e2e_ms.p50, 40);
   EXPECT_EQ(s.itl_ms.count, 6u);
@@ -390,6 +391,14 @@ TEST(SloSearch, MeetsSloNamesWhatWasMissed) {
   EXPECT_TRUE(MeetsSlo(s, SloTarget{150, 40, 0}, &why));
   EXPECT_FALSE(MeetsSlo(s, SloTarget{100, 40, 0}, &why));
   EXPECT_THAT(why, HasSubstr("p95 TTFT 120.0 ms > 100 ms"));
+  // A server that completes less than 90% of the rate sent falls behind.
+  s.sent_per_s = 10;
+  s.requests_per_s = 9.5;
+  EXPECT_TRUE(MeetsSlo(s, SloTarget{150, 40, 0}, &why));
+  s.requests_per_s = 8;
+  EXPECT_FALSE(MeetsSlo(s, SloTarget{150, 40, 0}, &why));
+  EXPECT_THAT(why, HasSubstr("the queue grows"));
+  EXPECT_TRUE(MeetsSlo(s, SloTarget{150, 40, 0, /*min_keep_up=*/0}, &why));
   s.failed = 2;
   EXPECT_FALSE(MeetsSlo(s, SloTarget{150, 40, 0}, &why));
   EXPECT_THAT(why, HasSubstr("2 failed requests"));
