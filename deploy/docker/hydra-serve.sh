@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The image's entrypoint: `hydra serve` with its flags from, later ones
+# winning,
+#   1. $HYDRA_FLAGFILE (default /etc/hydra/serve.flags): an abseil flagfile,
+#      one --flag=value a line; on Kubernetes the ConfigMap mounted there;
+#   2. FLAGS_<name> environment variables (FLAGS_port=50052,
+#      FLAGS_api_key from a Secret, ...), for every flag of `hydra serve`;
+#   3. the arguments (`docker run IMAGE --max_running=64`).
+# Under mpirun every rank runs this same script. HYDRA_BIN overrides the
+# binary (the tests run it against build/server/hydra).
+set -euo pipefail
+
+hydra="${HYDRA_BIN:-/usr/local/bin/hydra}"
+flagfile="${HYDRA_FLAGFILE:-/etc/hydra/serve.flags}"
+serve_flags=model,host,port,metrics_port,tp,kv_cache_bytes,block_size
+serve_flags+=,max_batched_tokens,max_running,max_waiting,prefix_cache
+serve_flags+=,tls_cert,tls_key,api_key,drain_seconds,device,gpu_memory_fraction
+
+# (A name the binary does not define is ignored by --tryfromenv.)
+args=()
+if [ -f "$flagfile" ]; then args+=("--flagfile=$flagfile"); fi
+args+=("--tryfromenv=$serve_flags")
+exec "$hydra" serve "${args[@]}" "$@"

@@ -1,0 +1,49 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # the arrays are used by the scripts that source this file
+# The Debian 12 packages hydra needs, in one place, by use. Sourced by
+# scripts/setup.sh: a developer's machine and CI get build + runtime + test,
+# the container image (deploy/docker/Dockerfile) gets build in its build
+# stage and runtime + image in its final stage, through
+# `scripts/setup.sh --packages-only GROUP...`. Add a package here, never in
+# the Dockerfile.
+
+# Compile and link hydra (GoogleTest and Google Benchmark included: the CMake
+# configure step requires them).
+BUILD_PACKAGES=(
+  build-essential cmake pkg-config git ca-certificates
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libopenmpi-dev openmpi-bin prometheus-cpp-dev
+  libsentencepiece-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+# What the built `hydra` binary and its SentencePiece plugin load at run time
+# (`ldd build/server/hydra build/lib/libhydra_sentencepiece.so`, `dpkg -S`),
+# plus openmpi-bin for mpirun/orted in tensor-parallel runs. Their own
+# dependencies (libgrpc29, libre2-9, libhwloc15, ...) come with them.
+RUNTIME_PACKAGES=(
+  libgrpc++1.51 libprotobuf32 libabsl20220623
+  libopenmpi3 openmpi-bin
+  libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0
+  libsentencepiece0 libgomp1
+)
+
+# Tests and their tools: the integration tests (Prometheus, the Python
+# client, network namespaces), hydra-bench's plots, and the offline checks of
+# deploy/ (tests/deploy: yamllint, shellcheck; promtool comes with
+# prometheus).
+TEST_PACKAGES=(
+  prometheus python3-grpcio python3-protobuf curl openssl iproute2
+  gnuplot-nox yamllint shellcheck
+)
+
+# Only in the container image: an init that forwards signals (tini), curl
+# for the gRPC health check (deploy/docker/hydra-healthcheck.sh), and the
+# ssh client and server Open MPI uses to start ranks on other pods.
+IMAGE_PACKAGES=(
+  tini curl openssh-client openssh-server
+)
+
+# Node.js and npm fetch the default model and run tests/deploy's schema
+# checks; Debian's are taken only where no npm is installed.
+NODE_PACKAGES=(nodejs npm)
