@@ -11,15 +11,21 @@
 //    while every row block of a chunk passes over it.
 //  * Row chunk: the x rows of one chunk (one k block wide) stay in L2 while a
 //    thread's panels stream past them, so W is read once per chunk.
-//  * Threads own contiguous ranges of (chunk, panel) tiles; with one chunk
-//    (decode, small batches) that is a contiguous range of panels, which each
-//    thread streams front to back exactly once.
+//  * Threads claim contiguous runs of (chunk, panel) tiles from a shared
+//    counter, in order, one k block at a time; with one chunk (decode, small
+//    batches) the panels stream past front to back exactly once. Claiming
+//    rather than fixed shares matters when the server's other threads (gRPC,
+//    the engine) take a core for a moment: a static share would make the
+//    whole product wait for the preempted thread, where claiming lets the
+//    others take over its tiles.
 #include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <stdexcept>
+#include <vector>
 
 #include "worker/cpu/kernels.h"
 
@@ -245,22 +251,33 @@ void RunTiles(const Plan& plan, int row0, int rows, int p0, int p1, int k0,
   }
 }
 
-// One thread's share: tiles [begin, end) of the chunk-major (chunk, panel)
-// order, for every k block in turn. A thread owns its y tiles across k
-// blocks, so no synchronisation is needed between them.
-void RunShare(const Plan& plan, long begin, long end) {
-  const int k = plan.w->cols();
-  for (int k0 = 0; k0 < k; k0 += plan.k_block) {
-    const int kc = std::min(plan.k_block, k - k0);
-    for (long tile = begin; tile < end;) {
-      const int chunk = int(tile / plan.panels);
-      const int p0 = int(tile % plan.panels);
-      const int p1 = int(std::min<long>(plan.panels, p0 + (end - tile)));
-      const int row0 = chunk * plan.chunk_rows;
-      const int rows = std::min(plan.chunk_rows, plan.m - row0);
-      RunTiles(plan, row0, rows, p0, p1, k0, kc);
-      tile += p1 - p0;
-    }
+// Tiles [begin, end) of the chunk-major (chunk, panel) order, over the k
+// block [k0, k0 + kc).
+void RunRange(const Plan& plan, long begin, long end, int k0, int kc) {
+  for (long tile = begin; tile < end;) {
+    const int chunk = int(tile / plan.panels);
+    const int p0 = int(tile % plan.panels);
+    const int p1 = int(std::min<long>(plan.panels, p0 + (end - tile)));
+    const int row0 = chunk * plan.chunk_rows;
+    const int rows = std::min(plan.chunk_rows, plan.m - row0);
+    RunTiles(plan, row0, rows, p0, p1, k0, kc);
+    tile += p1 - p0;
+  }
+}
+
+int NumKBlocks(const Plan& plan) {
+  return CeilDiv(plan.w->cols(), plan.k_block);
+}
+
+// Every tile over k block `kb`, claimed `grain` tiles at a time from `next`.
+void ClaimAndRun(const Plan& plan, int kb, long tiles, long grain,
+                 std::atomic<long>& next) {
+  const int k0 = kb * plan.k_block;
+  const int kc = std::min(plan.k_block, plan.w->cols() - k0);
+  for (long begin = next.fetch_add(grain, std::memory_order_relaxed);
+       begin < tiles;
+       begin = next.fetch_add(grain, std::memory_order_relaxed)) {
+    RunRange(plan, begin, std::min(tiles, begin + grain), k0, kc);
   }
 }
 
@@ -337,13 +354,31 @@ void MatMul(const float* x, int m, int x_stride, const PackedMatrix& w,
   const int threads = macs >= kMinParallelMacs ? omp_get_max_threads() : 1;
   const Plan plan = MakePlan(x, m, x_stride, w, bias, y, y_stride, threads);
   const long tiles = long(plan.chunks) * plan.panels;
+  const int k_blocks = NumKBlocks(plan);
   // Not an if() clause: libgomp charges ~0.5 us even for a disabled region,
   // a tenth of a small decode matmul.
-  if (threads == 1) return RunShare(plan, 0, tiles);
+  if (threads == 1) {
+    for (int kb = 0; kb < k_blocks; ++kb) {
+      const int k0 = kb * plan.k_block;
+      RunRange(plan, 0, tiles, k0, std::min(plan.k_block, k - k0));
+    }
+    return;
+  }
+  // About 8 claims per thread per k block: few enough that the shared
+  // counter costs nothing, enough to even out a preempted thread.
+  const long grain = std::max(1L, tiles / (8L * threads));
+  std::vector<std::atomic<long>> next(k_blocks);
+  for (auto& n : next) n.store(0, std::memory_order_relaxed);
 #pragma omp parallel num_threads(threads)
   {
-    const long t = omp_get_thread_num(), nt = omp_get_num_threads();
-    RunShare(plan, tiles * t / nt, tiles * (t + 1) / nt);
+    for (int kb = 0; kb < k_blocks; ++kb) {
+      // A tile accumulates over k blocks, possibly on different threads:
+      // the barrier orders block kb's writes before block kb + 1's.
+      if (kb > 0) {
+#pragma omp barrier
+      }
+      ClaimAndRun(plan, kb, tiles, grain, next[kb]);
+    }
   }
 }
 
