@@ -12,6 +12,21 @@ namespace hydra {
 using scheduler::FinishReason;
 using scheduler::Sequence;
 
+namespace {
+
+// A row the host sampler would turn into worker::Argmax of the raw logits:
+// greedy, no penalties, no logprobs, no min_tokens mask left. Such rows can
+// be sampled by the runner on its device.
+bool PlainGreedy(const Sequence& seq) {
+  const SamplingParams& p = seq.sampling();
+  return (p.temperature < 1e-5f || p.top_k == 1) &&
+         p.repetition_penalty == 1.0f && p.presence_penalty == 0.0f &&
+         p.frequency_penalty == 0.0f && !p.logprobs.has_value() &&
+         seq.num_output() >= seq.stopping().min_tokens;
+}
+
+}  // namespace
+
 struct Engine::Request {
   Request(uint64_t id, EngineRequest r, const model::Tokenizer& tokenizer,
           OutputCallback callback)
@@ -37,7 +52,7 @@ struct Engine::Request {
 };
 
 Engine::Engine(const EngineConfig& config,
-               std::unique_ptr<worker::ModelRunner> runner,
+               std::unique_ptr<worker::StepRunner> runner,
                std::unique_ptr<model::Tokenizer> tokenizer)
     : config_(config),
       runner_(std::move(runner)),
@@ -218,7 +233,15 @@ void Engine::Step() {
     if (req.times.first_scheduled == absl::Time())
       req.times.first_scheduled = start;
   }
-  const absl::Status status = runner_->Step(step.plan, logits_);
+  // Plain greedy rows need only the argmax: a runner that samples on its
+  // device sends back token ids instead of logits rows.
+  const bool device_greedy =
+      runner_->can_sample_greedy() &&
+      std::all_of(step.sampled.begin(), step.sampled.end(),
+                  [](const Sequence* seq) { return PlainGreedy(*seq); });
+  const absl::Status status =
+      device_greedy ? runner_->StepGreedy(step.plan, greedy_tokens_)
+                    : runner_->Step(step.plan, logits_);
   if (!status.ok() && status.code() == absl::StatusCode::kUnavailable) {
     // A peer or a collective failed: the ranks no longer agree on the step,
     // so nothing can run any more. Fail everything and say so.
@@ -254,20 +277,24 @@ void Engine::Step() {
     Sequence* seq = step.sampled[r];
     Request& req = *requests_.at(seq->id());
     const StoppingCriteria& stop = seq->stopping();
-    std::span<const float> row(logits_.data() + r * vocab, vocab);
-    // Before min_tokens, the tokens that would end the sequence are masked.
-    if (seq->num_output() < stop.min_tokens) {
-      masked_row_.assign(row.begin(), row.end());
-      if (!stop.ignore_eos) {
-        for (int id : model.eos_token_ids) masked_row_[id] = -INFINITY;
+    worker::SampledToken sampled;
+    if (device_greedy) {
+      sampled.token_id = greedy_tokens_[r];
+    } else {
+      std::span<const float> row(logits_.data() + r * vocab, vocab);
+      // Before min_tokens, the tokens that would end the sequence are masked.
+      if (seq->num_output() < stop.min_tokens) {
+        masked_row_.assign(row.begin(), row.end());
+        if (!stop.ignore_eos) {
+          for (int id : model.eos_token_ids) masked_row_[id] = -INFINITY;
+        }
+        for (int id : stop.stop_token_ids) {
+          if (id >= 0 && id < vocab) masked_row_[id] = -INFINITY;
+        }
+        row = masked_row_;
       }
-      for (int id : stop.stop_token_ids) {
-        if (id >= 0 && id < vocab) masked_row_[id] = -INFINITY;
-      }
-      row = masked_row_;
+      sampled = req.sampler.Sample(row, seq->prompt(), seq->output());
     }
-    const worker::SampledToken sampled =
-        req.sampler.Sample(row, seq->prompt(), seq->output());
     const int token = sampled.token_id;
     if (req.times.first_token == absl::Time()) req.times.first_token = now;
 

@@ -109,8 +109,7 @@ using StepObserver =
 
 class Engine {
  public:
-  Engine(const EngineConfig& config,
-         std::unique_ptr<worker::ModelRunner> runner,
+  Engine(const EngineConfig& config, std::unique_ptr<worker::StepRunner> runner,
          std::unique_ptr<model::Tokenizer> tokenizer);
   ~Engine();  // stops the loop; unfinished requests end as cancelled
 
@@ -143,7 +142,7 @@ class Engine {
   void UpdateStats();
 
   EngineConfig config_;
-  std::unique_ptr<worker::ModelRunner> runner_;
+  std::unique_ptr<worker::StepRunner> runner_;
   std::unique_ptr<model::Tokenizer> tokenizer_;
   scheduler::BlockManager blocks_;
   scheduler::Scheduler scheduler_;
@@ -152,6 +151,7 @@ class Engine {
   absl::flat_hash_map<uint64_t, std::unique_ptr<Request>> requests_;
   std::vector<float> logits_;
   std::vector<float> masked_row_;
+  std::vector<int> greedy_tokens_;  // when the runner sampled on its device
 
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<Request>> inbox_ ABSL_GUARDED_BY(mu_);

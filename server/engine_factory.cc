@@ -1,18 +1,22 @@
 #include "server/engine_factory.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "model/config.h"
+#include "worker/model_runner.h"
+#ifdef HYDRA_CUDA
+#include "worker/cuda/cuda_plugin.h"
+#endif
 
 namespace hydra {
 
 namespace {
 
-// The KV pool's block count: the per-rank budget over the bytes of one
-// block of this rank's KV heads, so capacity in tokens grows with the number
-// of ranks. Every rank computes the same count.
-absl::StatusOr<int> KvBlocks(const EngineOptions& options,
-                             const model::ModelConfig& config) {
+// Sizes are positive and the model splits over the ranks.
+absl::Status CheckOptions(const EngineOptions& options,
+                          const model::ModelConfig& config) {
   if (options.block_size <= 0 || options.max_batched_tokens <= 0 ||
       options.max_running <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -21,7 +25,16 @@ absl::StatusOr<int> KvBlocks(const EngineOptions& options,
         options.max_running, ")"));
   }
   const int ranks = options.comm == nullptr ? 1 : options.comm->size();
-  RETURN_IF_ERROR(worker::Shard::Check(config, ranks));
+  return worker::Shard::Check(config, ranks);
+}
+
+// The KV pool's block count: the per-rank budget over the bytes of one
+// block of this rank's KV heads, so capacity in tokens grows with the number
+// of ranks. Every rank computes the same count.
+absl::StatusOr<int> KvBlocks(const EngineOptions& options,
+                             const model::ModelConfig& config) {
+  RETURN_IF_ERROR(CheckOptions(options, config));
+  const int ranks = options.comm == nullptr ? 1 : options.comm->size();
   const worker::KvCacheShape shape{config.num_layers,
                                    config.num_kv_heads / ranks, config.head_dim,
                                    options.block_size};
@@ -39,25 +52,69 @@ absl::StatusOr<int> KvBlocks(const EngineOptions& options,
   return num_blocks;
 }
 
-}  // namespace
+// A runner on options.device and its KV pool's block count.
+struct LoadedRunner {
+  std::unique_ptr<worker::StepRunner> runner;
+  int num_blocks = 0;
+};
 
-absl::StatusOr<std::unique_ptr<worker::ModelRunner>> LoadWorkerRunner(
-    const EngineOptions& options) {
+absl::StatusOr<LoadedRunner> LoadRunner(const EngineOptions& options) {
   ASSIGN_OR_RETURN(model::ModelConfig config,
                    model::LoadModelConfig(options.model_dir));
-  ASSIGN_OR_RETURN(const int num_blocks, KvBlocks(options, config));
-  return worker::ModelRunner::Load(options.model_dir, options.block_size,
-                                   num_blocks, options.comm);
+  if (options.device == "cpu") {
+    ASSIGN_OR_RETURN(const int num_blocks, KvBlocks(options, config));
+    ASSIGN_OR_RETURN(auto runner, worker::ModelRunner::Load(
+                                      options.model_dir, options.block_size,
+                                      num_blocks, options.comm));
+    return LoadedRunner{std::move(runner), num_blocks};
+  }
+  if (options.device != "cuda") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--device: '", options.device, "' is not one of cpu, cuda"));
+  }
+#ifdef HYDRA_CUDA
+  // The pool comes from free device memory, not kv_cache_bytes.
+  RETURN_IF_ERROR(CheckOptions(options, config));
+  gpu::CudaPluginOptions cuda;
+  cuda.block_size = options.block_size;
+  cuda.memory_fraction = options.gpu_memory_fraction;
+  cuda.max_seqs = options.max_running;
+  cuda.max_tokens = std::max(options.max_batched_tokens, options.max_running);
+  ASSIGN_OR_RETURN(const gpu::CudaPluginLoad load, gpu::LoadCudaPlugin());
+  ASSIGN_OR_RETURN(gpu::CudaPluginRunner loaded,
+                   load(options.model_dir, cuda, options.comm));
+  auto runner = std::move(loaded.runner);
+  const int num_blocks = loaded.num_blocks;
+  const int full_context =
+      scheduler::BlocksFor(config.max_position_embeddings, options.block_size);
+  if (num_blocks < full_context) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the GPU KV pool holds ", num_blocks,
+        " blocks; one sequence at the full context of ",
+        config.max_position_embeddings, " tokens needs ", full_context,
+        "; raise --gpu_memory_fraction or use more ranks"));
+  }
+  return LoadedRunner{std::move(runner), num_blocks};
+#else
+  return absl::FailedPreconditionError(
+      "--device=cuda: this hydra was built without CUDA; rebuild with "
+      "-DHYDRA_CUDA=ON");
+#endif
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<worker::StepRunner>> LoadWorkerRunner(
+    const EngineOptions& options) {
+  ASSIGN_OR_RETURN(LoadedRunner loaded, LoadRunner(options));
+  return std::move(loaded.runner);
 }
 
 absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(
     const EngineOptions& options) {
-  ASSIGN_OR_RETURN(model::ModelConfig config,
-                   model::LoadModelConfig(options.model_dir));
-  ASSIGN_OR_RETURN(const int num_blocks, KvBlocks(options, config));
-  ASSIGN_OR_RETURN(auto runner, worker::ModelRunner::Load(
-                                    options.model_dir, options.block_size,
-                                    num_blocks, options.comm));
+  ASSIGN_OR_RETURN(LoadedRunner loaded, LoadRunner(options));
+  auto runner = std::move(loaded.runner);
+  const int num_blocks = loaded.num_blocks;
   ASSIGN_OR_RETURN(auto tokenizer, model::Tokenizer::Load(options.model_dir +
                                                           "/tokenizer.model"));
   EngineConfig engine_config;

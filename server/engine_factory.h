@@ -23,6 +23,11 @@ struct EngineOptions {
   // Tensor parallelism: the world the heads are split over (not owned;
   // null = a world of one).
   worker::Communicator* comm = nullptr;
+  // "cpu", or "cuda" (needs a build with -DHYDRA_CUDA=ON): the forward pass
+  // on one GPU per rank, the KV pool sized from free device memory with
+  // gpu_memory_fraction instead of kv_cache_bytes.
+  std::string device = "cpu";
+  double gpu_memory_fraction = 0.9;
 };
 
 // Loads the model and tokenizer, sizes the KV pool from the budget (at least
@@ -32,7 +37,7 @@ absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(
 
 // Ranks 1..N-1: the same shard of the model and the same KV pool as rank 0
 // computes for this rank, without an engine; run its worker loop.
-absl::StatusOr<std::unique_ptr<worker::ModelRunner>> LoadWorkerRunner(
+absl::StatusOr<std::unique_ptr<worker::StepRunner>> LoadWorkerRunner(
     const EngineOptions& options);
 
 }  // namespace hydra

@@ -49,6 +49,12 @@ ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert");
 ABSL_FLAG(std::string, api_key, "",
           "When set, calls must send 'authorization: Bearer <key>' (health "
           "stays open)");
+ABSL_FLAG(std::string, device, "cpu",
+          "Where the forward pass runs: cpu, or cuda (one GPU per rank; "
+          "needs a build with -DHYDRA_CUDA=ON)");
+ABSL_FLAG(double, gpu_memory_fraction, 0.9,
+          "--device=cuda: share of each GPU's memory hydra may use; the KV "
+          "pool takes what weights and workspace leave of it");
 ABSL_FLAG(int, drain_seconds, 30,
           "On SIGTERM, how long running requests may take to finish");
 
@@ -131,6 +137,8 @@ absl::Status RunServe() {
   options.max_waiting = absl::GetFlag(FLAGS_max_waiting);
   options.enable_prefix_cache = absl::GetFlag(FLAGS_prefix_cache);
   options.comm = comm.get();
+  options.device = absl::GetFlag(FLAGS_device);
+  options.gpu_memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);
   if (comm != nullptr && comm->rank() != 0) {
     ASSIGN_OR_RETURN(auto runner, LoadWorkerRunner(options));
     Log(absl::StrCat("rank ", comm->rank(), " of ", tp, ": worker ready"));

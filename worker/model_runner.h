@@ -14,11 +14,12 @@
 #include "worker/communicator.h"
 #include "worker/cpu/kernels.h"
 #include "worker/kv_cache.h"
+#include "worker/step_runner.h"
 #include "worker/weights.h"
 
 namespace hydra::worker {
 
-class ModelRunner {
+class ModelRunner final : public StepRunner {
  public:
   // Loads config and this rank's slice of the weights from a model folder
   // and sizes the KV cache (this rank's KV heads). `comm` (not owned; null
@@ -33,18 +34,21 @@ class ModelRunner {
   // vocab_size floats each, in the order asked. A plan that names tokens,
   // positions, slots or blocks outside their ranges is refused. On rank 0 of
   // a tensor-parallel world the plan is first broadcast to the workers.
-  absl::Status Step(const internal::StepPlan& plan, std::vector<float>& logits);
+  absl::Status Step(const internal::StepPlan& plan,
+                    std::vector<float>& logits) override;
 
   // Ranks 1..N-1: receive plans from rank 0 and run them until SHUTDOWN (or
   // until a collective fails, whose status is returned).
-  absl::Status RunWorkerLoop();
+  absl::Status RunWorkerLoop() override;
   // Rank 0: tells the workers to leave their loop.
-  absl::Status ShutdownWorkers();
+  absl::Status ShutdownWorkers() override;
 
-  const model::ModelConfig& config() const { return config_; }
+  const model::ModelConfig& config() const override { return config_; }
   const Shard& shard() const { return shard_; }
   // Time the last Step spent in collectives (zero in a world of one).
-  absl::Duration last_collective_time() const { return collective_time_; }
+  absl::Duration last_collective_time() const override {
+    return collective_time_;
+  }
   const KvCache& kv_cache() const { return kv_cache_; }
   size_t weight_bytes() const { return weights_.bytes(); }
 

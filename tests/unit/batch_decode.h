@@ -29,16 +29,18 @@ inline int BlocksPerSequence(const worker::ModelRunner& runner) {
 
 // Stops a sequence at an end-of-sequence id (not included) or once the token
 // predicted at the last position has been emitted (the golden stop rule).
-inline std::vector<DecodeResult> GreedyDecodeBatch(
-    worker::ModelRunner& runner, const std::vector<std::vector<int>>& prompts,
-    int prefill_chunk, uint32_t block_shuffle_seed) {
+// Any runner (CPU or GPU) over a pool of `num_blocks` blocks of `bs` tokens;
+// `max_tokens` (0 = none) stops every sequence after that many outputs.
+inline std::vector<DecodeResult> GreedyDecodeBatchOn(
+    worker::StepRunner& runner, int bs, int num_blocks,
+    const std::vector<std::vector<int>>& prompts, int prefill_chunk,
+    uint32_t block_shuffle_seed, int max_tokens = 0) {
   const auto& config = runner.config();
-  const int bs = runner.kv_cache().shape().block_size;
-  const int per_seq = BlocksPerSequence(runner);
+  const int per_seq = (config.max_position_embeddings + bs - 1) / bs;
   const int n = static_cast<int>(prompts.size());
-  EXPECT_LE(per_seq * n, runner.kv_cache().num_blocks());
+  EXPECT_LE(per_seq * n, num_blocks);
 
-  std::vector<int> pool(runner.kv_cache().num_blocks());
+  std::vector<int> pool(num_blocks);
   std::iota(pool.begin(), pool.end(), 0);
   std::shuffle(pool.begin(), pool.end(), std::mt19937(block_shuffle_seed));
   std::vector<std::vector<int>> tables(n);
@@ -84,9 +86,21 @@ inline std::vector<DecodeResult> GreedyDecodeBatch(
       results[s].output_ids.push_back(next);
       tokens[s].push_back(next);
       if (fed[s] >= config.max_position_embeddings) done[s] = true;
+      if (max_tokens > 0 &&
+          static_cast<int>(results[s].output_ids.size()) >= max_tokens) {
+        done[s] = true;
+      }
     }
   }
   return results;
+}
+
+inline std::vector<DecodeResult> GreedyDecodeBatch(
+    worker::ModelRunner& runner, const std::vector<std::vector<int>>& prompts,
+    int prefill_chunk, uint32_t block_shuffle_seed) {
+  return GreedyDecodeBatchOn(runner, runner.kv_cache().shape().block_size,
+                             runner.kv_cache().num_blocks(), prompts,
+                             prefill_chunk, block_shuffle_seed);
 }
 
 }  // namespace hydra::testing

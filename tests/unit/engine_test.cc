@@ -3,6 +3,7 @@
 // KV block behind.
 #include "server/engine.h"
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
@@ -12,6 +13,11 @@
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "tests/unit/test_model.h"
+#include "worker/sampler.h"
+#ifdef HYDRA_ENGINE_TEST_ON_CUDA
+#include "tests/gpu/gpu_test_util.h"
+#include "worker/cuda/cuda_runner.h"
+#endif
 
 namespace hydra {
 namespace {
@@ -67,11 +73,26 @@ class Collector {
   int finished_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// The runner under test: the CPU's, or built as tests/gpu's
+// engine_gpu_test (HYDRA_ENGINE_TEST_ON_CUDA) the CUDA runner in FP32.
+absl::StatusOr<std::unique_ptr<worker::StepRunner>> LoadRunner(int block_size,
+                                                               int num_blocks) {
+#ifdef HYDRA_ENGINE_TEST_ON_CUDA
+  gpu::CudaRunnerOptions options;
+  options.dtype = gpu::DType::kF32;
+  options.block_size = block_size;
+  options.num_blocks = num_blocks;
+  options.max_tokens = 1024;
+  return gpu::CudaRunner::Load(testing::ModelDir(), options);
+#else
+  return worker::ModelRunner::Load(testing::ModelDir(), block_size, num_blocks);
+#endif
+}
+
 std::unique_ptr<Engine> MakeEngine(int num_blocks, int block_size = 16,
                                    bool prefix_cache = true,
                                    int max_batched = 512) {
-  auto runner =
-      worker::ModelRunner::Load(testing::ModelDir(), block_size, num_blocks);
+  auto runner = LoadRunner(block_size, num_blocks);
   EXPECT_TRUE(runner.ok()) << runner.status();
   auto tokenizer =
       model::Tokenizer::Load(testing::ModelDir() / "tokenizer.model");
@@ -106,7 +127,12 @@ void ExpectNoLeak(const Engine& engine) {
 
 class EngineTest : public ::testing::Test {
  protected:
-  void SetUp() override { HYDRA_REQUIRE_MODEL(); }
+  void SetUp() override {
+#ifdef HYDRA_ENGINE_TEST_ON_CUDA
+    HYDRA_REQUIRE_GPU();
+#endif
+    HYDRA_REQUIRE_MODEL();
+  }
 };
 
 TEST_F(EngineTest, ThirtyTwoConcurrentGreedyRequestsMatchGolden) {
@@ -303,6 +329,74 @@ namespace {
 
 // A world of two whose peer is gone: every collective fails as MPI reports
 // a dead peer (UNAVAILABLE).
+// The CPU runner posing as one that samples on its device: StepGreedy is
+// Step plus worker::Argmax. Counts which path the engine took.
+class GreedyOnDeviceRunner final : public worker::StepRunner {
+ public:
+  explicit GreedyOnDeviceRunner(std::unique_ptr<worker::StepRunner> inner)
+      : inner_(std::move(inner)) {}
+  absl::Status Step(const internal::StepPlan& plan,
+                    std::vector<float>& logits) override {
+    ++host_steps;
+    return inner_->Step(plan, logits);
+  }
+  bool can_sample_greedy() const override { return true; }
+  absl::Status StepGreedy(const internal::StepPlan& plan,
+                          std::vector<int>& tokens) override {
+    ++greedy_steps;
+    const absl::Status status = inner_->Step(plan, logits_);
+    const size_t vocab = inner_->config().vocab_size;
+    tokens.clear();
+    for (size_t r = 0; r < logits_.size() / vocab; ++r) {
+      tokens.push_back(worker::Argmax(
+          std::span<const float>(logits_.data() + r * vocab, vocab)));
+    }
+    return status;
+  }
+  absl::Status RunWorkerLoop() override { return inner_->RunWorkerLoop(); }
+  absl::Status ShutdownWorkers() override { return inner_->ShutdownWorkers(); }
+  const model::ModelConfig& config() const override { return inner_->config(); }
+  absl::Duration last_collective_time() const override {
+    return inner_->last_collective_time();
+  }
+
+  std::atomic<int> host_steps{0}, greedy_steps{0};
+
+ private:
+  std::unique_ptr<worker::StepRunner> inner_;
+  std::vector<float> logits_;
+};
+
+TEST_F(EngineTest, PlainGreedyRowsAreSampledByTheRunner) {
+  auto inner = LoadRunner(16, 64);
+  ASSERT_TRUE(inner.ok()) << inner.status();
+  auto owned = std::make_unique<GreedyOnDeviceRunner>(std::move(*inner));
+  GreedyOnDeviceRunner* runner = owned.get();
+  auto tokenizer =
+      model::Tokenizer::Load(testing::ModelDir() / "tokenizer.model");
+  ASSERT_TRUE(tokenizer.ok());
+  EngineConfig config;
+  config.num_blocks = 64;
+  Engine engine(config, std::move(owned), std::move(*tokenizer));
+  const auto golden = testing::LoadGolden();
+  Collector collector;
+  ASSERT_TRUE(
+      engine.Submit(Greedy(golden[0].prompt_ids), collector.For(0)).ok());
+  ASSERT_TRUE(collector.WaitFinished(1));
+  EXPECT_EQ(collector.Get(0).tokens, golden[0].output_ids);
+  EXPECT_GT(runner->greedy_steps.load(), 0);
+  EXPECT_EQ(runner->host_steps.load(), 0);
+  // Logprobs (like penalties, temperature or min_tokens) need the logits.
+  EngineRequest with_logprobs = Greedy(golden[1].prompt_ids, 8);
+  with_logprobs.sampling.logprobs = 2;
+  ASSERT_TRUE(engine.Submit(with_logprobs, collector.For(1)).ok());
+  ASSERT_TRUE(collector.WaitFinished(2));
+  EXPECT_EQ(collector.Get(1).tokens,
+            std::vector<int>(golden[1].output_ids.begin(),
+                             golden[1].output_ids.begin() + 8));
+  EXPECT_GT(runner->host_steps.load(), 0);
+}
+
 class BrokenCommunicator final : public worker::Communicator {
  public:
   int rank() const override { return 0; }

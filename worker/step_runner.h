@@ -1,0 +1,62 @@
+// What the engine needs of a worker, whichever device runs the forward
+// pass: run a StepPlan and return the logits rows it asks for, serve the
+// worker loop on ranks 1..N-1, and stop it. worker::ModelRunner (CPU) and
+// gpu::CudaRunner (worker/cuda/) implement it.
+#ifndef HYDRA_WORKER_STEP_RUNNER_H_
+#define HYDRA_WORKER_STEP_RUNNER_H_
+
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "hydra/internal/step.pb.h"
+#include "model/config.h"
+#include "worker/communicator.h"
+
+namespace hydra::worker {
+
+class StepRunner {
+ public:
+  virtual ~StepRunner() = default;
+  // Runs `plan` and returns one row of vocab_size floats per logits row, in
+  // the order asked (rank 0 first broadcasts the plan to the workers).
+  virtual absl::Status Step(const internal::StepPlan& plan,
+                            std::vector<float>& logits) = 0;
+  // Ranks 1..N-1: run plans from rank 0 until SHUTDOWN.
+  virtual absl::Status RunWorkerLoop() = 0;
+  // Rank 0: tells the workers to leave their loop.
+  virtual absl::Status ShutdownWorkers() = 0;
+  virtual const model::ModelConfig& config() const = 0;
+  // Time the last Step spent in collectives.
+  virtual absl::Duration last_collective_time() const = 0;
+
+  // Runners that sample on their device say so here and implement
+  // StepGreedy: Step, then the argmax of each logits row (the lowest id
+  // among ties, as worker::Argmax), with only the token ids coming back.
+  virtual bool can_sample_greedy() const { return false; }
+  virtual absl::Status StepGreedy(const internal::StepPlan& plan,
+                                  std::vector<int>& tokens) {
+    return absl::UnimplementedError("this runner samples on the host");
+  }
+};
+
+// Checks a plan against a model and a KV pool: lengths agree, ids,
+// positions, slots, blocks and logits rows are in range, and every
+// sequence's query tokens sit at the end of its context.
+absl::Status ValidateStepPlan(const internal::StepPlan& plan,
+                              const model::ModelConfig& config, int num_blocks,
+                              int block_size);
+
+// The worker loop of ranks 1..N-1, for any runner: receive each plan from
+// rank 0 over `comm` and run `forward` on it, until a SHUTDOWN plan (OK) or
+// a failure (its status).
+absl::Status ServeStepPlans(
+    Communicator& comm,
+    absl::FunctionRef<absl::Status(const internal::StepPlan&)> forward);
+// Rank 0: sends the SHUTDOWN plan (nothing in a world of one).
+absl::Status SendShutdown(Communicator& comm);
+
+}  // namespace hydra::worker
+
+#endif  // HYDRA_WORKER_STEP_RUNNER_H_
