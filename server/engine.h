@@ -128,6 +128,8 @@ class Engine {
   void SetFatalErrorHandler(std::function<void(const absl::Status&)> handler);
   EngineStats stats() const;
   const model::ModelConfig& model_config() const { return runner_->config(); }
+  // Bytes of KV cache on each rank (all ranks hold equal shards).
+  int64_t kv_cache_bytes() const { return runner_->kv_cache_bytes(); }
   const model::Tokenizer& tokenizer() const { return *tokenizer_; }
   const EngineConfig& config() const { return config_; }
 

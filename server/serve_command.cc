@@ -205,12 +205,8 @@ absl::Status RunServe() {
         metrics->OnStep(t, tokens, collectives);
       });
   const EngineConfig& ec = (*engine)->config();
-  const int64_t kv_bytes =
-      int64_t{ec.num_blocks} *
-      worker::KvCacheShape{(*engine)->model_config().num_layers,
-                           (*engine)->model_config().num_kv_heads / tp,
-                           (*engine)->model_config().head_dim, ec.block_size}
-          .bytes_per_block();
+  // From the runner: a device pool may hold BF16 where the CPU holds fp32.
+  const int64_t kv_bytes = (*engine)->kv_cache_bytes();
 
   // Gauges follow the engine even when no step runs.
   std::atomic<bool> stop_stats{false};

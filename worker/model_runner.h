@@ -46,6 +46,9 @@ class ModelRunner final : public StepRunner {
   const model::ModelConfig& config() const override { return config_; }
   const Shard& shard() const { return shard_; }
   // Time the last Step spent in collectives (zero in a world of one).
+  int64_t kv_cache_bytes() const override {
+    return static_cast<int64_t>(kv_cache_.bytes());
+  }
   absl::Duration last_collective_time() const override {
     return collective_time_;
   }

@@ -30,6 +30,8 @@ class StepRunner {
   virtual const model::ModelConfig& config() const = 0;
   // Time the last Step spent in collectives.
   virtual absl::Duration last_collective_time() const = 0;
+  // Bytes of this rank's KV pool, in the runner's own element type.
+  virtual int64_t kv_cache_bytes() const = 0;
 
   // Runners that sample on their device say so here and implement
   // StepGreedy: Step, then the argmax of each logits row (the lowest id

@@ -356,6 +356,7 @@ class GreedyOnDeviceRunner final : public worker::StepRunner {
   absl::Status RunWorkerLoop() override { return inner_->RunWorkerLoop(); }
   absl::Status ShutdownWorkers() override { return inner_->ShutdownWorkers(); }
   const model::ModelConfig& config() const override { return inner_->config(); }
+  int64_t kv_cache_bytes() const override { return inner_->kv_cache_bytes(); }
   absl::Duration last_collective_time() const override {
     return inner_->last_collective_time();
   }

@@ -77,6 +77,9 @@ class CudaRunner final : public worker::StepRunner {
   absl::Status RunWorkerLoop() override;
   absl::Status ShutdownWorkers() override;
   const model::ModelConfig& config() const override { return config_; }
+  int64_t kv_cache_bytes() const override {
+    return static_cast<int64_t>(kv_bytes_);
+  }
   absl::Duration last_collective_time() const override {
     return absl::ZeroDuration();
   }
