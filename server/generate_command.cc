@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -27,6 +28,9 @@ ABSL_FLAG(float, top_p, 1.0f, "Nucleus sampling mass in (0, 1]");
 ABSL_FLAG(int64_t, seed, -1, "Random seed; -1 = a fresh one per prompt");
 ABSL_FLAG(int, threads, 0, "CPU threads; 0 = OpenMP's default");
 ABSL_FLAG(int, kv_cache_mb, 256, "KV cache memory budget, MiB");
+// Shared with `hydra serve`, which defines them.
+ABSL_DECLARE_FLAG(std::string, device);
+ABSL_DECLARE_FLAG(double, gpu_memory_fraction);
 
 namespace hydra {
 namespace {
@@ -84,6 +88,8 @@ absl::Status RunGenerate() {
   EngineOptions options;
   options.model_dir = absl::GetFlag(FLAGS_model);
   options.kv_cache_bytes = size_t(absl::GetFlag(FLAGS_kv_cache_mb)) << 20;
+  options.device = absl::GetFlag(FLAGS_device);
+  options.gpu_memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);
   ASSIGN_OR_RETURN(auto engine, LoadEngine(options));
   const bool stream = prompts.size() == 1;
 
