@@ -301,14 +301,14 @@ int Main() {
     if (server_cpu_before) {
       if (std::optional<double> after = ProcessCpuSeconds(pid)) {
         const double cpu = *after - *server_cpu_before;
-        j["server_cpu_cores"] = cpu / r->duration_s;
-        j["server_cpu_ms_per_output_token"] =
-            r->summary.output_tokens ? 1e3 * cpu / r->summary.output_tokens : 0;
+        const double cores = cpu / r->duration_s;
+        const double ms_per_token = r->summary.output_tokens
+                                        ? 1e3 * cpu / r->summary.output_tokens
+                                        : 0.0;
+        j["server_cpu_cores"] = cores;
+        j["server_cpu_ms_per_output_token"] = ms_per_token;
         absl::PrintF("server CPU: %.2f cores, %.3f ms per output token\n",
-                     cpu / r->duration_s,
-                     r->summary.output_tokens
-                         ? 1e3 * cpu / r->summary.output_tokens
-                         : 0.0);
+                     cores, ms_per_token);
       }
     }
     PrintPhase(*r, stdout);

@@ -2,6 +2,9 @@
 
 #include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/strip.h"
+
 namespace hydra::loadgen {
 namespace {
 
@@ -9,19 +12,11 @@ double Ms(Clock::duration d) {
   return std::chrono::duration<double, std::milli>(d).count();
 }
 
+// "length" for FINISH_REASON_LENGTH: the proto's own names, as the server's
+// metrics spell them.
 std::string FinishReasonName(v1::FinishReason reason) {
-  switch (reason) {
-    case v1::FINISH_REASON_STOP:
-      return "stop";
-    case v1::FINISH_REASON_LENGTH:
-      return "length";
-    case v1::FINISH_REASON_CANCELLED:
-      return "cancelled";
-    case v1::FINISH_REASON_DEADLINE:
-      return "deadline";
-    default:
-      return "";
-  }
+  return absl::AsciiStrToLower(
+      absl::StripPrefix(v1::FinishReason_Name(reason), "FINISH_REASON_"));
 }
 
 }  // namespace
