@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <optional>
@@ -23,17 +24,25 @@
 
 namespace hydra::testing {
 
-inline int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
+// `n` distinct free loopback ports. The sockets stay bound until all are
+// picked: closing each before the next lets the kernel hand out the same
+// port twice, and then the server's second listener fails to bind.
+inline std::vector<int> FreePorts(int n) {
+  std::vector<int> fds, ports;
+  for (int i = 0; i < n; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    socklen_t len = sizeof(addr);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    fds.push_back(fd);
+    ports.push_back(ntohs(addr.sin_port));
+  }
+  for (int fd : fds) close(fd);
+  return ports;
 }
 
 // GET http://127.0.0.1:port/path, body only ("" on failure).
@@ -83,24 +92,13 @@ class ServerProcess {
                 std::shared_ptr<grpc::ChannelCredentials> credentials =
                     grpc::InsecureChannelCredentials(),
                 std::vector<std::string> launcher = {})
-      : port_(FreePort()), metrics_port_(FreePort()) {
-    std::vector<std::string> args = std::move(launcher);
-    args.insert(args.end(),
-                {binary, "serve", "--model=" + model_dir, "--host=127.0.0.1",
-                 "--port=" + std::to_string(port_),
-                 "--metrics_port=" + std::to_string(metrics_port_),
-                 "--kv_cache_bytes=67108864"});
-    args.insert(args.end(), extra.begin(), extra.end());
-    pid_ = fork();
-    if (pid_ == 0) {
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execvp(argv[0], argv.data());
-      _exit(127);
-    }
-    channel_ =
-        grpc::CreateChannel("127.0.0.1:" + std::to_string(port_), credentials);
+      : credentials_(std::move(credentials)) {
+    args_ = std::move(launcher);
+    args_.insert(args_.end(),
+                 {binary, "serve", "--model=" + model_dir, "--host=127.0.0.1",
+                  "--kv_cache_bytes=67108864"});
+    args_.insert(args_.end(), extra.begin(), extra.end());
+    Launch();
   }
   ~ServerProcess() {
     if (pid_ > 0) {
@@ -123,6 +121,18 @@ class ServerProcess {
       int status = 0;
       if (waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
+        // Another process may take a port between FreePorts and the bind;
+        // a fresh pair of ports gets past that. A server that dies for any
+        // other reason dies again and the test still fails.
+        if (++relaunches_ <= kMaxRelaunches) {
+          std::fprintf(stderr,
+                       "server exited before it was ready (wait status %d); "
+                       "relaunching on new ports\n",
+                       status);
+          Launch();
+          stub = NewStub();
+          continue;
+        }
         return false;  // it died
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -170,8 +180,32 @@ class ServerProcess {
   }
 
  private:
-  int port_;
-  int metrics_port_;
+  static constexpr int kMaxRelaunches = 3;
+
+  void Launch() {
+    const std::vector<int> ports = FreePorts(2);
+    port_ = ports[0];
+    metrics_port_ = ports[1];
+    std::vector<std::string> args = args_;
+    args.push_back("--port=" + std::to_string(port_));
+    args.push_back("--metrics_port=" + std::to_string(metrics_port_));
+    pid_ = fork();
+    if (pid_ == 0) {
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execvp(argv[0], argv.data());
+      _exit(127);
+    }
+    channel_ =
+        grpc::CreateChannel("127.0.0.1:" + std::to_string(port_), credentials_);
+  }
+
+  std::vector<std::string> args_;
+  std::shared_ptr<grpc::ChannelCredentials> credentials_;
+  int relaunches_ = 0;
+  int port_ = 0;
+  int metrics_port_ = 0;
   pid_t pid_ = -1;
   std::shared_ptr<grpc::Channel> channel_;
 };
