@@ -63,24 +63,22 @@ class ServerE2ETest : public ::testing::Test {
   static void SetUpTestSuite() {
     if (!std::filesystem::exists(testing::ModelDir() / "model.safetensors"))
       return;
-    server_ = new ServerProcess(HYDRA_BINARY, testing::ModelDir().string());
+    server_ = std::make_unique<ServerProcess>(HYDRA_BINARY,
+                                              testing::ModelDir().string());
     ready_ = server_->WaitReady();
   }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
+  static void TearDownTestSuite() { server_.reset(); }
   void SetUp() override {
     HYDRA_REQUIRE_MODEL();
     ASSERT_TRUE(ready_) << "the server did not become ready";
     stub_ = server_->NewStub();
   }
 
-  static ServerProcess* server_;
+  static std::unique_ptr<ServerProcess> server_;
   static bool ready_;
   std::unique_ptr<v1::Inference::Stub> stub_;
 };
-ServerProcess* ServerE2ETest::server_ = nullptr;
+std::unique_ptr<ServerProcess> ServerE2ETest::server_;
 bool ServerE2ETest::ready_ = false;
 
 TEST_F(ServerE2ETest, UnaryAndStreamingMatchGoldenAndEachOther) {
