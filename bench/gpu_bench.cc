@@ -105,6 +105,13 @@ double MatmulRate() {
   if (!x.ok() || !w.ok() || !y.ok() || !blas.ok()) return 0;
   FillUniform(x->data(), size_t(n) * n, 1, 1.0f, nullptr);
   FillUniform(w->data(), size_t(n) * n, 2, 1.0f, nullptr);
+  // Checked once: a failing product would time as an infinite rate.
+  if (!(*blas)
+           ->Gemm(x->data(), n, n, n, w->data(), n, DType::kBF16, y->data(), n,
+                  DType::kBF16)
+           .ok()) {
+    return 0;
+  }
   const double t = TimeDevice(10, [&] {
     (*blas)
         ->Gemm(x->data(), n, n, n, w->data(), n, DType::kBF16, y->data(), n,
@@ -169,6 +176,10 @@ int Run() {
     int n = 0;
     if (absl::SimpleAtoi(b, &n) && n > 0) batches.push_back(n);
   }
+  if (batches.empty()) {
+    std::fprintf(stderr, "hydra_gpu_bench: --batches names no batch size\n");
+    return 1;
+  }
   const int max_batch = *std::max_element(batches.begin(), batches.end());
   const int context = absl::GetFlag(FLAGS_context);
   const int steps = absl::GetFlag(FLAGS_steps);
@@ -208,14 +219,27 @@ int Run() {
       double seconds[2] = {0, 0};  // graph, eager
       for (int mode = 0; mode < 2; ++mode) {
         r.set_cuda_graphs(mode == 0);
+        // The warm-up steps are checked: a failing step returns early, and
+        // timing it would report an impossibly fast decode.
         for (int i = 0; i < 3; ++i) {
-          r.StepAndSample(plan, greedy, tokens, nullptr).IgnoreError();
+          if (absl::Status s = r.StepAndSample(plan, greedy, tokens, nullptr);
+              !s.ok()) {
+            std::fprintf(stderr, "%s decode b=%d: %s\n", model.c_str(), batch,
+                         s.ToString().c_str());
+            return 1;
+          }
         }
         const absl::Time start = absl::Now();
+        bool ok = true;
         for (int i = 0; i < steps; ++i) {
-          r.StepAndSample(plan, greedy, tokens, nullptr).IgnoreError();
+          ok &= r.StepAndSample(plan, greedy, tokens, nullptr).ok();
         }
         seconds[mode] = absl::ToDoubleSeconds(absl::Now() - start) / steps;
+        if (!ok) {
+          std::fprintf(stderr, "%s decode b=%d: a timed step failed\n",
+                       model.c_str(), batch);
+          return 1;
+        }
         Row(model,
             Fmt("decode b=%.0f", batch) + (mode == 0 ? " graph" : " eager"),
             Fmt("%.3f ms", seconds[mode] * 1e3), Fmt("%.3f ms", floor * 1e3),
@@ -247,13 +271,24 @@ int Run() {
       }
       const internal::StepPlan plan = builder.Take();
       std::vector<DeviceSamplingRow> greedy(seqs);
-      r.StepAndSample(plan, greedy, tokens, nullptr).IgnoreError();
+      if (absl::Status s = r.StepAndSample(plan, greedy, tokens, nullptr);
+          !s.ok()) {
+        std::fprintf(stderr, "%s prefill: %s\n", model.c_str(),
+                     s.ToString().c_str());
+        return 1;
+      }
       const absl::Time start = absl::Now();
       const int reps = 5;
+      bool ok = true;
       for (int i = 0; i < reps; ++i) {
-        r.StepAndSample(plan, greedy, tokens, nullptr).IgnoreError();
+        ok &= r.StepAndSample(plan, greedy, tokens, nullptr).ok();
       }
       const double t = absl::ToDoubleSeconds(absl::Now() - start) / reps;
+      if (!ok) {
+        std::fprintf(stderr, "%s prefill: a timed step failed\n",
+                     model.c_str());
+        return 1;
+      }
       const double tokens_per_s = seqs * len / t;
       const double ceiling = matmul / (2.0 * Params(c));
       Row(model, Fmt("prefill %.0f tok", seqs * len),

@@ -97,11 +97,15 @@ TEST_F(CudaForwardTest, GraphReplayEqualsEagerExecution) {
       *with, kBlockSize, with->num_blocks(), prompts, 1 << 20, 3, 48);
   const auto b = hydra::testing::GreedyDecodeBatchOn(
       *without, kBlockSize, without->num_blocks(), prompts, 1 << 20, 3, 48);
+  // BF16 tolerance: a graph runs padded rows (4 for these 3 sequences), and
+  // cuBLAS may pick another kernel for another row count, so a BF16 rounding
+  // can differ; a replay bug (stale pointers, wrong padding) is far larger.
   for (size_t i = 0; i < prompts.size(); ++i) {
     EXPECT_EQ(a[i].output_ids, b[i].output_ids);
     ASSERT_EQ(a[i].logits.size(), b[i].logits.size());
     for (size_t s = 0; s < a[i].logits.size(); ++s) {
-      EXPECT_LE(testing::RelativeError(a[i].logits[s], b[i].logits[s]), 1e-5);
+      EXPECT_LE(testing::RelativeError(a[i].logits[s], b[i].logits[s]),
+                testing::Tolerance<bf16>());
     }
   }
   EXPECT_GT(with->graphs_captured(), 0);

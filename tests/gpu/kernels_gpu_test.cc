@@ -126,75 +126,132 @@ TYPED_TEST(KernelTest, GemmMatchesTheCpuMatMul) {
   }
 }
 
-TYPED_TEST(KernelTest, PagedAttentionMixesPrefillAndDecode) {
+TYPED_TEST(KernelTest, AddsGathersAndAssemblesVocab) {
   using T = TypeParam;
-  const int bs = 16, blocks = 24, kv_heads = 2, hd = 64, heads = 4;
-  const int row = kv_heads * hd;
-  // Sequence A decodes at position 150, B prefills positions 30..34, C
-  // decodes its first token; block tables are scattered.
-  std::vector<int> table_a(10), table_b = {17, 3, 21}, table_c = {5};
-  std::iota(table_a.begin(), table_a.end(), 6);
-  std::reverse(table_a.begin(), table_a.end());
-  worker::StepPlanBuilder builder(bs);
-  builder.Add(std::vector<int>{1}, 150, table_a, true);
-  builder.Add(std::vector<int>(5, 1), 30, table_b, true);
-  builder.Add(std::vector<int>{1}, 0, table_c, true);
-  const internal::StepPlan plan = builder.Take();
-  const int m = plan.token_ids_size();
-
-  // Earlier context in the cache, then this step's K/V written by slot.
-  auto k_cache = Round<T>(Random(size_t(blocks) * bs * row, 8));
-  auto v_cache = Round<T>(Random(size_t(blocks) * bs * row, 9));
-  const int qkv_width = (heads + 2 * kv_heads) * hd;
-  auto qkv = Round<T>(Random(size_t(m) * qkv_width, 10));
-  auto d_k = Upload<T>(k_cache);
-  auto d_v = Upload<T>(v_cache);
-  auto d_qkv = Upload<T>(qkv);
-  cpu::PagedKvLayer cpu_cache{
-      k_cache.data(), v_cache.data(), blocks, bs, kv_heads, hd};
-  const float* q = qkv.data();
-  cpu::WriteKv(q + heads * hd, q + heads * hd + row, qkv_width, m,
-               plan.slot_mapping().data(), cpu_cache);
-  std::vector<const int32_t*> tables;
-  for (const auto& seq : plan.sequences()) {
-    for (int i = 0; i < seq.query_len(); ++i) {
-      tables.push_back(seq.block_table().data());
+  const int m = 5, n = 70, stride = 96;
+  // AddInPlace against the CPU kernel.
+  auto x = Random(m * n, 14), y = Random(m * n, 15);
+  auto d_x = Upload<float>(x);
+  auto d_y = Upload<float>(y);
+  ASSERT_EQ(AddInPlace(d_x.data(), d_y.data(), x.size(), nullptr), cudaSuccess);
+  cpu::AddInPlace(x.data(), y.data(), x.size());
+  EXPECT_LE(RelativeError(Download(d_x), x), 1e-6);
+  // AddBias on rows `stride` apart; the gap between rows stays untouched.
+  auto rows = Round<T>(Random(m * stride, 16)), bias = Round<T>(Random(n, 17));
+  auto d_rows = Upload<T>(rows);
+  auto d_bias = Upload<T>(bias);
+  ASSERT_EQ(AddBias<T>(d_rows.data(), d_bias.data(), m, n, stride, nullptr),
+            cudaSuccess);
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < n; ++j) rows[i * stride + j] += bias[j];
+  }
+  EXPECT_LE(RelativeError(Download(d_rows), rows), Tolerance<T>());
+  // GatherRows: rows in any order, repeats allowed.
+  const std::vector<int32_t> pick = {4, 0, 4, 2};
+  auto d_pick = UploadInts(pick);
+  auto d_gathered = Upload<float>(std::vector<float>(pick.size() * n));
+  ASSERT_EQ(GatherRows(d_x.data(), d_pick.data(), int(pick.size()), n,
+                       d_gathered.data(), nullptr),
+            cudaSuccess);
+  std::vector<float> want_gather;
+  for (int r : pick) {
+    want_gather.insert(want_gather.end(), x.begin() + r * n,
+                       x.begin() + (r + 1) * n);
+  }
+  EXPECT_EQ(Download(d_gathered), want_gather);
+  // AssembleVocab: 3 ranks of 7 (padded) columns for a vocabulary of 19.
+  const int ranks = 3, per_rank = 7, vocab = 19, lrows = 2;
+  const auto gathered = Random(ranks * lrows * per_rank, 18);
+  auto d_all = Upload<float>(gathered);
+  auto d_logits = Upload<float>(std::vector<float>(lrows * vocab));
+  ASSERT_EQ(AssembleVocab(d_all.data(), ranks, lrows, per_rank, vocab,
+                          d_logits.data(), nullptr),
+            cudaSuccess);
+  std::vector<float> want_logits(lrows * vocab);
+  for (int row = 0; row < lrows; ++row) {
+    for (int v = 0; v < vocab; ++v) {
+      want_logits[row * vocab + v] =
+          gathered[(v / per_rank * lrows + row) * per_rank + v % per_rank];
     }
   }
-  std::vector<float> want(size_t(m) * heads * hd);
-  cpu::PagedAttention(q, qkv_width, m, heads, cpu_cache,
-                      plan.positions().data(), tables.data(), want.data());
+  EXPECT_EQ(Download(d_logits), want_logits);
+}
 
-  const auto meta = PackStep(plan, {.tile_rows = 4});
-  ASSERT_TRUE(meta.ok()) << meta.status();
-  auto d_meta = UploadInts(meta->data);
-  const int32_t* md = d_meta.data();
-  DeviceKvLayer<T> cache{d_k.data(), d_v.data(), bs, kv_heads, hd};
-  ASSERT_EQ(
-      WriteKv<T>(d_qkv.data() + heads * hd, d_qkv.data() + heads * hd + row,
-                 qkv_width, m, md + meta->slots(), cache, nullptr),
-      cudaSuccess);
-  EXPECT_LE(RelativeError(Download(d_k), k_cache), Tolerance<T>());
-  AttentionBatch batch{md + meta->positions(), md + meta->token_seq(),
-                       md + meta->block_tables(), meta->blocks_per_seq, m};
-  // One chunk per context, then many small ones (FlashDecoding merge).
-  for (int chunk : {256, 32}) {
-    SCOPED_TRACE(chunk);
-    const int splits = (meta->max_context + chunk - 1) / chunk;
-    auto d_partial = Upload<float>(std::vector<float>(
-        size_t(meta->num_decode) * heads * splits * (hd + 2)));
-    auto d_out = Upload<T>(std::vector<float>(want.size(), 0.0f));
-    ASSERT_EQ(PagedAttentionDecode<T>(d_qkv.data(), qkv_width, heads, cache,
-                                      batch, md + meta->decode_tokens(),
-                                      meta->num_decode, chunk, splits,
-                                      d_partial.data(), d_out.data(), nullptr),
-              cudaSuccess);
-    ASSERT_EQ(PagedAttentionPrefill<T>(d_qkv.data(), qkv_width, heads, cache,
-                                       batch, md + meta->prefill_tiles(),
-                                       meta->num_prefill_tiles, 4, d_out.data(),
-                                       nullptr),
-              cudaSuccess);
-    EXPECT_LE(RelativeError(Download(d_out), want), Tolerance<T>());
+TYPED_TEST(KernelTest, PagedAttentionMixesPrefillAndDecode) {
+  using T = TypeParam;
+  // Every dims-per-lane specialization (2, 4, 8), and a head size that
+  // leaves lanes idle (80).
+  for (const int hd : {64, 80, 128, 256}) {
+    SCOPED_TRACE(hd);
+    const int bs = 16, blocks = 24, kv_heads = 2, heads = 4;
+    const int row = kv_heads * hd;
+    // Sequence A decodes at position 150, B prefills positions 30..34, C
+    // decodes its first token; block tables are scattered.
+    std::vector<int> table_a(10), table_b = {17, 3, 21}, table_c = {5};
+    std::iota(table_a.begin(), table_a.end(), 6);
+    std::reverse(table_a.begin(), table_a.end());
+    worker::StepPlanBuilder builder(bs);
+    builder.Add(std::vector<int>{1}, 150, table_a, true);
+    builder.Add(std::vector<int>(5, 1), 30, table_b, true);
+    builder.Add(std::vector<int>{1}, 0, table_c, true);
+    const internal::StepPlan plan = builder.Take();
+    const int m = plan.token_ids_size();
+
+    // Earlier context in the cache, then this step's K/V written by slot.
+    auto k_cache = Round<T>(Random(size_t(blocks) * bs * row, 8));
+    auto v_cache = Round<T>(Random(size_t(blocks) * bs * row, 9));
+    const int qkv_width = (heads + 2 * kv_heads) * hd;
+    auto qkv = Round<T>(Random(size_t(m) * qkv_width, 10));
+    auto d_k = Upload<T>(k_cache);
+    auto d_v = Upload<T>(v_cache);
+    auto d_qkv = Upload<T>(qkv);
+    cpu::PagedKvLayer cpu_cache{
+        k_cache.data(), v_cache.data(), blocks, bs, kv_heads, hd};
+    const float* q = qkv.data();
+    cpu::WriteKv(q + heads * hd, q + heads * hd + row, qkv_width, m,
+                 plan.slot_mapping().data(), cpu_cache);
+    std::vector<const int32_t*> tables;
+    for (const auto& seq : plan.sequences()) {
+      for (int i = 0; i < seq.query_len(); ++i) {
+        tables.push_back(seq.block_table().data());
+      }
+    }
+    std::vector<float> want(size_t(m) * heads * hd);
+    cpu::PagedAttention(q, qkv_width, m, heads, cpu_cache,
+                        plan.positions().data(), tables.data(), want.data());
+
+    const auto meta = PackStep(plan, {.tile_rows = 4});
+    ASSERT_TRUE(meta.ok()) << meta.status();
+    auto d_meta = UploadInts(meta->data);
+    const int32_t* md = d_meta.data();
+    DeviceKvLayer<T> cache{d_k.data(), d_v.data(), bs, kv_heads, hd};
+    ASSERT_EQ(
+        WriteKv<T>(d_qkv.data() + heads * hd, d_qkv.data() + heads * hd + row,
+                   qkv_width, m, md + meta->slots(), cache, nullptr),
+        cudaSuccess);
+    EXPECT_LE(RelativeError(Download(d_k), k_cache), Tolerance<T>());
+    EXPECT_LE(RelativeError(Download(d_v), v_cache), Tolerance<T>());
+    AttentionBatch batch{md + meta->positions(), md + meta->token_seq(),
+                         md + meta->block_tables(), meta->blocks_per_seq, m};
+    // One chunk per context, then many small ones (FlashDecoding merge).
+    for (int chunk : {256, 32}) {
+      SCOPED_TRACE(chunk);
+      const int splits = (meta->max_context + chunk - 1) / chunk;
+      auto d_partial = Upload<float>(std::vector<float>(
+          size_t(meta->num_decode) * heads * splits * (hd + 2)));
+      auto d_out = Upload<T>(std::vector<float>(want.size(), 0.0f));
+      ASSERT_EQ(PagedAttentionDecode<T>(
+                    d_qkv.data(), qkv_width, heads, cache, batch,
+                    md + meta->decode_tokens(), meta->num_decode, chunk, splits,
+                    d_partial.data(), d_out.data(), nullptr),
+                cudaSuccess);
+      ASSERT_EQ(PagedAttentionPrefill<T>(d_qkv.data(), qkv_width, heads, cache,
+                                         batch, md + meta->prefill_tiles(),
+                                         meta->num_prefill_tiles, 4,
+                                         d_out.data(), nullptr),
+                cudaSuccess);
+      EXPECT_LE(RelativeError(Download(d_out), want), Tolerance<T>());
+    }
   }
 }
 

@@ -15,6 +15,14 @@ mkdir -p "${logs}"
 start=$(date +%s)
 
 say() { printf '\n== %s (t=%ds)\n' "$1" "$(($(date +%s) - start))"; }
+# Every stage's timeout is cut to what is left of a 7.5-minute budget (less
+# 15 s for the summary), so a hang anywhere still ends the check inside 8
+# minutes with the table printed. cap N: min(N, seconds left), at least 1.
+budget=450
+cap() {
+  local left=$((budget - 15 - ($(date +%s) - start)))
+  if ((left < $1)); then echo $((left > 1 ? left : 1)); else echo "$1"; fi
+}
 
 if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L; then
   echo "tests/gpu/run.sh: no NVIDIA GPU visible; nothing to check" >&2
@@ -34,9 +42,11 @@ fi
 
 say "build"
 tests=(kernels_gpu_test forward_gpu_test nccl_gpu_test engine_gpu_test)
-if ! cmake --build "${build}" -j"$(nproc)" --target "${tests[@]}" \
-  cuda_plan_test hydra_gpu_bench hydra hydra_cuda >"${logs}/build.log" 2>&1; then
+if ! timeout "$(cap 330)" cmake --build "${build}" -j"$(nproc)" \
+  --target "${tests[@]}" cuda_plan_test hydra_gpu_bench hydra hydra_cuda \
+  >"${logs}/build.log" 2>&1; then
   grep -E "error|Error" "${logs}/build.log" | head -n 40
+  echo "build failed or ran out of time (t=$(($(date +%s) - start))s)" >&2
   exit 1
 fi
 
@@ -46,8 +56,13 @@ failed=0
 for t in cuda_plan_test "${tests[@]}"; do
   bin="$(find "${build}/tests" -maxdepth 2 -type f -name "${t}" | head -n 1)"
   t0=$(date +%s)
-  timeout 240 "${bin}" --gtest_color=no >"${logs}/${t}.log" 2>&1
-  rc=$?
+  if [[ -z "${bin}" ]]; then
+    echo "${t}: no binary under ${build}/tests" >"${logs}/${t}.log"
+    rc=127
+  else
+    timeout "$(cap 150)" "${bin}" --gtest_color=no >"${logs}/${t}.log" 2>&1
+    rc=$?
+  fi
   passed=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "${logs}/${t}.log")
   skipped=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "${logs}/${t}.log")
   failures=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "${logs}/${t}.log")
@@ -68,11 +83,13 @@ if [[ -f "${model}/model.safetensors" ]]; then
   "${build}/server/hydra" serve --model="${model}" --device=cuda \
     --port="${port}" --metrics_port=0 >"${logs}/serve.log" 2>&1 &
   serve_pid=$!
-  for _ in $(seq 1 60); do
+  for _ in $(seq 1 "$(cap 60)"); do
     grep -q "serving" "${logs}/serve.log" && break
+    kill -0 "${serve_pid}" 2>/dev/null || break # died: no point waiting
     sleep 1
   done
-  if timeout 60 "${build}/server/hydra" client --target="localhost:${port}" \
+  if timeout "$(cap 60)" "${build}/server/hydra" client \
+    --target="localhost:${port}" \
     --prompt="Once upon a time" --max_tokens=32 --temperature=0 \
     >"${logs}/client.log" 2>&1; then
     serve_result=passed
@@ -87,7 +104,7 @@ fi
 
 say "benchmark"
 bench_rc=0
-timeout 200 "${build}/tests/gpu/hydra_gpu_bench" | tee "${logs}/bench.log"
+timeout "$(cap 150)" "${build}/tests/gpu/hydra_gpu_bench" | tee "${logs}/bench.log"
 bench_rc=${PIPESTATUS[0]}
 
 say "summary (logs in ${logs})"

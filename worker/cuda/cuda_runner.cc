@@ -98,6 +98,7 @@ absl::StatusOr<std::unique_ptr<CudaRunner>> CudaRunner::Create(
   } else {
     CUDA_RETURN_IF_ERROR(cudaSetDevice(device));
   }
+  runner->device_ = device;
   CUDA_RETURN_IF_ERROR(
       cudaStreamCreateWithFlags(&runner->stream_, cudaStreamNonBlocking));
   if (runner->nccl_ != nullptr) runner->nccl_->set_stream(runner->stream_);
@@ -205,7 +206,13 @@ absl::Status CudaRunner::Init(DeviceWeights weights) {
   sampling_ = reinterpret_cast<DeviceSamplingRow*>(base + sampling);
   tokens_ = reinterpret_cast<int32_t*>(base + sampled);
   logprobs_ = reinterpret_cast<float*>(base + logprobs);
-  return AllocateKv();
+  RETURN_IF_ERROR(AllocateKv());
+  // The uploads (cudaMemcpy from pageable memory may return before its DMA
+  // lands), the random weights and the KV pool's cudaMemset ran on the
+  // legacy default stream, which the non-blocking stream_ does not wait
+  // for: without this, the first step could write K/V that the memset then
+  // zeroes, or read weights still in flight.
+  return CudaStatus(cudaDeviceSynchronize(), "CUDA runner initialization");
 }
 
 absl::Status CudaRunner::AllocateKv() {
@@ -235,6 +242,9 @@ absl::Status CudaRunner::AllocateKv() {
 }
 
 absl::Status CudaRunner::Begin(const internal::StepPlan& plan) {
+  // The current device is per host thread, and the engine steps from its own
+  // thread, not the one that loaded the runner.
+  CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
   RETURN_IF_ERROR(worker::ValidateStepPlan(plan, config_, num_blocks_,
                                            options_.block_size));
   if (plan.token_ids_size() > options_.max_tokens ||
@@ -304,6 +314,7 @@ absl::Status CudaRunner::StepGreedy(const internal::StepPlan& plan,
 }
 
 absl::Status CudaRunner::RunWorkerLoop() {
+  CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
   RETURN_IF_ERROR(worker::ServeStepPlans(
       *host_, [&](const internal::StepPlan& plan) { return Forward(plan); }));
   return CudaStatus(cudaStreamSynchronize(stream_), "worker shutdown");
@@ -377,8 +388,13 @@ absl::Status CudaRunner::Replay(const Launch& launch) {
       RETURN_IF_ERROR(status);
       return CudaStatus(end, "cudaStreamEndCapture");
     }
-    CUDA_RETURN_IF_ERROR(
-        cudaGraphInstantiate(&captured->exec, captured->graph, 0));
+    if (const cudaError_t e =
+            cudaGraphInstantiate(&captured->exec, captured->graph, 0);
+        e != cudaSuccess) {
+      // No empty entry left behind: graphs_captured() counts entries.
+      graphs_.erase(launch.m);
+      return CudaStatus(e, "cudaGraphInstantiate");
+    }
     graph = std::move(captured);
   }
   return CudaStatus(cudaGraphLaunch(graph->exec, stream_), "cudaGraphLaunch");

@@ -133,6 +133,7 @@ class CudaRunner final : public worker::StepRunner {
   std::unique_ptr<NcclCommunicator> nccl_;
   bool collectives_ = false;
   cudaStream_t stream_ = nullptr;
+  int device_ = 0;
   int num_sms_ = 1;
   std::unique_ptr<Blas> blas_;
   DeviceWeights weights_;
