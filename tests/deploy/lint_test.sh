@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lints what deploy/ ships: `lint_test.sh yamllint` (every YAML file, with
 # the repository's .yamllint), `lint_test.sh shellcheck` (every shell script
-# of deploy/, scripts/ and tests/deploy), `lint_test.sh dockerfile`
+# of deploy/, scripts/ and tests/), `lint_test.sh dockerfile`
 # (tests/deploy/dockerfile_lint.py). Exit 77 = skipped (tool missing:
 # scripts/setup.sh installs yamllint and shellcheck).
 set -euo pipefail
@@ -19,7 +19,7 @@ case "${1:-}" in
     ;;
   shellcheck)
     command -v shellcheck >/dev/null || skip "no shellcheck (apt-get install shellcheck)"
-    mapfile -t files < <(find deploy scripts tests/deploy -path '*/node_modules' -prune -o \
+    mapfile -t files < <(find deploy scripts tests -path '*/node_modules' -prune -o \
       -name '*.sh' -type f -print | sort)
     echo "shellcheck: ${files[*]}"
     shellcheck -x "${files[@]}"

@@ -1,18 +1,42 @@
 #!/usr/bin/env bash
-# The GPU check, in one call on a machine with one NVIDIA GPU: configures
-# and builds hydra with -DHYDRA_CUDA=ON (for this GPU's architecture only),
-# runs the GPU tests and the GPU benchmark, and prints a short table last.
-# Built to finish in under 8 minutes. Needs models/stories15M for the
-# model-backed tests (they skip without it).
+# The GPU check, in one call on a machine with one NVIDIA GPU: runs the GPU
+# tests, `hydra serve --device=cuda` with a client, and the GPU benchmark,
+# and prints a short table last. Built to finish in under 8 minutes. Needs
+# models/stories15M for the model-backed tests (they skip without it).
 #
-# Usage: tests/gpu/run.sh [BUILD_DIR]    (default: build-gpu)
+# Usage: tests/gpu/run.sh [BUILD_DIR]         builds with -DHYDRA_CUDA=ON for
+#                                             this GPU (default: build-gpu)
+#        tests/gpu/run.sh --prebuilt[=DIR]    runs a bundle made elsewhere by
+#                                             scripts/gpu_bundle.sh (default
+#                                             DIR: .gpu-bundle), for a machine
+#                                             without hydra's build packages;
+#                                             .gpu-carry/gpu-check.tar.xz
+#                                             (--pack) is unpacked first
+# With no argument, a bundle in the checkout is used when there is one.
+# Where $OUT is set (the device tool's output folder), the logs go there too.
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-build="${1:-${root}/build-gpu}"
-logs="${build}/gpu-check"
+bundle=""
+build="${root}/build-gpu"
+carried="${root}/.gpu-carry/gpu-check.tar.xz" # scripts/gpu_bundle.sh --pack
+case "${1:-}" in
+  --prebuilt) bundle="${root}/.gpu-bundle" ;;
+  --prebuilt=*) bundle="$(realpath -m "${1#--prebuilt=}")" ;;
+  "") [[ -x "${root}/.gpu-bundle/run" || -f ${carried} ]] &&
+    bundle="${root}/.gpu-bundle" ;;
+  *) build="$(realpath -m "$1")" ;;
+esac
+if [[ -n ${bundle} && ! -x ${bundle}/run && -f ${carried} ]]; then
+  echo "unpacking ${carried}"
+  tar -C "${root}" -xJf "${carried}" || exit 1
+fi
+logs="${bundle:-${build}}/gpu-check"
 mkdir -p "${logs}"
 start=$(date +%s)
+# Prebuilt test binaries carry the bundling machine's paths; these win.
+export HYDRA_TEST_MODEL_DIR="${root}/models/stories15M"
+export HYDRA_TEST_DATA_DIR="${root}/tests/data"
 
 say() { printf '\n== %s (t=%ds)\n' "$1" "$(($(date +%s) - start))"; }
 # Every stage's timeout is cut to what is left of a 7.5-minute budget (less
@@ -32,37 +56,64 @@ if [[ ! -f "${root}/models/stories15M/model.safetensors" ]]; then
   echo "warning: no models/stories15M: model-backed GPU tests will skip" >&2
 fi
 
-say "configure"
-if ! cmake -S "${root}" -B "${build}" -DCMAKE_BUILD_TYPE=Release \
-  -DHYDRA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=native \
-  >"${logs}/configure.log" 2>&1; then
-  tail -n 40 "${logs}/configure.log"
-  exit 1
+tests=(kernels_gpu_test forward_gpu_test nccl_gpu_test engine_gpu_test)
+if [[ -n ${bundle} ]]; then
+  say "prebuilt bundle ${bundle}"
+  [[ -x ${bundle}/run ]] || {
+    echo "no bundle at ${bundle} (make one with scripts/gpu_bundle.sh)" >&2
+    exit 1
+  }
+  built="$(cat "${bundle}/COMMIT" 2>/dev/null)"
+  here="$(git -C "${root}" rev-parse HEAD 2>/dev/null)"
+  echo "bundle built from ${built:-?}; this checkout is ${here:-?}"
+  [[ ${built} == "${here}" ]] || echo "warning: the bundle is not this checkout's commit" >&2
+else
+  say "configure"
+  if ! cmake -S "${root}" -B "${build}" -DCMAKE_BUILD_TYPE=Release \
+    -DHYDRA_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=native \
+    >"${logs}/configure.log" 2>&1; then
+    tail -n 40 "${logs}/configure.log"
+    echo "configure failed: on a machine without hydra's build packages," \
+      "make a bundle elsewhere (scripts/gpu_bundle.sh) and use --prebuilt" >&2
+    exit 1
+  fi
+
+  say "build"
+  if ! timeout "$(cap 330)" cmake --build "${build}" -j"$(nproc)" \
+    --target "${tests[@]}" cuda_plan_test hydra_gpu_bench hydra hydra_cuda \
+    >"${logs}/build.log" 2>&1; then
+    grep -E "error|Error" "${logs}/build.log" | head -n 40
+    echo "build failed or ran out of time (t=$(($(date +%s) - start))s)" >&2
+    exit 1
+  fi
 fi
 
-say "build"
-tests=(kernels_gpu_test forward_gpu_test nccl_gpu_test engine_gpu_test)
-if ! timeout "$(cap 330)" cmake --build "${build}" -j"$(nproc)" \
-  --target "${tests[@]}" cuda_plan_test hydra_gpu_bench hydra hydra_cuda \
-  >"${logs}/build.log" 2>&1; then
-  grep -E "error|Error" "${logs}/build.log" | head -n 40
-  echo "build failed or ran out of time (t=$(($(date +%s) - start))s)" >&2
-  exit 1
-fi
+# command_for NAME: sets cmd to the command line that runs program NAME, from
+# the bundle or the build (cmd=(false) and a message when there is none).
+command_for() {
+  if [[ -n ${bundle} ]]; then
+    cmd=("${bundle}/run" "$1")
+    return
+  fi
+  local bin
+  bin="$(find "${build}" -path "${build}/CMakeFiles" -prune -o -type f \
+    -name "$1" -perm -u+x -print | head -n 1)"
+  if [[ -n ${bin} ]]; then
+    cmd=("${bin}")
+  else
+    echo "no program $1 under ${build}" >&2
+    cmd=(false)
+  fi
+}
 
 say "tests"
 summary=()
 failed=0
 for t in cuda_plan_test "${tests[@]}"; do
-  bin="$(find "${build}/tests" -maxdepth 2 -type f -name "${t}" | head -n 1)"
   t0=$(date +%s)
-  if [[ -z "${bin}" ]]; then
-    echo "${t}: no binary under ${build}/tests" >"${logs}/${t}.log"
-    rc=127
-  else
-    timeout "$(cap 150)" "${bin}" --gtest_color=no >"${logs}/${t}.log" 2>&1
-    rc=$?
-  fi
+  command_for "${t}" 2>"${logs}/${t}.log"
+  timeout "$(cap 150)" "${cmd[@]}" --gtest_color=no >>"${logs}/${t}.log" 2>&1
+  rc=$?
   passed=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "${logs}/${t}.log")
   skipped=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "${logs}/${t}.log")
   failures=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "${logs}/${t}.log")
@@ -80,7 +131,9 @@ model="${root}/models/stories15M"
 serve_result=skipped
 if [[ -f "${model}/model.safetensors" ]]; then
   port=$((20000 + RANDOM % 20000))
-  "${build}/server/hydra" serve --model="${model}" --device=cuda \
+  command_for hydra
+  hydra=("${cmd[@]}")
+  "${hydra[@]}" serve --model="${model}" --device=cuda \
     --port="${port}" --metrics_port=0 >"${logs}/serve.log" 2>&1 &
   serve_pid=$!
   for _ in $(seq 1 "$(cap 60)"); do
@@ -88,7 +141,7 @@ if [[ -f "${model}/model.safetensors" ]]; then
     kill -0 "${serve_pid}" 2>/dev/null || break # died: no point waiting
     sleep 1
   done
-  if timeout "$(cap 60)" "${build}/server/hydra" client \
+  if timeout "$(cap 60)" "${hydra[@]}" client \
     --target="localhost:${port}" \
     --prompt="Once upon a time" --max_tokens=32 --temperature=0 \
     >"${logs}/client.log" 2>&1; then
@@ -104,7 +157,8 @@ fi
 
 say "benchmark"
 bench_rc=0
-timeout "$(cap 150)" "${build}/tests/gpu/hydra_gpu_bench" | tee "${logs}/bench.log"
+command_for hydra_gpu_bench
+timeout "$(cap 150)" "${cmd[@]}" | tee "${logs}/bench.log"
 bench_rc=${PIPESTATUS[0]}
 
 say "summary (logs in ${logs})"
@@ -116,4 +170,5 @@ echo "hydra serve --device=cuda + client: ${serve_result}"
 echo
 grep -E '^(device:|\|)' "${logs}/bench.log" || echo "benchmark: no output (rc ${bench_rc})"
 echo "total: $(($(date +%s) - start)) s; benchmark rc ${bench_rc}"
+[[ -n ${OUT:-} && -d ${OUT:-} ]] && cp -r "${logs}" "${OUT}/"
 if ((failed != 0 || bench_rc != 0)); then exit 1; fi

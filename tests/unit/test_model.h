@@ -2,6 +2,7 @@
 #ifndef HYDRA_TESTS_UNIT_TEST_MODEL_H_
 #define HYDRA_TESTS_UNIT_TEST_MODEL_H_
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -12,7 +13,17 @@
 
 namespace hydra::testing {
 
-inline std::filesystem::path ModelDir() { return HYDRA_TEST_MODEL_DIR; }
+// The build's own paths, unless the environment names others: a prebuilt
+// test binary run on another machine (tests/gpu/run.sh --prebuilt) finds
+// the model and the golden data in that machine's checkout.
+inline std::filesystem::path ModelDir() {
+  const char* dir = std::getenv("HYDRA_TEST_MODEL_DIR");
+  return dir != nullptr ? dir : HYDRA_TEST_MODEL_DIR;
+}
+inline std::filesystem::path DataDir() {
+  const char* dir = std::getenv("HYDRA_TEST_DATA_DIR");
+  return dir != nullptr ? dir : HYDRA_TEST_DATA_DIR;
+}
 
 // Skips the calling test, saying why, when the converted model is absent
 // (scripts/setup.sh makes it).
@@ -33,8 +44,7 @@ struct GoldenCase {
 };
 
 inline std::vector<GoldenCase> LoadGolden() {
-  std::ifstream in(std::string(HYDRA_TEST_DATA_DIR) +
-                   "/stories15M_greedy.json");
+  std::ifstream in(DataDir() / "stories15M_greedy.json");
   const nlohmann::json j = nlohmann::json::parse(in);
   std::vector<GoldenCase> cases;
   for (const auto& c : j["cases"]) {
