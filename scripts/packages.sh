@@ -8,9 +8,10 @@
 # the Dockerfile.
 
 # Compile and link hydra (GoogleTest and Google Benchmark included: the CMake
-# configure step requires them).
+# configure step requires them); xz-utils packs the GPU bundle
+# (scripts/gpu_bundle.sh --pack).
 BUILD_PACKAGES=(
-  build-essential cmake pkg-config git ca-certificates
+  build-essential cmake pkg-config git ca-certificates xz-utils
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libopenmpi-dev openmpi-bin prometheus-cpp-dev
   libsentencepiece-dev nlohmann-json3-dev
