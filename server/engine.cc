@@ -225,9 +225,10 @@ void Engine::Step() {
     }
     return;
   }
+  // The step's wall time includes scheduling (hydra_step_duration_seconds).
+  const absl::Time start = absl::Now();
   scheduler::ScheduledStep step = scheduler_.Schedule();
   if (step.empty()) return;
-  const absl::Time start = absl::Now();
   for (Sequence* seq : step.sequences) {
     Request& req = *requests_.at(seq->id());
     if (req.times.first_scheduled == absl::Time())
@@ -301,6 +302,7 @@ void Engine::Step() {
     EngineOutput out;
     out.request_id = req.id;
     out.time = now;
+    out.times = req.times;
     std::optional<FinishReason> finish;
     const bool is_eos =
         std::find(model.eos_token_ids.begin(), model.eos_token_ids.end(),

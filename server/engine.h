@@ -76,7 +76,9 @@ struct EngineOutput {
   std::string error;                                    // with kError
   absl::StatusCode error_code = absl::StatusCode::kOk;  // with kError
   Usage usage;                                          // on the last message
-  RequestTimes times;                                   // on the last message
+  // The request's times so far (first_token set from its first token on,
+  // finished on the last message): metrics observe TTFT at the first token.
+  RequestTimes times;
 };
 
 // Called on the engine thread; must not block.

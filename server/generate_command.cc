@@ -27,7 +27,9 @@ ABSL_FLAG(int, top_k, 0, "Sample among the k most likely tokens; 0 = all");
 ABSL_FLAG(float, top_p, 1.0f, "Nucleus sampling mass in (0, 1]");
 ABSL_FLAG(int64_t, seed, -1, "Random seed; -1 = a fresh one per prompt");
 ABSL_FLAG(int, threads, 0, "CPU threads; 0 = OpenMP's default");
-ABSL_FLAG(int, kv_cache_mb, 256, "KV cache memory budget, MiB");
+ABSL_FLAG(int, kv_cache_mb, 256,
+          "KV cache memory budget, MiB (--device=cpu; on cuda the pool is "
+          "sized by --gpu_memory_fraction)");
 // Shared with `hydra serve`, which defines them.
 ABSL_DECLARE_FLAG(std::string, device);
 ABSL_DECLARE_FLAG(double, gpu_memory_fraction);

@@ -249,11 +249,16 @@ void ServerMetrics::OnOutput(const EngineOutput& out,
       inter_token_summary_->Observe(gap);
     }
   }
-  if (!out.finished) return;
   const RequestTimes& t = out.times;
-  ObserveSpan(ttft_, ttft_summary_, t.arrival, t.first_token);
+  // TTFT and queue time are known at a request's first output (its first
+  // token, or the end of a request that produced none): observed then, so a
+  // long generation does not hold them back for its whole length.
+  if (!IsSet(previous_token_time)) {
+    ObserveSpan(ttft_, ttft_summary_, t.arrival, t.first_token);
+    ObserveSpan(queue_time_, nullptr, t.arrival, t.first_scheduled);
+  }
+  if (!out.finished) return;
   ObserveSpan(e2e_, e2e_summary_, t.arrival, t.finished);
-  ObserveSpan(queue_time_, nullptr, t.arrival, t.first_scheduled);
   requests_
       ->Add({{"finish_reason",
               std::string(scheduler::FinishReasonName(out.finish_reason))}})

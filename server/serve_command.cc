@@ -34,7 +34,8 @@ ABSL_FLAG(int, metrics_port, 9400,
           "Prometheus /metrics port; 0 = no metrics endpoint");
 ABSL_FLAG(int, tp, 1, "Tensor-parallel size (ranks the heads are split over)");
 ABSL_FLAG(int64_t, kv_cache_bytes, int64_t{512} << 20,
-          "KV cache memory budget per rank, bytes");
+          "KV cache memory budget per rank, bytes (--device=cpu; on cuda "
+          "the pool is sized by --gpu_memory_fraction)");
 ABSL_FLAG(int, block_size, 16, "Tokens per KV block");
 ABSL_FLAG(int, max_batched_tokens, 2048, "Most tokens computed in one step");
 ABSL_FLAG(int, max_running, 256, "Most sequences running at once");
@@ -139,6 +140,13 @@ absl::Status RunServe() {
   options.comm = comm.get();
   options.device = absl::GetFlag(FLAGS_device);
   options.gpu_memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);
+  if (options.device == "cuda" && (comm == nullptr || comm->rank() == 0)) {
+    Log(
+        absl::StrCat("--device=cuda: the KV pool takes what weights and "
+                     "workspace leave of --gpu_memory_fraction=",
+                     options.gpu_memory_fraction,
+                     " of each GPU; --kv_cache_bytes is not used"));
+  }
   if (comm != nullptr && comm->rank() != 0) {
     ASSIGN_OR_RETURN(auto runner, LoadWorkerRunner(options));
     Log(absl::StrCat("rank ", comm->rank(), " of ", tp, ": worker ready"));

@@ -1,4 +1,5 @@
 // End to end against a real `hydra serve` process on loopback.
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -267,6 +268,104 @@ TEST_F(ServerE2ETest, TokenizeAndModelInfo) {
   EXPECT_EQ(std::vector<int>(info.eos_token_ids().begin(),
                              info.eos_token_ids().end()),
             std::vector<int>{1});
+}
+
+TEST_F(ServerE2ETest, RequestIdLogprobsAndStopIdsShapeTheResponse) {
+  const std::vector<testing::GoldenCase> golden = testing::LoadGolden();
+  const testing::GoldenCase& g = golden[0];
+  v1::GenerateRequest request = GreedyRequest(g.prompt_ids, 12);
+  request.set_request_id("client-42");
+  request.mutable_sampling()->set_logprobs(5);
+  grpc::ClientContext context;
+  v1::GenerateResponse unary;
+  const grpc::Status status = stub_->Generate(&context, request, &unary);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(unary.request_id(), "client-42");
+  ASSERT_EQ(unary.logprobs_size(), unary.token_ids_size());
+  for (int i = 0; i < unary.logprobs_size(); ++i) {
+    const v1::Logprobs& lp = unary.logprobs(i);
+    EXPECT_EQ(lp.token_id(), unary.token_ids(i));
+    ASSERT_EQ(lp.top_size(), 5);
+    // Greedy: the chosen token is the most likely one.
+    EXPECT_EQ(lp.top(0).token_id(), lp.token_id());
+    EXPECT_FLOAT_EQ(lp.top(0).logprob(), lp.logprob());
+    for (int k = 1; k < 5; ++k) {
+      EXPECT_LE(lp.top(k).logprob(), lp.top(k - 1).logprob());
+    }
+  }
+  // The first step's alternatives are the reference implementation's. It
+  // recorded logits: log-softmax shifts them all by one constant, so the
+  // gaps to the top token must agree.
+  const v1::Logprobs& first = unary.logprobs(0);
+  for (int k = 0; k < 5; ++k) {
+    EXPECT_EQ(first.top(k).token_id(), g.first_step_top5[k].first);
+    EXPECT_NEAR(first.top(k).logprob() - first.top(0).logprob(),
+                g.first_step_top5[k].second - g.first_step_top5[0].second,
+                1e-3);
+  }
+  const Streamed streamed = Stream(*stub_, request);
+  ASSERT_TRUE(streamed.status.ok()) << streamed.status.error_message();
+  EXPECT_EQ(streamed.last.request_id(), "client-42");
+
+  // A stop id ends generation before that token, which is not returned.
+  const int stop_id = g.output_ids[6];
+  const auto expected = std::vector<int>(
+      g.output_ids.begin(),
+      std::find(g.output_ids.begin(), g.output_ids.end(), stop_id));
+  v1::GenerateRequest stopped = GreedyRequest(g.prompt_ids, 64);
+  stopped.mutable_stopping()->add_stop_token_ids(stop_id);
+  const Streamed s = Stream(*stub_, stopped);
+  ASSERT_TRUE(s.status.ok()) << s.status.error_message();
+  EXPECT_EQ(s.tokens, expected);
+  EXPECT_EQ(s.last.finish_reason(), v1::FINISH_REASON_STOP);
+  EXPECT_EQ(s.last.usage().completion_tokens(),
+            static_cast<int>(expected.size()));
+}
+
+TEST_F(ServerE2ETest, UnaryDeadlineEndsTheRequestAndFreesItsBlocks) {
+  v1::GenerateRequest request =
+      GreedyRequest(testing::LoadGolden()[0].prompt_ids, 250);
+  request.mutable_stopping()->set_ignore_eos(true);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(50));
+  v1::GenerateResponse response;
+  EXPECT_EQ(stub_->Generate(&context, request, &response).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_TRUE(server_->WaitMetric("hydra_kv_cache_blocks{state=\"used\"}", 0));
+  EXPECT_TRUE(server_->WaitMetric("hydra_requests_running", 0));
+}
+
+TEST_F(ServerE2ETest, TokenizeDecodesIdsAndCanLeaveOutBos) {
+  const std::vector<testing::GoldenCase> golden = testing::LoadGolden();
+  const testing::GoldenCase& g = golden[0];
+  grpc::ClientContext c1;
+  v1::TokenizeRequest without_bos;
+  without_bos.set_text(g.prompt);
+  without_bos.set_add_bos(false);
+  v1::TokenizeResponse r1;
+  ASSERT_TRUE(stub_->Tokenize(&c1, without_bos, &r1).ok());
+  // The golden prompt ids start with BOS (1); without it, the rest.
+  ASSERT_EQ(g.prompt_ids.front(), 1);
+  EXPECT_EQ(std::vector<int>(r1.token_ids().begin(), r1.token_ids().end()),
+            std::vector<int>(g.prompt_ids.begin() + 1, g.prompt_ids.end()));
+
+  grpc::ClientContext c2;
+  v1::TokenizeRequest ids;
+  ids.mutable_ids()->mutable_ids()->Add(g.prompt_ids.begin() + 1,
+                                        g.prompt_ids.end());
+  v1::TokenizeResponse r2;
+  ASSERT_TRUE(stub_->Tokenize(&c2, ids, &r2).ok());
+  EXPECT_EQ(r2.text(), g.prompt);
+
+  grpc::ClientContext c3;
+  v1::TokenizeRequest bad;
+  bad.mutable_ids()->mutable_ids()->Add(32000);
+  v1::TokenizeResponse r3;
+  const grpc::Status status = stub_->Tokenize(&c3, bad, &r3);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("ids"), std::string::npos)
+      << status.error_message();
 }
 
 TEST(ServerLifecycleTest, QueueOverflowIsResourceExhausted) {

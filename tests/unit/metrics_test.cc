@@ -226,6 +226,7 @@ Fed FeedRequests(ServerMetrics& metrics, int n, uint32_t seed) {
           }
         }
         step.time = now;
+        step.times = out.times;  // the times so far, as the engine sends
         step.token_ids.assign(tokens, 7);
         out.usage.completion_tokens += tokens;
         metrics.OnOutput(step, previous);
@@ -380,6 +381,47 @@ TEST(ServerMetricsTest, SummaryAndHistogramP95AgreeWithinOneBucket) {
       EXPECT_LE(below, q + slack);
     }
   }
+}
+
+// TTFT and queue time are observed when the first token streams, not when
+// the request ends: a dashboard sees a slow first token at once.
+TEST(ServerMetricsTest, FirstTokenLatencyIsObservedAtTheFirstToken) {
+  auto metrics = NewMetrics();
+  ASSERT_NE(metrics, nullptr);
+  const absl::Time arrival = absl::FromUnixSeconds(1700000000);
+  EngineOutput first;
+  first.request_id = 1;
+  first.times.arrival = arrival;
+  first.times.first_scheduled = arrival + absl::Milliseconds(30);
+  first.times.first_token = arrival + absl::Milliseconds(250);
+  first.time = first.times.first_token;
+  first.token_ids = {42};
+  metrics->OnOutput(first, absl::InfinitePast());
+  {
+    const Exposition e(metrics->Serialize());
+    EXPECT_EQ(e.Get("hydra_time_to_first_token_seconds_count"), 1);
+    EXPECT_NEAR(e.Get("hydra_time_to_first_token_seconds_sum"), 0.25, 1e-12);
+    EXPECT_EQ(e.Get("hydra_time_to_first_token_window_seconds_count"), 1);
+    EXPECT_EQ(e.Get("hydra_request_queue_time_seconds_count"), 1);
+    EXPECT_NEAR(e.Get("hydra_request_queue_time_seconds_sum"), 0.03, 1e-12);
+    EXPECT_EQ(e.Get("hydra_e2e_request_latency_seconds_count"), 0);
+  }
+  // Later outputs, the last one included, observe neither again.
+  EngineOutput next = first;
+  next.time = first.time + absl::Milliseconds(10);
+  metrics->OnOutput(next, first.time);
+  EngineOutput last = next;
+  last.token_ids.clear();
+  last.finished = true;
+  last.finish_reason = FinishReason::kStop;
+  last.time = next.time + absl::Milliseconds(10);
+  last.times.finished = last.time;
+  metrics->OnOutput(last, next.time);
+  const Exposition e(metrics->Serialize());
+  EXPECT_EQ(e.Get("hydra_time_to_first_token_seconds_count"), 1);
+  EXPECT_EQ(e.Get("hydra_request_queue_time_seconds_count"), 1);
+  EXPECT_EQ(e.Get("hydra_e2e_request_latency_seconds_count"), 1);
+  EXPECT_NEAR(e.Get("hydra_e2e_request_latency_seconds_sum"), 0.27, 1e-12);
 }
 
 TEST(ServerMetricsTest, StepsFeedDurationAndBatchHistograms) {
