@@ -416,21 +416,127 @@ TEST(ServerLifecycleTest, SigtermDrainsRunningRequestsAndExitsZero) {
   EXPECT_EQ(server.Stop(), 0);
 }
 
+// Past --drain_seconds, the calls still running are cut off and the server
+// exits 0 anyway: 32 streams of 250 tokens need several seconds here, the
+// grace period is one.
+TEST(ServerLifecycleTest, DrainGracePeriodCutsOffWhatIsStillRunning) {
+  HYDRA_REQUIRE_MODEL();
+  ServerProcess server(HYDRA_BINARY, testing::ModelDir().string(),
+                       {"--drain_seconds=1"});
+  ASSERT_TRUE(server.WaitReady());
+  v1::GenerateRequest r =
+      GreedyRequest(testing::LoadGolden()[0].prompt_ids, 250);
+  r.mutable_stopping()->set_ignore_eos(true);
+  constexpr int kStreams = 32;
+  std::vector<Streamed> results(kStreams);
+  std::atomic<int> started{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kStreams; ++i) {
+    clients.emplace_back([&, i] {
+      auto stub = server.NewStub();
+      grpc::ClientContext context;
+      auto reader = stub->GenerateStream(&context, r);
+      v1::GenerateStreamResponse m;
+      if (reader->Read(&m)) {
+        ++started;
+        results[i].tokens.assign(m.token_ids().begin(), m.token_ids().end());
+        while (reader->Read(&m)) {
+          results[i].tokens.insert(results[i].tokens.end(),
+                                   m.token_ids().begin(), m.token_ids().end());
+        }
+      }
+      results[i].status = reader->Finish();
+    });
+  }
+  for (int i = 0; i < 500 && started < kStreams; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(started.load(), kStreams);
+  const auto signalled = std::chrono::steady_clock::now();
+  server.SendSignal(SIGTERM);
+  EXPECT_EQ(server.Wait(std::chrono::seconds(30)), 0);
+  const double seconds = std::chrono::duration<double>(
+                             std::chrono::steady_clock::now() - signalled)
+                             .count();
+  for (auto& t : clients) t.join();
+  int cut_off = 0;
+  for (const Streamed& s : results) {
+    if (s.status.ok()) {
+      EXPECT_EQ(s.tokens.size(), 250u);  // finished in time: whole
+    } else {
+      ++cut_off;
+      EXPECT_LT(s.tokens.size(), 250u);
+    }
+  }
+  EXPECT_GT(cut_off, 0) << "every stream finished within the grace period";
+  // The grace period plus the 1 s shutdown deadline, with room for a slow
+  // machine; the whole workload would take several times longer.
+  EXPECT_LT(seconds, 6.0);
+}
+
+// Lower priority values are admitted first: with one running slot, a
+// priority-0 request that arrived after a priority-5 one runs before it.
+TEST(ServerLifecycleTest, LowerPriorityValuesAreAdmittedFirst) {
+  HYDRA_REQUIRE_MODEL();
+  ServerProcess server(HYDRA_BINARY, testing::ModelDir().string(),
+                       {"--max_running=1"});
+  ASSERT_TRUE(server.WaitReady());
+  const auto prompt = testing::LoadGolden()[0].prompt_ids;
+  auto request = [&](int priority) {
+    v1::GenerateRequest r = GreedyRequest(prompt, 200);
+    r.mutable_stopping()->set_ignore_eos(true);
+    r.set_priority(priority);
+    return r;
+  };
+  using Clock = std::chrono::steady_clock;
+  struct Timed {
+    grpc::Status status;
+    Clock::time_point first, last;
+  };
+  auto run = [&](const v1::GenerateRequest& r, Timed* out,
+                 std::atomic<bool>* first_read) {
+    auto stub = server.NewStub();
+    grpc::ClientContext context;
+    auto reader = stub->GenerateStream(&context, r);
+    v1::GenerateStreamResponse m;
+    bool first = true;
+    while (reader->Read(&m)) {
+      if (first) {
+        out->first = Clock::now();
+        if (first_read != nullptr) *first_read = true;
+        first = false;
+      }
+      out->last = Clock::now();
+    }
+    out->status = reader->Finish();
+  };
+  Timed running, low, high;
+  std::atomic<bool> occupying{false};
+  std::thread a(run, request(0), &running, &occupying);
+  while (!occupying) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // Both wait behind the running request; the priority-5 one arrives first.
+  std::thread b(run, request(5), &low, nullptr);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::thread c(run, request(0), &high, nullptr);
+  a.join();
+  b.join();
+  c.join();
+  ASSERT_TRUE(running.status.ok()) << running.status.error_message();
+  ASSERT_TRUE(low.status.ok()) << low.status.error_message();
+  ASSERT_TRUE(high.status.ok()) << high.status.error_message();
+  EXPECT_LT(high.last, low.first)
+      << "the priority-0 request should finish before the priority-5 one "
+         "starts";
+  EXPECT_EQ(server.Stop(), 0);
+}
+
 TEST(ServerLifecycleTest, ApiKeyIsRequiredWhenSet) {
   HYDRA_REQUIRE_MODEL();
   ServerProcess server(HYDRA_BINARY, testing::ModelDir().string(),
                        {"--api_key=sesame"});
-  // Readiness needs the key too, so wait on an authenticated call.
+  // Readiness needs the key too.
+  ASSERT_TRUE(server.WaitReady(std::chrono::seconds(60), "sesame"));
   auto stub = server.NewStub();
-  bool ready = false;
-  for (int i = 0; i < 600 && !ready; ++i) {
-    grpc::ClientContext context;
-    context.AddMetadata("authorization", "Bearer sesame");
-    v1::ModelInfo info;
-    ready = stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok();
-    if (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_TRUE(ready);
   grpc::ClientContext wrong;
   wrong.AddMetadata("authorization", "Bearer nope");
   v1::ModelInfo info;

@@ -121,7 +121,9 @@ class ServerProcess {
   }
 
   // Waits until the model is loaded (GetModelInfo stops saying UNAVAILABLE).
-  bool WaitReady(std::chrono::seconds timeout = std::chrono::seconds(60)) {
+  // With `api_key`, the readiness call carries it.
+  bool WaitReady(std::chrono::seconds timeout = std::chrono::seconds(60),
+                 const std::string& api_key = "") {
     auto stub = NewStub();
     const auto give_up = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < give_up) {
@@ -132,6 +134,8 @@ class ServerProcess {
         grpc::ClientContext context;
         context.set_deadline(std::chrono::system_clock::now() +
                              std::chrono::seconds(1));
+        if (!api_key.empty())
+          context.AddMetadata("authorization", "Bearer " + api_key);
         v1::ModelInfo info;
         if (stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok())
           return true;
