@@ -110,7 +110,7 @@ BENCHMARK(BM_RmsNorm)->ArgName("m")->Arg(1)->Arg(64)->Arg(512)->UseRealTime();
 
 void BM_ApplyRope(benchmark::State& state) {
   const int m = int(state.range(0)), heads = 6, head_dim = 48;
-  const RopeTable table(1024, head_dim, 10000.0f);
+  const RopeTable table(1024, head_dim, 10000.0f, model::RopeScaling{});
   std::vector<float> x = RandomVector(size_t(m) * heads * head_dim, 1);
   std::vector<int32_t> positions(m);
   for (int i = 0; i < m; ++i) positions[i] = i % 1024;

@@ -43,16 +43,20 @@ std::string SupportedFamilies() {
 
 // Reads typed fields out of one JSON object, turning every absence or type
 // mismatch into an InvalidArgument that names the file and the field. A JSON
-// null counts as absent: HF writes null for "not set".
+// null counts as absent: HF writes null for "not set". A nested object's
+// fields are named with `prefix`, e.g. "rope_scaling.".
 class Fields {
  public:
-  Fields(const Json& object, std::string_view source)
-      : object_(object), source_(source) {}
+  Fields(const Json& object, std::string_view source,
+         std::string_view prefix = "")
+      : object_(object), source_(source), prefix_(prefix) {}
 
   absl::Status Error(const char* field, absl::string_view what) const {
     return absl::InvalidArgumentError(
-        absl::StrCat(source_, ": field \"", field, "\" ", what));
+        absl::StrCat(source_, ": field \"", prefix_, field, "\" ", what));
   }
+
+  const std::string& source() const { return source_; }
 
   bool Has(const char* field) const {
     auto it = object_.find(field);
@@ -75,14 +79,27 @@ class Fields {
     return value;
   }
 
-  absl::StatusOr<double> Number(const char* field, double fallback) const {
-    if (!Has(field)) return fallback;
+  absl::StatusOr<double> Number(const char* field) const {
+    if (!Has(field)) return Error(field, "is required (a number)");
     const Json& value = object_.at(field);
     if (!value.is_number()) {
       return Error(field,
                    absl::StrCat("must be a number, got ", value.type_name()));
     }
     return value.get<double>();
+  }
+  absl::StatusOr<double> Number(const char* field, double fallback) const {
+    return Has(field) ? Number(field) : fallback;
+  }
+
+  // A required finite number > 0.
+  absl::StatusOr<double> PositiveNumber(const char* field) const {
+    ASSIGN_OR_RETURN(double value, Number(field));
+    if (!(value > 0) || !std::isfinite(value)) {
+      return Error(field,
+                   absl::StrCat("must be a positive number, got ", value));
+    }
+    return value;
   }
 
   absl::StatusOr<bool> Bool(const char* field, bool fallback) const {
@@ -145,6 +162,7 @@ class Fields {
 
   const Json& object_;
   std::string source_;
+  std::string prefix_;
 };
 
 absl::StatusOr<Json> ParseObject(std::string_view text,
@@ -208,6 +226,57 @@ absl::Status ParseFamily(const Json& json, const Fields& fields,
   // LlamaForCausalLM class name with another model_type, and the reverse.
   config.architecture = (by_arch ? by_arch : by_type)->architecture;
   config.model_type = (by_type ? by_type : by_arch)->model_type;
+  return absl::OkStatus();
+}
+
+// The rope_scaling types RopeScaling implements, as Hugging Face names them.
+constexpr const char* kRopeTypes = "\"default\", \"linear\", \"llama3\"";
+
+// Reads "rope_scaling" (absent or null: plain RoPE). The type is under
+// "rope_type", or "type" in configs written before transformers 4.43.
+absl::Status ParseRopeScaling(const Json& json, const Fields& fields,
+                              RopeScaling& scaling) {
+  scaling = RopeScaling{};
+  if (!fields.Has("rope_scaling")) return absl::OkStatus();
+  const Json& object = json.at("rope_scaling");
+  if (!object.is_object()) {
+    return fields.Error(
+        "rope_scaling",
+        absl::StrCat("must be an object or null, got ", object.dump()));
+  }
+  const Fields rope(object, fields.source(), "rope_scaling.");
+  const char* type_key = rope.Has("rope_type") ? "rope_type" : "type";
+  ASSIGN_OR_RETURN(std::optional<std::string> type, rope.String(type_key));
+  if (!type.has_value()) {
+    return rope.Error("rope_type",
+                      absl::StrCat("is required; supported: ", kRopeTypes));
+  }
+  if (*type == "default") return absl::OkStatus();
+  if (*type == "linear") {
+    scaling.type = RopeScaling::Type::kLinear;
+    ASSIGN_OR_RETURN(scaling.factor, rope.PositiveNumber("factor"));
+    return absl::OkStatus();
+  }
+  if (*type != "llama3") {
+    return rope.Error(type_key,
+                      absl::StrCat("is \"", *type, "\", which is not supported",
+                                   "; supported: ", kRopeTypes));
+  }
+  scaling.type = RopeScaling::Type::kLlama3;
+  ASSIGN_OR_RETURN(scaling.factor, rope.PositiveNumber("factor"));
+  ASSIGN_OR_RETURN(scaling.low_freq_factor,
+                   rope.PositiveNumber("low_freq_factor"));
+  ASSIGN_OR_RETURN(scaling.high_freq_factor,
+                   rope.PositiveNumber("high_freq_factor"));
+  if (!(scaling.low_freq_factor < scaling.high_freq_factor)) {
+    return rope.Error(
+        "low_freq_factor",
+        absl::StrCat("(", scaling.low_freq_factor,
+                     ") must be less than \"rope_scaling.high_freq_factor\" (",
+                     scaling.high_freq_factor, ")"));
+  }
+  ASSIGN_OR_RETURN(scaling.original_max_position_embeddings,
+                   rope.PositiveInt("original_max_position_embeddings"));
   return absl::OkStatus();
 }
 
@@ -282,13 +351,7 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text,
   ModelConfig config;
   RETURN_IF_ERROR(ParseFamily(json, fields, config));
 
-  if (fields.Has("rope_scaling")) {
-    return fields.Error(
-        "rope_scaling",
-        absl::StrCat("is not supported (got ", json.at("rope_scaling").dump(),
-                     "); only plain RoPE is implemented, so "
-                     "\"rope_scaling\" must be absent or null"));
-  }
+  RETURN_IF_ERROR(ParseRopeScaling(json, fields, config.rope_scaling));
   ASSIGN_OR_RETURN(std::optional<std::string> act, fields.String("hidden_act"));
   if (act.has_value() && *act != "silu") {
     return fields.Error(
@@ -422,6 +485,18 @@ std::string ModelConfigToJson(const ModelConfig& config) {
   json["max_position_embeddings"] = config.max_position_embeddings;
   json["rms_norm_eps"] = ShortestDouble(config.rms_norm_eps);
   json["rope_theta"] = ShortestDouble(config.rope_theta);
+  const RopeScaling& scaling = config.rope_scaling;
+  if (scaling.type == RopeScaling::Type::kLinear) {
+    json["rope_scaling"] = {{"rope_type", "linear"},
+                            {"factor", scaling.factor}};
+  } else if (scaling.type == RopeScaling::Type::kLlama3) {
+    json["rope_scaling"] = {{"rope_type", "llama3"},
+                            {"factor", scaling.factor},
+                            {"low_freq_factor", scaling.low_freq_factor},
+                            {"high_freq_factor", scaling.high_freq_factor},
+                            {"original_max_position_embeddings",
+                             scaling.original_max_position_embeddings}};
+  }
   json["tie_word_embeddings"] = config.tie_word_embeddings;
   json["attention_bias"] = config.attention_bias;
   if (config.sliding_window > 0) {

@@ -13,6 +13,20 @@
 
 namespace hydra::model {
 
+// Hugging Face's "rope_scaling": how the rotary inverse frequencies are
+// stretched for contexts beyond the pretraining length. kDefault is plain
+// RoPE; kLinear divides every inverse frequency by `factor`; kLlama3 (Llama
+// 3.1/3.2) divides only the low frequencies, keeps the high ones and blends
+// the band between (worker/cpu RopeInverseFrequencies has the formula).
+struct RopeScaling {
+  enum class Type { kDefault, kLinear, kLlama3 };
+  Type type = Type::kDefault;
+  double factor = 1.0;                       // kLinear, kLlama3
+  double low_freq_factor = 1.0;              // kLlama3
+  double high_freq_factor = 4.0;             // kLlama3
+  int original_max_position_embeddings = 0;  // kLlama3
+};
+
 struct ModelConfig {
   std::string architecture;  // e.g. "LlamaForCausalLM"
   std::string model_type;    // "llama", "mistral", "qwen2"
@@ -26,6 +40,7 @@ struct ModelConfig {
   int max_position_embeddings = 0;
   float rms_norm_eps = 1e-5f;
   float rope_theta = 10000.0f;
+  RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v projections carry a bias (Qwen2)
   // Mistral's local-attention window, 0 when none. Parsed but not applied:
@@ -39,7 +54,8 @@ struct ModelConfig {
 
 // Parses config.json text. `source` names the file in error messages.
 // Refuses shapes the engine cannot serve (non-positive sizes, heads that do
-// not divide, unsupported architectures, rope scaling it does not implement).
+// not divide, unsupported architectures, rope scaling types other than
+// "default", "linear" and "llama3").
 absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text,
                                              std::string_view source);
 

@@ -5,6 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "model/byte_level_bpe.h"
+#include "model/sentencepiece_model.h"
 
 namespace hydra::model {
 namespace {
@@ -38,35 +40,117 @@ bool EndsIncomplete(std::string_view text) {
 
 }  // namespace
 
+class Tokenizer::Backend {
+ public:
+  virtual ~Backend() = default;
+  // Without BOS.
+  virtual absl::StatusOr<std::vector<int>> Encode(
+      std::string_view text) const = 0;
+  // Ids already checked against vocab_size().
+  virtual absl::StatusOr<std::string> Decode(
+      std::span<const int> ids) const = 0;
+  virtual int vocab_size() const = 0;
+  virtual int bos_id() const = 0;
+  virtual int eos_id() const = 0;
+};
+
+namespace {
+
+class SentencePieceTokenizer final : public Tokenizer::Backend {
+ public:
+  explicit SentencePieceTokenizer(std::unique_ptr<SentencePieceBackend> sp)
+      : sp_(std::move(sp)) {}
+  absl::StatusOr<std::vector<int>> Encode(
+      std::string_view text) const override {
+    std::vector<int> ids;
+    const std::string error = sp_->Encode(std::string(text), &ids);
+    if (!error.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot tokenize text: ", error));
+    }
+    return ids;
+  }
+  absl::StatusOr<std::string> Decode(std::span<const int> ids) const override {
+    std::string text;
+    const std::string error =
+        sp_->Decode(std::vector<int>(ids.begin(), ids.end()), &text);
+    if (!error.empty()) {
+      return absl::InternalError(absl::StrCat("cannot decode tokens: ", error));
+    }
+    return text;
+  }
+  int vocab_size() const override { return sp_->piece_count(); }
+  int bos_id() const override { return sp_->bos_id(); }
+  int eos_id() const override { return sp_->eos_id(); }
+
+ private:
+  std::unique_ptr<SentencePieceBackend> sp_;
+};
+
+class BpeTokenizer final : public Tokenizer::Backend {
+ public:
+  explicit BpeTokenizer(std::unique_ptr<ByteLevelBpe> bpe)
+      : bpe_(std::move(bpe)) {}
+  absl::StatusOr<std::vector<int>> Encode(
+      std::string_view text) const override {
+    return bpe_->Encode(text);
+  }
+  absl::StatusOr<std::string> Decode(std::span<const int> ids) const override {
+    return bpe_->Decode(ids);
+  }
+  int vocab_size() const override { return bpe_->vocab_size(); }
+  int bos_id() const override { return bpe_->bos_id(); }
+  int eos_id() const override { return bpe_->eos_id(); }
+
+ private:
+  std::unique_ptr<ByteLevelBpe> bpe_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::LoadFromModelDir(
+    const std::filesystem::path& model_dir) {
+  for (const char* name : {"tokenizer.model", "tokenizer.json"}) {
+    if (std::filesystem::exists(model_dir / name)) {
+      return Load(model_dir / name);
+    }
+  }
+  return absl::NotFoundError(
+      absl::StrCat(model_dir.string(),
+                   ": no tokenizer.model (SentencePiece) or tokenizer.json "
+                   "(byte-level BPE)"));
+}
+
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(
-    const std::filesystem::path& model_file) {
+    const std::filesystem::path& file) {
+  if (file.extension() == ".json") {
+    ASSIGN_OR_RETURN(auto bpe, ByteLevelBpe::Load(file));
+    return std::unique_ptr<Tokenizer>(
+        new Tokenizer(std::make_unique<BpeTokenizer>(std::move(bpe))));
+  }
   std::string error;
   auto sp = NewSentencePieceBackend(&error);
   if (sp == nullptr) return absl::FailedPreconditionError(error);
-  error = sp->Load(model_file.string());
+  error = sp->Load(file.string());
   if (!error.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot load SentencePiece tokenizer ",
-                     model_file.string(), ": ", error));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot load SentencePiece tokenizer ", file.string(), ": ", error));
   }
-  return std::unique_ptr<Tokenizer>(new Tokenizer(std::move(sp)));
+  return std::unique_ptr<Tokenizer>(
+      new Tokenizer(std::make_unique<SentencePieceTokenizer>(std::move(sp))));
 }
 
-Tokenizer::Tokenizer(std::unique_ptr<SentencePieceBackend> sp)
-    : sp_(std::move(sp)) {}
+Tokenizer::Tokenizer(std::unique_ptr<Backend> backend)
+    : backend_(std::move(backend)) {}
 Tokenizer::~Tokenizer() = default;
 
 absl::StatusOr<std::vector<int>> Tokenizer::Encode(std::string_view text,
                                                    bool add_bos) const {
-  std::vector<int> pieces;
-  const std::string error = sp_->Encode(std::string(text), &pieces);
-  if (!error.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot tokenize text: ", error));
-  }
+  ASSIGN_OR_RETURN(std::vector<int> pieces, backend_->Encode(text));
+  if (!add_bos || bos_id() < 0) return pieces;
   std::vector<int> ids;
   ids.reserve(pieces.size() + 1);
-  if (add_bos && bos_id() >= 0) ids.push_back(bos_id());
+  ids.push_back(bos_id());
   ids.insert(ids.end(), pieces.begin(), pieces.end());
   return ids;
 }
@@ -80,18 +164,12 @@ absl::StatusOr<std::string> Tokenizer::Decode(std::span<const int> ids) const {
                        " is outside the vocabulary [0, ", vocab, ")"));
     }
   }
-  std::string text;
-  const std::string error =
-      sp_->Decode(std::vector<int>(ids.begin(), ids.end()), &text);
-  if (!error.empty()) {
-    return absl::InternalError(absl::StrCat("cannot decode tokens: ", error));
-  }
-  return text;
+  return backend_->Decode(ids);
 }
 
-int Tokenizer::vocab_size() const { return sp_->piece_count(); }
-int Tokenizer::bos_id() const { return sp_->bos_id(); }
-int Tokenizer::eos_id() const { return sp_->eos_id(); }
+int Tokenizer::vocab_size() const { return backend_->vocab_size(); }
+int Tokenizer::bos_id() const { return backend_->bos_id(); }
+int Tokenizer::eos_id() const { return backend_->eos_id(); }
 
 IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& tokenizer,
                                                std::span<const int> prompt)

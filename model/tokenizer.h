@@ -1,5 +1,6 @@
-// Text <-> token ids through the SentencePiece library, plus the incremental
-// detokenizer that streaming needs.
+// Text <-> token ids: a SentencePiece model (tokenizer.model, Llama 2 and
+// Mistral) or a byte-level BPE tokenizer.json (Qwen2, Llama 3), plus the
+// incremental detokenizer that streaming needs.
 #ifndef HYDRA_MODEL_TOKENIZER_H_
 #define HYDRA_MODEL_TOKENIZER_H_
 
@@ -11,28 +12,35 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "model/sentencepiece_model.h"
 
 namespace hydra::model {
 
 class Tokenizer {
  public:
+  // A model folder's tokenizer: tokenizer.model when there is one (it is
+  // the reference for the families that ship both), else tokenizer.json.
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> LoadFromModelDir(
+      const std::filesystem::path& model_dir);
+  // One tokenizer file: *.json is a Hugging Face tokenizer.json, anything
+  // else a SentencePiece model.
   static absl::StatusOr<std::unique_ptr<Tokenizer>> Load(
-      const std::filesystem::path& model_file);
+      const std::filesystem::path& file);
   ~Tokenizer();
 
-  // SentencePiece encoding (with its dummy prefix), preceded by BOS when
-  // `add_bos`.
+  // The tokenizer's encoding, preceded by BOS when `add_bos` and the
+  // tokenizer has one.
   absl::StatusOr<std::vector<int>> Encode(std::string_view text,
                                           bool add_bos = true) const;
   absl::StatusOr<std::string> Decode(std::span<const int> ids) const;
   int vocab_size() const;
-  int bos_id() const;
+  int bos_id() const;  // -1: none is added
   int eos_id() const;
 
+  class Backend;  // one per tokenizer format, in tokenizer.cc
+
  private:
-  explicit Tokenizer(std::unique_ptr<SentencePieceBackend> sp);
-  std::unique_ptr<SentencePieceBackend> sp_;
+  explicit Tokenizer(std::unique_ptr<Backend> backend);
+  std::unique_ptr<Backend> backend_;
 };
 
 // Turns a growing list of token ids into text deltas. Decoding token by token

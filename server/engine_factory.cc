@@ -115,8 +115,8 @@ absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(
   ASSIGN_OR_RETURN(LoadedRunner loaded, LoadRunner(options));
   auto runner = std::move(loaded.runner);
   const int num_blocks = loaded.num_blocks;
-  ASSIGN_OR_RETURN(auto tokenizer, model::Tokenizer::Load(options.model_dir +
-                                                          "/tokenizer.model"));
+  ASSIGN_OR_RETURN(auto tokenizer,
+                   model::Tokenizer::LoadFromModelDir(options.model_dir));
   EngineConfig engine_config;
   engine_config.block_size = options.block_size;
   engine_config.num_blocks = num_blocks;

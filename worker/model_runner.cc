@@ -37,7 +37,7 @@ ModelRunner::ModelRunner(model::ModelConfig config, ModelWeights weights,
                              config_.head_dim, block_size},
                 num_blocks),
       rope_(config_.max_position_embeddings, config_.head_dim,
-            config_.rope_theta) {}
+            config_.rope_theta, config_.rope_scaling) {}
 
 absl::Status ModelRunner::Validate(const internal::StepPlan& plan) const {
   return ValidateStepPlan(plan, config_, kv_cache_.num_blocks(),

@@ -73,7 +73,7 @@ TYPED_TEST(KernelTest, RmsNorm) {
 TYPED_TEST(KernelTest, RopeRotateHalf) {
   using T = TypeParam;
   const int m = 4, heads = 3, hd = 48, stride = heads * hd + 16;
-  const cpu::RopeTable table(256, hd, 10000.0f);
+  const cpu::RopeTable table(256, hd, 10000.0f, model::RopeScaling{});
   const std::vector<int32_t> positions = {0, 7, 100, 255};
   auto x = Round<T>(Random(m * stride, 4));
   auto d_x = Upload<T>(x);

@@ -290,11 +290,180 @@ TEST(ModelConfigTest, RefusesNonPositiveSize) {
               {kSource, "\"intermediate_size\""});
 }
 
-TEST(ModelConfigTest, RefusesRopeScaling) {
+// Llama-3.2-1B's rope_scaling.
+nlohmann::json Llama3Scaling() {
+  return {{"factor", 32.0},
+          {"high_freq_factor", 4.0},
+          {"low_freq_factor", 1.0},
+          {"original_max_position_embeddings", 8192},
+          {"rope_type", "llama3"}};
+}
+
+TEST(ModelConfigTest, ParsesLlama3RopeScaling) {
+  nlohmann::json json = Stories15M();
+  json["rope_theta"] = 500000.0;
+  json["rope_scaling"] = Llama3Scaling();
+  auto config = Parse(json);
+  ASSERT_TRUE(config.ok()) << config.status();
+  const RopeScaling& s = config->rope_scaling;
+  EXPECT_EQ(s.type, RopeScaling::Type::kLlama3);
+  EXPECT_EQ(s.factor, 32.0);
+  EXPECT_EQ(s.low_freq_factor, 1.0);
+  EXPECT_EQ(s.high_freq_factor, 4.0);
+  EXPECT_EQ(s.original_max_position_embeddings, 8192);
+
+  // Configs written before transformers 4.43 spell the key "type".
+  json["rope_scaling"].erase("rope_type");
+  json["rope_scaling"]["type"] = "llama3";
+  config = Parse(json);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->rope_scaling.type, RopeScaling::Type::kLlama3);
+  EXPECT_EQ(config->rope_scaling.factor, 32.0);
+}
+
+TEST(ModelConfigTest, ParsesLinearRopeScaling) {
   nlohmann::json json = Stories15M();
   json["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+  auto config = Parse(json);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->rope_scaling.type, RopeScaling::Type::kLinear);
+  EXPECT_EQ(config->rope_scaling.factor, 2.0);
+
+  json["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 4}};
+  config = Parse(json);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->rope_scaling.type, RopeScaling::Type::kLinear);
+  EXPECT_EQ(config->rope_scaling.factor, 4.0);
+}
+
+TEST(ModelConfigTest, DefaultOrNullRopeScalingIsPlainRope) {
+  nlohmann::json json = Stories15M();
+  for (const nlohmann::json& scaling :
+       {nlohmann::json(nullptr), nlohmann::json{{"rope_type", "default"}},
+        nlohmann::json{{"type", "default"}, {"factor", 8.0}}}) {
+    SCOPED_TRACE(scaling.dump());
+    json["rope_scaling"] = scaling;
+    auto config = Parse(json);
+    ASSERT_TRUE(config.ok()) << config.status();
+    EXPECT_EQ(config->rope_scaling.type, RopeScaling::Type::kDefault);
+    EXPECT_EQ(config->rope_scaling.factor, 1.0);
+  }
+  json.erase("rope_scaling");
+  auto config = Parse(json);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->rope_scaling.type, RopeScaling::Type::kDefault);
+}
+
+TEST(ModelConfigTest, RefusesUnsupportedRopeScalingType) {
+  for (const char* type : {"dynamic", "yarn", "longrope", "su"}) {
+    SCOPED_TRACE(type);
+    nlohmann::json json = Stories15M();
+    json["rope_scaling"] = {{"rope_type", type}, {"factor", 2.0}};
+    ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+                {kSource, "\"rope_scaling.rope_type\"", type, "not supported",
+                 "\"default\"", "\"linear\"", "\"llama3\""});
+    // The older key is named as the file spells it.
+    json["rope_scaling"] = {{"type", type}, {"factor", 2.0}};
+    ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+                {kSource, "\"rope_scaling.type\"", type, "\"llama3\""});
+  }
+  nlohmann::json json = Stories15M();
+  json["rope_scaling"] = {{"factor", 2.0}};
+  ExpectError(
+      Parse(json).status(), absl::StatusCode::kInvalidArgument,
+      {kSource, "\"rope_scaling.rope_type\"", "required", "\"llama3\""});
+  json["rope_scaling"] = {{"rope_type", 3}};
   ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
-              {kSource, "\"rope_scaling\"", "not supported"});
+              {kSource, "\"rope_scaling.rope_type\"", "string"});
+  json["rope_scaling"] = "llama3";
+  ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+              {kSource, "\"rope_scaling\"", "object"});
+}
+
+TEST(ModelConfigTest, RefusesBadRopeScalingNumbers) {
+  struct Case {
+    const char* field;
+    nlohmann::json value;  // null: the field is removed
+    std::vector<std::string> needles;
+  };
+  const Case cases[] = {
+      {"factor", 0.0, {"\"rope_scaling.factor\"", "positive"}},
+      {"factor", -2.0, {"\"rope_scaling.factor\"", "positive"}},
+      {"factor", "32", {"\"rope_scaling.factor\"", "number", "string"}},
+      {"factor", nullptr, {"\"rope_scaling.factor\"", "required"}},
+      {"low_freq_factor",
+       0.0,
+       {"\"rope_scaling.low_freq_factor\"", "positive"}},
+      {"low_freq_factor",
+       4.0,
+       {"\"rope_scaling.low_freq_factor\"", "\"rope_scaling.high_freq_factor\"",
+        "less than"}},
+      {"high_freq_factor",
+       0.5,
+       {"\"rope_scaling.low_freq_factor\"", "\"rope_scaling.high_freq_factor\"",
+        "less than"}},
+      {"high_freq_factor",
+       nullptr,
+       {"\"rope_scaling.high_freq_factor\"", "required"}},
+      {"original_max_position_embeddings",
+       0,
+       {"\"rope_scaling.original_max_position_embeddings\"", "> 0"}},
+      {"original_max_position_embeddings",
+       8192.5,
+       {"\"rope_scaling.original_max_position_embeddings\"", "integer"}},
+      {"original_max_position_embeddings",
+       nullptr,
+       {"\"rope_scaling.original_max_position_embeddings\"", "required"}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(testing::Message() << c.field << " = " << c.value.dump());
+    nlohmann::json json = Stories15M();
+    json["rope_scaling"] = Llama3Scaling();
+    if (c.value.is_null()) {
+      json["rope_scaling"].erase(c.field);
+    } else {
+      json["rope_scaling"][c.field] = c.value;
+    }
+    std::vector<std::string> needles = c.needles;
+    needles.push_back(kSource);
+    ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+                needles);
+  }
+  nlohmann::json json = Stories15M();
+  json["rope_scaling"] = {{"type", "linear"}, {"factor", 0}};
+  ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+              {kSource, "\"rope_scaling.factor\"", "positive"});
+  json["rope_scaling"] = {{"type", "linear"}};
+  ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+              {kSource, "\"rope_scaling.factor\"", "required"});
+}
+
+TEST(ModelConfigTest, RopeScalingRoundTripsThroughJson) {
+  for (const nlohmann::json& scaling :
+       {Llama3Scaling(), nlohmann::json{{"type", "linear"}, {"factor", 2.5}}}) {
+    SCOPED_TRACE(scaling.dump());
+    nlohmann::json json = Stories15M();
+    json["rope_scaling"] = scaling;
+    auto config = Parse(json);
+    ASSERT_TRUE(config.ok()) << config.status();
+    const std::string text = ModelConfigToJson(*config);
+    EXPECT_THAT(text, HasSubstr("\"rope_scaling\""));
+    auto again = ParseModelConfig(text, kSource);
+    ASSERT_TRUE(again.ok()) << again.status() << "\n" << text;
+    EXPECT_EQ(ModelConfigToJson(*again), text);
+    const RopeScaling &a = again->rope_scaling, &b = config->rope_scaling;
+    EXPECT_EQ(a.type, b.type);
+    EXPECT_EQ(a.factor, b.factor);
+    EXPECT_EQ(a.low_freq_factor, b.low_freq_factor);
+    EXPECT_EQ(a.high_freq_factor, b.high_freq_factor);
+    EXPECT_EQ(a.original_max_position_embeddings,
+              b.original_max_position_embeddings);
+  }
+  // Plain RoPE writes no rope_scaling, as before.
+  auto plain = Parse(Stories15M());
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_THAT(ModelConfigToJson(*plain),
+              ::testing::Not(HasSubstr("rope_scaling")));
 }
 
 TEST(ModelConfigTest, RefusesUnknownArchitecture) {

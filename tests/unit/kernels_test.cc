@@ -205,7 +205,7 @@ TEST(RmsNormTest, WorksInPlace) {
 TEST(RopeTest, TableMatchesClosedForm) {
   const int max_positions = 4096, head_dim = 34;
   const float theta = 10000.0f;
-  const RopeTable table(max_positions, head_dim, theta);
+  const RopeTable table(max_positions, head_dim, theta, {});
   EXPECT_EQ(table.head_dim(), head_dim);
   EXPECT_EQ(table.max_positions(), max_positions);
   for (int pos : {0, 1, 17, 1000, max_positions - 1}) {
@@ -229,7 +229,7 @@ TEST(RopeTest, RotatesHalvesOfEveryHead) {
       // Rows as in a fused QKV buffer: the heads rotated here are followed by
       // columns that must be left alone.
       const int stride = num_heads * head_dim + 11;
-      const RopeTable table(max_positions, head_dim, theta);
+      const RopeTable table(max_positions, head_dim, theta, {});
       std::uniform_int_distribution<int32_t> pos_dist(0, max_positions - 1);
       std::vector<int32_t> positions(m);
       for (int32_t& p : positions) p = pos_dist(rng);
@@ -263,7 +263,7 @@ TEST(RopeTest, RotatesHalvesOfEveryHead) {
 }
 
 TEST(RopeTest, RejectsPositionOutsideTable) {
-  const RopeTable table(8, 4, 10000.0f);
+  const RopeTable table(8, 4, 10000.0f, {});
   std::vector<float> x(4, 1.0f);
   const int32_t beyond[] = {8};
   EXPECT_THROW(ApplyRope(x.data(), 1, 4, 1, beyond, table), std::out_of_range);
@@ -273,7 +273,146 @@ TEST(RopeTest, RejectsPositionOutsideTable) {
 }
 
 TEST(RopeTest, RejectsOddHeadDim) {
-  EXPECT_THROW(RopeTable(8, 5, 10000.0f), std::invalid_argument);
+  EXPECT_THROW(RopeTable(8, 5, 10000.0f, {}), std::invalid_argument);
+}
+
+// Hugging Face's _compute_llama3_parameters, transcribed element by element.
+double HfLlama3InvFreq(int j, int head_dim, double theta, double factor,
+                       double low_freq_factor, double high_freq_factor,
+                       double old_context_len) {
+  const double pi = 3.14159265358979323846;
+  const double inv_freq = 1.0 / std::pow(theta, double(2 * j) / head_dim);
+  const double low_freq_wavelen = old_context_len / low_freq_factor;
+  const double high_freq_wavelen = old_context_len / high_freq_factor;
+  const double wavelen = 2 * pi / inv_freq;
+  double inv_freq_llama =
+      wavelen > low_freq_wavelen ? inv_freq / factor : inv_freq;
+  const double smooth_factor = (old_context_len / wavelen - low_freq_factor) /
+                               (high_freq_factor - low_freq_factor);
+  const double smoothed_inv_freq =
+      (1 - smooth_factor) * inv_freq_llama / factor +
+      smooth_factor * inv_freq_llama;
+  const bool is_medium_freq =
+      !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen);
+  if (is_medium_freq) inv_freq_llama = smoothed_inv_freq;
+  return inv_freq_llama;
+}
+
+model::RopeScaling Llama32Scaling() {
+  model::RopeScaling s;
+  s.type = model::RopeScaling::Type::kLlama3;
+  s.factor = 32.0;
+  s.low_freq_factor = 1.0;
+  s.high_freq_factor = 4.0;
+  s.original_max_position_embeddings = 8192;
+  return s;
+}
+
+TEST(RopeTest, Llama3InverseFrequenciesMatchHuggingFace) {
+  // Llama-3.2-1B: head_dim 64, theta 500000, factor 32, low 1, high 4, 8192.
+  const int head_dim = 64;
+  const double theta = 500000.0, pi = 3.14159265358979323846;
+  const model::RopeScaling scaling = Llama32Scaling();
+  const std::vector<double> got =
+      RopeInverseFrequencies(head_dim, theta, scaling);
+  ASSERT_EQ(got.size(), size_t(head_dim / 2));
+  enum Band { kHigh, kMedium, kLow };
+  // The band boundaries are wavelengths 8192 / 4 = 2048 and 8192 / 1 = 8192.
+  const std::tuple<int, Band> picks[] = {
+      {0, kHigh},    {10, kHigh}, {14, kHigh}, {15, kMedium}, {16, kMedium},
+      {17, kMedium}, {18, kLow},  {25, kLow},  {31, kLow}};
+  for (const auto& [j, band] : picks) {
+    SCOPED_TRACE(testing::Message() << "j=" << j);
+    const double base = 1.0 / std::pow(theta, double(2 * j) / head_dim);
+    const double wavelen = 2 * pi / base;
+    switch (band) {
+      case kHigh:
+        ASSERT_LT(wavelen, 2048.0);
+        break;
+      case kMedium:
+        ASSERT_GE(wavelen, 2048.0);
+        ASSERT_LE(wavelen, 8192.0);
+        break;
+      case kLow:
+        ASSERT_GT(wavelen, 8192.0);
+        break;
+    }
+    const double want =
+        HfLlama3InvFreq(j, head_dim, theta, 32.0, 1.0, 4.0, 8192.0);
+    EXPECT_NEAR(got[j], want, 1e-9 * want);
+    // And the band's own rule, spelled out.
+    if (band == kHigh) {
+      EXPECT_NEAR(got[j], base, 1e-9 * base);
+    } else if (band == kLow) {
+      EXPECT_NEAR(got[j], base / 32.0, 1e-9 * base);
+    } else {
+      EXPECT_LT(got[j], base);
+      EXPECT_GT(got[j], base / 32.0);
+    }
+  }
+}
+
+TEST(RopeTest, LinearScalingDividesEveryFrequency) {
+  const int head_dim = 34;
+  const double theta = 10000.0;
+  model::RopeScaling linear;
+  linear.type = model::RopeScaling::Type::kLinear;
+  linear.factor = 4.0;
+  const std::vector<double> got =
+      RopeInverseFrequencies(head_dim, theta, linear);
+  ASSERT_EQ(got.size(), size_t(head_dim / 2));
+  for (int j = 0; j < head_dim / 2; ++j) {
+    const double want = std::pow(theta, -2.0 * j / head_dim) / 4.0;
+    EXPECT_NEAR(got[j], want, 1e-12 * want) << "j=" << j;
+  }
+  // Position 4p of the scaled table is position p of the plain one.
+  const RopeTable plain(64, head_dim, float(theta), {});
+  const RopeTable scaled(256, head_dim, float(theta), linear);
+  for (int p : {0, 1, 7, 63}) {
+    for (int j = 0; j < head_dim / 2; ++j) {
+      EXPECT_NEAR(scaled.cos(4 * p)[j], plain.cos(p)[j], 1e-6);
+      EXPECT_NEAR(scaled.sin(4 * p)[j], plain.sin(p)[j], 1e-6);
+    }
+  }
+}
+
+TEST(RopeTest, DefaultScalingIsPlainRope) {
+  model::RopeScaling ignored;  // kDefault: factor and the rest do not apply
+  ignored.factor = 8.0;
+  ignored.original_max_position_embeddings = 16;
+  const std::vector<double> got = RopeInverseFrequencies(48, 10000.0, ignored);
+  for (int j = 0; j < 24; ++j) {
+    EXPECT_EQ(got[j], std::pow(10000.0, -2.0 * j / 48)) << "j=" << j;
+  }
+}
+
+TEST(RopeTest, ScaledTableUsesScaledFrequencies) {
+  const int max_positions = 3000, head_dim = 64;
+  const float theta = 500000.0f;
+  const model::RopeScaling scaling = Llama32Scaling();
+  const RopeTable table(max_positions, head_dim, theta, scaling);
+  for (int pos : {0, 1, 1234, max_positions - 1}) {
+    for (int j = 0; j < head_dim / 2; ++j) {
+      const double angle =
+          pos * HfLlama3InvFreq(j, head_dim, theta, 32.0, 1.0, 4.0, 8192.0);
+      EXPECT_NEAR(table.cos(pos)[j], std::cos(angle), 1e-6);
+      EXPECT_NEAR(table.sin(pos)[j], std::sin(angle), 1e-6);
+    }
+  }
+}
+
+TEST(RopeTest, RejectsInvalidScaling) {
+  model::RopeScaling bad = Llama32Scaling();
+  bad.factor = 0;
+  EXPECT_THROW(RopeInverseFrequencies(64, 500000.0, bad),
+               std::invalid_argument);
+  bad = Llama32Scaling();
+  bad.low_freq_factor = bad.high_freq_factor;
+  EXPECT_THROW(RopeTable(8, 64, 500000.0f, bad), std::invalid_argument);
+  bad = Llama32Scaling();
+  bad.original_max_position_embeddings = 0;
+  EXPECT_THROW(RopeInverseFrequencies(64, 500000.0, bad),
+               std::invalid_argument);
 }
 
 TEST(SiluMulTest, MatchesReference) {

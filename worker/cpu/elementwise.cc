@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numbers>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "worker/cpu/kernels.h"
 #include "worker/cpu/vector_math.h"
@@ -96,20 +98,70 @@ void RmsNorm(const float* x, const float* weight, int m, int dim, float eps,
   });
 }
 
-RopeTable::RopeTable(int max_positions, int head_dim, float theta)
+std::vector<double> RopeInverseFrequencies(int head_dim, double theta,
+                                           const model::RopeScaling& scaling) {
+  using Type = model::RopeScaling::Type;
+  if (head_dim <= 0 || head_dim % 2 != 0) {
+    throw std::invalid_argument(
+        "RopeInverseFrequencies: head_dim must be positive and even");
+  }
+  if (scaling.type != Type::kDefault && !(scaling.factor > 0)) {
+    throw std::invalid_argument(
+        "RopeInverseFrequencies: scaling factor must be > 0");
+  }
+  if (scaling.type == Type::kLlama3 &&
+      !(scaling.low_freq_factor > 0 &&
+        scaling.low_freq_factor < scaling.high_freq_factor &&
+        scaling.original_max_position_embeddings > 0)) {
+    throw std::invalid_argument(
+        "RopeInverseFrequencies: llama3 scaling needs 0 < low_freq_factor < "
+        "high_freq_factor and original_max_position_embeddings > 0");
+  }
+  const int half = head_dim / 2;
+  std::vector<double> inv_freq(half);
+  for (int j = 0; j < half; ++j) {
+    inv_freq[j] = std::pow(theta, -2.0 * j / head_dim);
+  }
+  if (scaling.type == Type::kLinear) {
+    for (double& f : inv_freq) f /= scaling.factor;
+  } else if (scaling.type == Type::kLlama3) {
+    const double factor = scaling.factor;
+    const double low = scaling.low_freq_factor;
+    const double high = scaling.high_freq_factor;
+    const double original = scaling.original_max_position_embeddings;
+    const double low_freq_wavelen = original / low;
+    const double high_freq_wavelen = original / high;
+    // As transformers does it: divide the low frequencies, then replace the
+    // band that is neither high nor low with the blend.
+    for (double& f : inv_freq) {
+      const double wavelen = 2 * std::numbers::pi / f;
+      double scaled = wavelen > low_freq_wavelen ? f / factor : f;
+      if (!(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen)) {
+        const double smooth = (original / wavelen - low) / (high - low);
+        scaled = (1 - smooth) * scaled / factor + smooth * scaled;
+      }
+      f = scaled;
+    }
+  }
+  return inv_freq;
+}
+
+RopeTable::RopeTable(int max_positions, int head_dim, float theta,
+                     const model::RopeScaling& scaling)
     : max_positions_(max_positions), half_(head_dim / 2) {
   if (max_positions < 0 || head_dim <= 0 || head_dim % 2 != 0) {
     throw std::invalid_argument(
         "RopeTable: head_dim must be positive and even");
   }
+  const std::vector<double> inv_freq =
+      RopeInverseFrequencies(head_dim, theta, scaling);
   cos_.resize(size_t(max_positions) * half_);
   sin_.resize(size_t(max_positions) * half_);
   // In double: for long contexts pos * freq reaches 1e5+ radians, where a
   // float angle would already be off by a visible fraction of a turn.
   for (int p = 0; p < max_positions; ++p) {
     for (int j = 0; j < half_; ++j) {
-      const double freq = std::pow(double(theta), -2.0 * j / head_dim);
-      const double angle = double(p) * freq;
+      const double angle = double(p) * inv_freq[j];
       cos_[size_t(p) * half_ + j] = float(std::cos(angle));
       sin_[size_t(p) * half_ + j] = float(std::sin(angle));
     }

@@ -9,6 +9,7 @@
 #include <span>
 #include <vector>
 
+#include "model/config.h"
 #include "worker/cpu/aligned_buffer.h"
 
 namespace hydra::cpu {
@@ -55,13 +56,25 @@ void MatMul(const float* x, int m, int x_stride, const PackedMatrix& w,
 void RmsNorm(const float* x, const float* weight, int m, int dim, float eps,
              float* out);
 
+// The rotary inverse frequencies inv_freq[j], j < head_dim/2, in double:
+// theta^(-2j/head_dim), then Hugging Face's rope_scaling. kLinear divides each
+// by factor. kLlama3 (transformers' _compute_llama3_parameters), with
+// wavelen = 2π / inv_freq and L = original_max_position_embeddings: above
+// L / low_freq_factor divide by factor, below L / high_freq_factor keep, and
+// in between blend with smooth = (L / wavelen − low) / (high − low):
+// (1 − smooth) · inv_freq / factor + smooth · inv_freq.
+// Throws std::invalid_argument on an odd head_dim or invalid scaling.
+std::vector<double> RopeInverseFrequencies(int head_dim, double theta,
+                                           const model::RopeScaling& scaling);
+
 // Rotary embedding, rotate-half layout (Hugging Face): within each head, the
-// pair (j, j + head_dim/2) is rotated by angle position * theta^(-2j/head_dim).
-// Applies in place to `num_heads` heads of each of `m` rows (row stride
-// `stride` floats). cos/sin come from a RopeTable.
+// pair (j, j + head_dim/2) is rotated by angle position * inv_freq[j]
+// (RopeInverseFrequencies). Applies in place to `num_heads` heads of each of
+// `m` rows (row stride `stride` floats). cos/sin come from a RopeTable.
 class RopeTable {
  public:
-  RopeTable(int max_positions, int head_dim, float theta);
+  RopeTable(int max_positions, int head_dim, float theta,
+            const model::RopeScaling& scaling);
   const float* cos(int position) const {
     return cos_.data() + size_t(position) * half_;
   }

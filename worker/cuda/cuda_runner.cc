@@ -146,8 +146,8 @@ absl::StatusOr<std::unique_ptr<CudaRunner>> CudaRunner::CreateSynthetic(
 absl::Status CudaRunner::Init(DeviceWeights weights) {
   weights_ = std::move(weights);
   const model::ModelConfig& c = config_;
-  const cpu::RopeTable rope(c.max_position_embeddings, c.head_dim,
-                            c.rope_theta);
+  const cpu::RopeTable rope(c.max_position_embeddings, c.head_dim, c.rope_theta,
+                            c.rope_scaling);
   const size_t table = size_t(c.max_position_embeddings) * (c.head_dim / 2);
   ASSIGN_OR_RETURN(
       rope_cos_, DeviceBuffer<float>::FromHost(std::span(rope.cos(0), table)));
