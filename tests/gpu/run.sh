@@ -10,8 +10,9 @@
 #                                             scripts/gpu_bundle.sh (default
 #                                             DIR: .gpu-bundle), for a machine
 #                                             without hydra's build packages;
-#                                             .gpu-carry/gpu-check.tar.xz
-#                                             (--pack) is unpacked first
+#                                             the tarballs of --pack are
+#                                             unpacked first
+#        tests/gpu/run.sh --unpack-only      only that
 # With no argument, a bundle in the checkout is used when there is one.
 # Where $OUT is set (the device tool's output folder), the logs go there too.
 set -uo pipefail
@@ -19,18 +20,29 @@ set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 bundle=""
 build="${root}/build-gpu"
-carried="${root}/.gpu-carry/gpu-check.tar.xz" # scripts/gpu_bundle.sh --pack
+# What scripts/gpu_bundle.sh --pack makes for the device tool's carry.
+carried=("${root}/.gpu-carry/gpu-bundle.tar.xz"
+  "${root}/.gpu-carry-model/stories15M.tar.xz")
+unpack() {
+  local tarball
+  for tarball in "${carried[@]}"; do
+    [[ -f ${tarball} ]] || continue
+    echo "unpacking ${tarball}"
+    tar -C "${root}" -xJf "${tarball}" || exit 1
+  done
+}
 case "${1:-}" in
+  --unpack-only)
+    unpack
+    exit 0
+    ;;
   --prebuilt) bundle="${root}/.gpu-bundle" ;;
   --prebuilt=*) bundle="$(realpath -m "${1#--prebuilt=}")" ;;
-  "") [[ -x "${root}/.gpu-bundle/run" || -f ${carried} ]] &&
+  "") [[ -x "${root}/.gpu-bundle/run" || -f ${carried[0]} ]] &&
     bundle="${root}/.gpu-bundle" ;;
   *) build="$(realpath -m "$1")" ;;
 esac
-if [[ -n ${bundle} && ! -x ${bundle}/run && -f ${carried} ]]; then
-  echo "unpacking ${carried}"
-  tar -C "${root}" -xJf "${carried}" || exit 1
-fi
+[[ -n ${bundle} ]] && unpack
 logs="${bundle:-${build}}/gpu-check"
 mkdir -p "${logs}"
 start=$(date +%s)
