@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -528,6 +529,62 @@ TEST(ServerLifecycleTest, LowerPriorityValuesAreAdmittedFirst) {
       << "the priority-0 request should finish before the priority-5 one "
          "starts";
   EXPECT_EQ(server.Stop(), 0);
+}
+
+// A model folder with a byte-level BPE tokenizer.json and no
+// tokenizer.model (as Qwen2 and Llama 3 ship) serves text: stories15M's
+// weights with Qwen3's tokenizer. The words are nonsense (the weights were
+// trained on another vocabulary); the path from text to ids to text is real.
+TEST(ServerLifecycleTest, ServesAModelFolderWithATokenizerJson) {
+  HYDRA_REQUIRE_MODEL();
+  const auto tokenizer_dir = testing::ModelDir().parent_path() / "tokenizers";
+  if (!std::filesystem::exists(tokenizer_dir / "qwen3" / "tokenizer.json")) {
+    GTEST_SKIP() << "no " << tokenizer_dir << " (scripts/setup.sh fetches it)";
+  }
+  const auto dir = std::filesystem::path(::testing::TempDir()) / "bpe_model";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  for (const char* name : {"config.json", "model.safetensors"}) {
+    std::filesystem::create_symlink(testing::ModelDir() / name, dir / name);
+  }
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
+    std::filesystem::create_symlink(tokenizer_dir / "qwen3" / name, dir / name);
+  }
+  ServerProcess server(HYDRA_BINARY, dir.string());
+  ASSERT_TRUE(server.WaitReady());
+  auto stub = server.NewStub();
+  grpc::ClientContext c1;
+  v1::TokenizeRequest t;
+  t.set_text("Once upon a time");
+  v1::TokenizeResponse tr;
+  ASSERT_TRUE(stub->Tokenize(&c1, t, &tr).ok());
+  // Hugging Face's ids for this text; Qwen adds no BOS.
+  EXPECT_EQ(std::vector<int>(tr.token_ids().begin(), tr.token_ids().end()),
+            (std::vector<int>{12522, 5193, 264, 882}));
+
+  v1::GenerateRequest request;
+  request.set_prompt("Once upon a time");
+  request.mutable_sampling()->set_temperature(0);
+  request.mutable_stopping()->set_max_tokens(16);
+  request.mutable_stopping()->set_ignore_eos(true);
+  grpc::ClientContext c2;
+  v1::GenerateResponse unary;
+  ASSERT_TRUE(stub->Generate(&c2, request, &unary).ok());
+  EXPECT_EQ(unary.token_ids_size(), 16);
+  EXPECT_EQ(unary.usage().prompt_tokens(), 4);
+  // The text is the tokenizer's decoding of the ids, streamed or not.
+  grpc::ClientContext c3;
+  v1::TokenizeRequest back;
+  back.mutable_ids()->mutable_ids()->Add(unary.token_ids().begin(),
+                                         unary.token_ids().end());
+  v1::TokenizeResponse decoded;
+  ASSERT_TRUE(stub->Tokenize(&c3, back, &decoded).ok());
+  EXPECT_EQ(unary.text(), decoded.text());
+  const Streamed streamed = Stream(*stub, request);
+  ASSERT_TRUE(streamed.status.ok()) << streamed.status.error_message();
+  EXPECT_EQ(streamed.text, unary.text());
+  EXPECT_EQ(server.Stop(), 0);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ServerLifecycleTest, ApiKeyIsRequiredWhenSet) {
