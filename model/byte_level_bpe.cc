@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <limits>
+#include <queue>
 #include <sstream>
 #include <utility>
 
@@ -575,28 +577,60 @@ void ByteLevelBpe::EncodePiece(std::string_view piece,
       return;
     }
   }
-  std::vector<int> symbols;
-  symbols.reserve(piece.size());
-  for (unsigned char b : piece) symbols.push_back(byte_token_[b]);
   // Merge the lowest-ranked adjacent pair, leftmost first, until none is
-  // left: the order Hugging Face's BPE applies its merges in.
-  while (symbols.size() > 1) {
-    uint64_t best = std::numeric_limits<uint64_t>::max();
-    size_t at = 0;
-    for (size_t i = 0; i + 1 < symbols.size(); ++i) {
-      const uint64_t key =
-          (uint64_t(uint32_t(symbols[i])) << 32) | uint32_t(symbols[i + 1]);
-      const auto it = merges_.find(key);
-      if (it != merges_.end() && it->second < best) {
-        best = it->second;
-        at = i;
-      }
-    }
-    if (best == std::numeric_limits<uint64_t>::max()) break;
-    symbols[at] = static_cast<int>(best & 0xFFFFFFFFu);
-    symbols.erase(symbols.begin() + at + 1);
+  // left: the order Hugging Face's BPE applies its merges in. A heap of
+  // (rank, position) over a linked list keeps a long piece (a run of
+  // thousands of letters) at O(n log n) rather than O(n^2).
+  struct Symbol {
+    int id;
+    int prev;
+    int next;
+  };
+  std::vector<Symbol> symbols;
+  symbols.reserve(piece.size());
+  for (size_t i = 0; i < piece.size(); ++i) {
+    symbols.push_back({byte_token_[static_cast<unsigned char>(piece[i])],
+                       static_cast<int>(i) - 1,
+                       i + 1 < piece.size() ? static_cast<int>(i) + 1 : -1});
   }
-  ids.insert(ids.end(), symbols.begin(), symbols.end());
+  struct Candidate {
+    uint64_t rank_and_merged;  // as stored in merges_
+    int left;                  // position of the pair's left symbol
+    int left_id, right_id;     // the pair it was made for
+    bool operator>(const Candidate& o) const {
+      const uint64_t rank = rank_and_merged >> 32,
+                     o_rank = o.rank_and_merged >> 32;
+      return rank != o_rank ? rank > o_rank : left > o.left;
+    }
+  };
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
+  const auto consider = [&](int left) {
+    if (left < 0 || symbols[left].next < 0) return;
+    const int a = symbols[left].id, b = symbols[symbols[left].next].id;
+    const auto it = merges_.find((uint64_t(uint32_t(a)) << 32) | uint32_t(b));
+    if (it != merges_.end()) heap.push({it->second, left, a, b});
+  };
+  for (int i = 0; i + 1 < static_cast<int>(symbols.size()); ++i) consider(i);
+  while (!heap.empty()) {
+    const Candidate c = heap.top();
+    heap.pop();
+    Symbol& left = symbols[c.left];
+    // Stale: the left symbol was merged away (id -1) or either side changed.
+    if (left.id != c.left_id || left.next < 0 ||
+        symbols[left.next].id != c.right_id) {
+      continue;
+    }
+    Symbol& right = symbols[left.next];
+    left.id = static_cast<int>(c.rank_and_merged & 0xFFFFFFFFu);
+    right.id = -1;
+    left.next = right.next;
+    if (left.next >= 0) symbols[left.next].prev = c.left;
+    consider(left.prev);
+    consider(c.left);
+  }
+  for (int i = 0; i >= 0 && !symbols.empty(); i = symbols[i].next) {
+    ids.push_back(symbols[i].id);
+  }
 }
 
 absl::StatusOr<std::vector<int>> ByteLevelBpe::Encode(
