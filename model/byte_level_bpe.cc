@@ -201,6 +201,15 @@ std::string Type(const Json& j) {
              : "";
 }
 
+// The steps of a pipeline stage: a "Sequence" lists them under `list`; any
+// other stage is one step; null is none.
+std::vector<Json> Steps(const Json& stage, const char* list) {
+  if (stage.is_null()) return {};
+  if (Type(stage) != "Sequence") return {stage};
+  const Json steps = stage.value(list, Json::array());
+  return std::vector<Json>(steps.begin(), steps.end());
+}
+
 absl::Status Refuse(const std::string& source, const std::string& field,
                     const std::string& why) {
   return absl::InvalidArgumentError(
@@ -383,14 +392,8 @@ absl::StatusOr<std::unique_ptr<ByteLevelBpe>> ByteLevelBpe::Parse(
 
   // Pre-tokenizer: a regex Split (isolated) and ByteLevel, or ByteLevel
   // with GPT-2's own regex.
-  const Json pre = j.value("pre_tokenizer", Json());
-  std::vector<Json> steps;
-  if (Type(pre) == "Sequence") {
-    for (const Json& s : pre.value("pretokenizers", Json::array()))
-      steps.push_back(s);
-  } else {
-    steps.push_back(pre);
-  }
+  const std::vector<Json> steps =
+      Steps(j.value("pre_tokenizer", Json()), "pretokenizers");
   std::string pattern;
   bool byte_level = false;
   for (size_t i = 0; i < steps.size(); ++i) {
@@ -450,14 +453,8 @@ absl::StatusOr<std::unique_ptr<ByteLevelBpe>> ByteLevelBpe::Parse(
 
   // BOS: from a TemplateProcessing post-processor ([BOS] $A), or from
   // tokenizer_config.json's add_bos_token.
-  const Json post = j.value("post_processor", Json());
-  std::vector<Json> processors;
-  if (Type(post) == "Sequence") {
-    for (const Json& p : post.value("processors", Json::array()))
-      processors.push_back(p);
-  } else if (!post.is_null()) {
-    processors.push_back(post);
-  }
+  const std::vector<Json> processors =
+      Steps(j.value("post_processor", Json()), "processors");
   std::string bos;
   for (const Json& p : processors) {
     if (Type(p) == "ByteLevel") continue;
