@@ -470,9 +470,10 @@ TEST(ServerLifecycleTest, DrainGracePeriodCutsOffWhatIsStillRunning) {
     }
   }
   EXPECT_GT(cut_off, 0) << "every stream finished within the grace period";
-  // The grace period plus the 1 s shutdown deadline, with room for a slow
-  // machine; the whole workload would take several times longer.
-  EXPECT_LT(seconds, 6.0);
+  // It exits soon after the grace period (1 s) and the shutdown deadline
+  // (1 s); the bound is loose, for a loaded machine: cut_off above is what
+  // shows the grace period was enforced.
+  EXPECT_LT(seconds, 20.0);
 }
 
 // Lower priority values are admitted first: with one running slot, a
