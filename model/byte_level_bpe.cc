@@ -44,6 +44,9 @@ constexpr char kGpt2Pattern[] =
 constexpr char kLookaheadPair[] = R"(\s+(?!\S)|\s+)";
 constexpr char kWhitespaceGroup[] = "hydra_ws";
 
+// Ids beyond this are refused: the id-to-token table is dense.
+constexpr int64_t kMaxId = int64_t{1} << 24;
+
 std::string Utf8(uint32_t c) {
   std::string s;
   if (c < 0x80) {
@@ -247,6 +250,17 @@ absl::StatusOr<std::unique_ptr<ByteLevelBpe>> ByteLevelBpe::Load(
 absl::StatusOr<std::unique_ptr<ByteLevelBpe>> ByteLevelBpe::Parse(
     std::string_view tokenizer_json, std::string_view config_json,
     const std::string& source) {
+  // A field of the wrong JSON type throws from nlohmann's accessors.
+  try {
+    return ParseOrThrow(tokenizer_json, config_json, source);
+  } catch (const Json::exception& e) {
+    return Refuse(source, "(file)", e.what());
+  }
+}
+
+absl::StatusOr<std::unique_ptr<ByteLevelBpe>> ByteLevelBpe::ParseOrThrow(
+    std::string_view tokenizer_json, std::string_view config_json,
+    const std::string& source) {
   const Json j =
       Json::parse(tokenizer_json, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return Refuse(source, "(file)", "is not a JSON object");
@@ -282,14 +296,22 @@ absl::StatusOr<std::unique_ptr<ByteLevelBpe>> ByteLevelBpe::Parse(
   int size = 0;
   for (const auto& [token, id] : m["vocab"].items()) {
     if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
-        id.get<int64_t>() > std::numeric_limits<int32_t>::max() / 2) {
+        id.get<int64_t>() >= kMaxId) {
       return Refuse(source, absl::StrCat("model.vocab[\"", token, "\"]"),
-                    "is not a non-negative id");
+                    absl::StrCat("is not an id in [0, ", kMaxId, ")"));
     }
     size = std::max(size, id.get<int>() + 1);
   }
   const Json added = j.value("added_tokens", Json::array());
-  for (const Json& a : added) size = std::max(size, a.value("id", -1) + 1);
+  for (size_t i = 0; i < added.size(); ++i) {
+    const Json id = added[i].value("id", Json());
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
+        id.get<int64_t>() >= kMaxId) {
+      return Refuse(source, absl::StrCat("added_tokens[", i, "].id"),
+                    absl::StrCat("is not an id in [0, ", kMaxId, ")"));
+    }
+    size = std::max(size, id.get<int>() + 1);
+  }
   t->id_to_token_.assign(size, "");
   for (const auto& [token, id] : m["vocab"].items()) {
     t->token_to_id_[token] = id.get<int>();

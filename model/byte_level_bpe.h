@@ -51,6 +51,9 @@ class ByteLevelBpe {
 
  private:
   ByteLevelBpe();
+  static absl::StatusOr<std::unique_ptr<ByteLevelBpe>> ParseOrThrow(
+      std::string_view tokenizer_json, std::string_view config_json,
+      const std::string& source);
   void SplitAddedTokens(
       std::string_view text,
       std::vector<std::pair<std::string_view, int>>& out) const;
