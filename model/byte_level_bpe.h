@@ -59,6 +59,9 @@ class ByteLevelBpe {
       std::vector<std::pair<std::string_view, int>>& out) const;
   void PreTokenize(std::string_view text,
                    std::vector<std::string_view>& pieces) const;
+  // Whether the match at `start` came from the group that stands for
+  // `\s+(?!\S)` (only asked of whitespace-only matches).
+  bool FromWhitespaceGroup(std::string_view text, size_t start) const;
   void EncodePiece(std::string_view piece, std::vector<int>& ids) const;
 
   std::unordered_map<std::string, int> token_to_id_;
