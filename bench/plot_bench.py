@@ -24,24 +24,31 @@ import tempfile
 
 
 def read_requests(path):
+    """hydra-bench's per-request rows (--requests_out, CSV or JSONL), every
+    status, numbers as numbers and inter-token gaps as lists."""
     rows = []
     with open(path) as f:
         if path.endswith(".csv"):
             for row in csv.DictReader(f):
                 rows.append({
                     "run": int(row["run"]), "status": row["status"],
-                    "ttft_ms": float(row["ttft_ms"]), "e2e_ms": float(row["e2e_ms"]),
+                    "input_tokens": int(row["input_tokens"]),
+                    "cached_input_tokens": int(row["cached_input_tokens"]),
+                    "output_tokens": int(row["output_tokens"]),
+                    "ttft_ms": float(row["ttft_ms"]),
+                    "tpot_ms": float(row["tpot_ms"]),
+                    "e2e_ms": float(row["e2e_ms"]),
                     "itl_ms": [float(x) for x in row["itl_ms"].split()],
                 })
         else:
             rows = [json.loads(line) for line in f if line.strip()]
-    return [r for r in rows if r["status"] == "OK"]
+    return rows
 
 
 def load(summary_path, requests_path):
     with open(summary_path) as f:
         summary = json.load(f)
-    return summary, read_requests(requests_path)
+    return summary, [r for r in read_requests(requests_path) if r["status"] == "OK"]
 
 
 def run_title(run):

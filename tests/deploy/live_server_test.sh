@@ -14,6 +14,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HYDRA="${1:-$ROOT/build/server/hydra}"
 MODEL="${2:-$ROOT/models/stories15M}"
 PYTHON=/usr/bin/python3
+# shellcheck source=tests/deploy/wait_serving.sh
+source "$ROOT/tests/deploy/wait_serving.sh"
 
 skip() { echo "SKIPPED: $*"; exit 77; }
 fail() { echo "FAIL: $*" >&2; [ -f "$WORK/server.log" ] && tail -n 20 "$WORK/server.log" >&2; exit 1; }
@@ -34,11 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-read -r PORT METRICS_PORT < <("$PYTHON" -c '
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))')
+read -r PORT METRICS_PORT < <("$PYTHON" "$ROOT/tests/free_ports.py" 2)
 
 # Precedence: the flagfile says 512 MiB of KV cache, FLAGS_kv_cache_bytes
 # 64 MiB (wins: stories15M then holds 4848 tokens, not 38832), the arguments the
@@ -49,12 +47,7 @@ HYDRA_BIN="$HYDRA" HYDRA_FLAGFILE="$ROOT/deploy/k8s/base/serve.flags" FLAGS_kv_c
 SERVER_PID=$!
 
 health="$ROOT/deploy/docker/hydra-healthcheck.sh"
-for _ in $(seq 1 120); do
-  if "$health" "127.0.0.1:$PORT" hydra.v1.Inference 2>/dev/null; then break; fi
-  kill -0 "$SERVER_PID" 2>/dev/null || fail "the server exited"
-  sleep 0.5
-done
-"$health" "127.0.0.1:$PORT" hydra.v1.Inference || fail "hydra-healthcheck never saw SERVING"
+wait_serving "$PORT" "$SERVER_PID" || fail "hydra-healthcheck never saw SERVING"
 "$health" "127.0.0.1:$PORT" || fail "hydra-healthcheck: the server (\"\") is not SERVING"
 grep -q "KV capacity 4848 tokens" "$WORK/server.log" ||
   fail "FLAGS_kv_cache_bytes did not override the flagfile: $(grep serving "$WORK/server.log")"

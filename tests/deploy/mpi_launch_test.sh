@@ -13,6 +13,8 @@ HYDRA="${1:-$ROOT/build/server/hydra}"
 MODEL="${2:-$ROOT/models/stories15M}"
 MPI="$ROOT/deploy/docker/hydra-mpi.sh"
 PYTHON=/usr/bin/python3
+# shellcheck source=tests/deploy/wait_serving.sh
+source "$ROOT/tests/deploy/wait_serving.sh"
 
 skip() { echo "SKIPPED: $*"; exit 77; }
 fail() { echo "FAIL: $*" >&2; [ -f "$WORK/launch.log" ] && tail -n 30 "$WORK/launch.log" >&2; exit 1; }
@@ -41,9 +43,7 @@ echo "ok: hostfiles from LWS_LEADER_ADDRESS/LWS_GROUP_SIZE and from the operator
 [ -f "$MODEL/config.json" ] || skip "no model at $MODEL"
 command -v mpirun >/dev/null || skip "no mpirun"
 [ -x "$HYDRA" ] || fail "no hydra binary at $HYDRA"
-read -r PORT < <("$PYTHON" -c '
-import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+read -r PORT < <("$PYTHON" "$ROOT/tests/free_ports.py" 1)
 
 # Open MPI refuses root unless told; the image runs as a user.
 if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
@@ -54,13 +54,7 @@ HYDRA_RUN_DIR="$WORK/run" HYDRA_MPI_HOSTFILE="$WORK/hostfile" \
   --kv_cache_bytes=67108864 >"$WORK/launch.log" 2>&1 &
 LAUNCH_PID=$!
 
-health="$ROOT/deploy/docker/hydra-healthcheck.sh"
-for _ in $(seq 1 120); do
-  if "$health" "127.0.0.1:$PORT" hydra.v1.Inference 2>/dev/null; then break; fi
-  kill -0 "$LAUNCH_PID" 2>/dev/null || fail "hydra-mpi launch exited"
-  sleep 0.5
-done
-"$health" "127.0.0.1:$PORT" hydra.v1.Inference || fail "rank 0 never SERVING"
+wait_serving "$PORT" "$LAUNCH_PID" || fail "rank 0 never SERVING (or hydra-mpi launch exited)"
 grep -q "rank 1 of 2: worker ready" "$WORK/launch.log" || fail "no second rank"
 
 expected="$("$HYDRA" generate --model="$MODEL" --prompt="Once upon a time" --temperature=0 \

@@ -13,11 +13,9 @@ Usage: loadgen_test.py HYDRA_BINARY HYDRA_BENCH_BINARY MODEL_DIR
 Exit status 77 means skipped (no model).
 """
 
-import csv
 import json
 import math
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,9 +23,13 @@ import tempfile
 import time
 import urllib.request
 
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "bench")]
+from free_ports import free_ports  # noqa: E402
+from plot_bench import read_requests  # noqa: E402
+
 API_KEY = "loadgen-test-key"
-PLOT_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                           "bench", "plot_bench.py")
+PLOT_SCRIPT = os.path.join(ROOT, "bench", "plot_bench.py")
 
 
 def fail(message):
@@ -38,16 +40,6 @@ def fail(message):
 def check(condition, message):
     if not condition:
         fail(message)
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def percentile(samples, p):
@@ -79,27 +71,6 @@ class Bench:
             with open(summary_path) as f:
                 summary = json.load(f)
         return proc.returncode, output, summary
-
-
-def read_requests(path):
-    """Per-request rows from CSV or JSONL, with gaps as lists of floats."""
-    rows = []
-    with open(path) as f:
-        if path.endswith(".csv"):
-            for row in csv.DictReader(f):
-                rows.append({
-                    "run": int(row["run"]), "status": row["status"],
-                    "input_tokens": int(row["input_tokens"]),
-                    "cached_input_tokens": int(row["cached_input_tokens"]),
-                    "output_tokens": int(row["output_tokens"]),
-                    "ttft_ms": float(row["ttft_ms"]),
-                    "tpot_ms": float(row["tpot_ms"]),
-                    "e2e_ms": float(row["e2e_ms"]),
-                    "itl_ms": [float(x) for x in row["itl_ms"].split()],
-                })
-        else:
-            rows = [json.loads(line) for line in f if line.strip()]
-    return rows
 
 
 def check_agreement(summary, rows, abs_tol):

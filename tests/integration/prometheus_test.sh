@@ -30,12 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Three distinct free ports: the sockets are held until all are known.
-read -r port metrics_port prom_port < <("$python" -c '
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))')
+read -r port metrics_port prom_port < <("$python" "$root/tests/free_ports.py" 3)
 prom=http://127.0.0.1:$prom_port
 
 "$hydra" serve --model="$model" --host=127.0.0.1 --port="$port" \

@@ -33,12 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Two distinct free ports: both sockets are held until both are known.
-read -r port metrics_port < <("$python" -c '
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))')
+read -r port metrics_port < <("$python" "$root/tests/free_ports.py" 2)
 target=127.0.0.1:$port
 
 "$hydra" serve --model="$model" --host=127.0.0.1 --port="$port" \

@@ -35,29 +35,27 @@ __device__ __forceinline__ float WarpMax(float v) {
   return v;
 }
 
-// Sum over the whole thread block (blockDim.x a multiple of 32, <= 1024);
-// every thread gets the result. `scratch`: 32 floats of shared memory.
-__device__ __forceinline__ float BlockSum(float v, float* scratch) {
+// Reduces over the whole thread block (blockDim.x a multiple of 32,
+// <= 1024) with `warp_reduce`, `identity` filling the lanes past the last
+// warp; every thread gets the result. `scratch`: 32 floats of shared memory.
+template <typename WarpReduce>
+__device__ __forceinline__ float BlockReduce(float v, float* scratch,
+                                             float identity,
+                                             WarpReduce warp_reduce) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  v = WarpSum(v);
+  v = warp_reduce(v);
   __syncthreads();
   if (lane == 0) scratch[warp] = v;
   __syncthreads();
   const int warps = blockDim.x / 32;
-  v = lane < warps ? scratch[lane] : 0.0f;
-  return WarpSum(v);
+  v = lane < warps ? scratch[lane] : identity;
+  return warp_reduce(v);
 }
-
-// Maximum over the whole thread block, as BlockSum.
+__device__ __forceinline__ float BlockSum(float v, float* scratch) {
+  return BlockReduce(v, scratch, 0.0f, [](float x) { return WarpSum(x); });
+}
 __device__ __forceinline__ float BlockMax(float v, float* scratch) {
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  v = WarpMax(v);
-  __syncthreads();
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  const int warps = blockDim.x / 32;
-  v = lane < warps ? scratch[lane] : -INFINITY;
-  return WarpMax(v);
+  return BlockReduce(v, scratch, -INFINITY, [](float x) { return WarpMax(x); });
 }
 
 // 64-bit mix (splitmix64's finalizer): a counter-based random source.
