@@ -156,13 +156,13 @@ BENCHMARK(BM_AddInPlace)
 
 void BM_EmbeddingLookup(benchmark::State& state) {
   const int m = int(state.range(0)), vocab = 32000, dim = 288;
-  const std::vector<float> table = RandomVector(size_t(vocab) * dim, 1);
+  const PackedMatrix table(RandomVector(size_t(vocab) * dim, 1), vocab, dim);
   std::vector<int32_t> ids(m);
   std::mt19937 rng(3);
   for (int32_t& id : ids) id = int32_t(rng() % vocab);
   std::vector<float> out(size_t(m) * dim);
   for (auto _ : state) {
-    EmbeddingLookup(table.data(), ids.data(), m, dim, out.data());
+    EmbeddingLookup(table, 0, ids.data(), m, out.data());
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }

@@ -346,7 +346,16 @@ absl::StatusOr<std::vector<float>> Checkpoint::ReadF32(
   return ReadF32Block(name, expected_shape, 0, rows, 0, cols);
 }
 
-absl::StatusOr<std::vector<float>> Checkpoint::ReadF32Block(
+absl::StatusOr<DType> Checkpoint::TensorDType(std::string_view name) const {
+  auto it = owner_.find(name);
+  if (it == owner_.end()) {
+    return absl::NotFoundError(absl::StrCat("tensor \"", std::string(name),
+                                            "\" not found in ", dir_.string()));
+  }
+  return it->second->Find(name)->dtype;
+}
+
+absl::StatusOr<TensorBlock> Checkpoint::Block(
     std::string_view name, std::span<const int64_t> expected_shape,
     int64_t row_begin, int64_t row_end, int64_t col_begin,
     int64_t col_end) const {
@@ -376,17 +385,31 @@ absl::StatusOr<std::vector<float>> Checkpoint::ReadF32Block(
         ShapeString(info.shape), " has no block rows [", row_begin, ", ",
         row_end, ") x columns [", col_begin, ", ", col_end, ")"));
   }
-
-  std::span<const std::byte> bytes = file.Bytes(info);
-  const int64_t width = col_end - col_begin;
-  std::vector<float> out(static_cast<size_t>((row_end - row_begin) * width));
   const size_t element = DTypeSize(info.dtype);
+  return TensorBlock{.data = file.Bytes(info).data() +
+                             (row_begin * cols + col_begin) * element,
+                     .dtype = info.dtype,
+                     .rows = row_end - row_begin,
+                     .cols = col_end - col_begin,
+                     .row_stride = cols};
+}
+
+absl::StatusOr<std::vector<float>> Checkpoint::ReadF32Block(
+    std::string_view name, std::span<const int64_t> expected_shape,
+    int64_t row_begin, int64_t row_end, int64_t col_begin,
+    int64_t col_end) const {
+  ASSIGN_OR_RETURN(
+      const TensorBlock block,
+      Block(name, expected_shape, row_begin, row_end, col_begin, col_end));
+  const int64_t width = block.cols;
+  std::vector<float> out(static_cast<size_t>(block.rows * width));
+  const size_t element = DTypeSize(block.dtype);
   float (*convert)(uint16_t) =
-      info.dtype == DType::kF16 ? HalfToFloat : BFloat16ToFloat;
-  for (int64_t r = row_begin; r < row_end; ++r) {
-    const std::byte* src = bytes.data() + (r * cols + col_begin) * element;
-    float* dst = out.data() + (r - row_begin) * width;
-    if (info.dtype == DType::kF32) {
+      block.dtype == DType::kF16 ? HalfToFloat : BFloat16ToFloat;
+  for (int64_t r = 0; r < block.rows; ++r) {
+    const std::byte* src = block.data + r * block.row_stride * element;
+    float* dst = out.data() + r * width;
+    if (block.dtype == DType::kF32) {
       std::memcpy(dst, src, width * sizeof(float));
       continue;
     }

@@ -62,6 +62,17 @@ class SafetensorsFile {
   std::map<std::string, size_t, std::less<>> index_;
 };
 
+// A row-major block of a tensor seen as a matrix, still in the file's dtype
+// and memory (valid while its Checkpoint is open): what a loader packs from
+// without an intermediate fp32 copy.
+struct TensorBlock {
+  const std::byte* data = nullptr;  // element (row 0, column 0)
+  DType dtype = DType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  int64_t row_stride = 0;  // elements between consecutive rows
+};
+
 // A checkpoint folder: `model.safetensors`, or shards listed by
 // `model.safetensors.index.json` ("weight_map": tensor -> shard file).
 class Checkpoint {
@@ -80,6 +91,13 @@ class Checkpoint {
       std::string_view name, std::span<const int64_t> expected_shape,
       int64_t row_begin, int64_t row_end, int64_t col_begin,
       int64_t col_end) const;
+  // The same block as ReadF32Block, left in place: no copy, no conversion.
+  absl::StatusOr<TensorBlock> Block(std::string_view name,
+                                    std::span<const int64_t> expected_shape,
+                                    int64_t row_begin, int64_t row_end,
+                                    int64_t col_begin, int64_t col_end) const;
+  // The dtype of tensor `name`, or NotFound.
+  absl::StatusOr<DType> TensorDType(std::string_view name) const;
   bool Has(std::string_view name) const;
 
  private:

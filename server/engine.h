@@ -132,6 +132,9 @@ class Engine {
   const model::ModelConfig& model_config() const { return runner_->config(); }
   // Bytes of KV cache on each rank (all ranks hold equal shards).
   int64_t kv_cache_bytes() const { return runner_->kv_cache_bytes(); }
+  std::string weight_dtype() const { return runner_->weight_dtype(); }
+  std::string kv_cache_dtype() const { return runner_->kv_cache_dtype(); }
+  int64_t weight_bytes() const { return runner_->weight_bytes(); }
   const model::Tokenizer& tokenizer() const { return *tokenizer_; }
   const EngineConfig& config() const { return config_; }
 

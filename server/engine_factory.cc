@@ -6,6 +6,7 @@
 #include "common/status_macros.h"
 #include "model/config.h"
 #include "worker/model_runner.h"
+#include "worker/precision.h"
 #ifdef HYDRA_CUDA
 #include "worker/cuda/cuda_plugin.h"
 #endif
@@ -35,9 +36,15 @@ absl::StatusOr<int> KvBlocks(const EngineOptions& options,
                              const model::ModelConfig& config) {
   RETURN_IF_ERROR(CheckOptions(options, config));
   const int ranks = options.comm == nullptr ? 1 : options.comm->size();
+  ASSIGN_OR_RETURN(const model::Checkpoint checkpoint,
+                   model::Checkpoint::Open(options.model_dir));
+  ASSIGN_OR_RETURN(
+      const worker::Precision precision,
+      worker::ResolvePrecision(options.weight_dtype, options.kv_cache_dtype,
+                               checkpoint));
   const worker::KvCacheShape shape{config.num_layers,
                                    config.num_kv_heads / ranks, config.head_dim,
-                                   options.block_size};
+                                   options.block_size, precision.kv_cache};
   ASSIGN_OR_RETURN(const int num_blocks,
                    shape.BlocksForBudget(options.kv_cache_bytes));
   const int full_context =
@@ -63,9 +70,14 @@ absl::StatusOr<LoadedRunner> LoadRunner(const EngineOptions& options) {
                    model::LoadModelConfig(options.model_dir));
   if (options.device == "cpu") {
     ASSIGN_OR_RETURN(const int num_blocks, KvBlocks(options, config));
-    ASSIGN_OR_RETURN(auto runner, worker::ModelRunner::Load(
-                                      options.model_dir, options.block_size,
-                                      num_blocks, options.comm));
+    ASSIGN_OR_RETURN(
+        auto runner,
+        worker::ModelRunner::Load(options.model_dir,
+                                  {.block_size = options.block_size,
+                                   .num_blocks = num_blocks,
+                                   .weight_dtype = options.weight_dtype,
+                                   .kv_cache_dtype = options.kv_cache_dtype},
+                                  options.comm));
     return LoadedRunner{std::move(runner), num_blocks};
   }
   if (options.device != "cuda") {

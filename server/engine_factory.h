@@ -28,6 +28,10 @@ struct EngineOptions {
   // gpu_memory_fraction instead of kv_cache_bytes.
   std::string device = "cpu";
   double gpu_memory_fraction = 0.9;
+  // Number formats on the CPU (worker/precision.h): "auto", "fp32", "bf16",
+  // "f16" or "int8".
+  std::string weight_dtype = "auto";
+  std::string kv_cache_dtype = "auto";
 };
 
 // Loads the model and tokenizer, sizes the KV pool from the budget (at least

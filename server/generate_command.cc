@@ -16,6 +16,7 @@
 #include "common/status_macros.h"
 #include "server/commands.h"
 #include "server/engine_factory.h"
+#include "server/engine_flags.h"
 
 ABSL_FLAG(std::string, model, "models/stories15M", "Model folder");
 ABSL_FLAG(std::string, prompt, "Once upon a time", "Text to continue");
@@ -92,7 +93,11 @@ absl::Status RunGenerate() {
   options.kv_cache_bytes = size_t(absl::GetFlag(FLAGS_kv_cache_mb)) << 20;
   options.device = absl::GetFlag(FLAGS_device);
   options.gpu_memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);
+  ApplyEngineFlags(options);
+  const absl::Time load_start = absl::Now();
   ASSIGN_OR_RETURN(auto engine, LoadEngine(options));
+  std::fprintf(stderr, "[hydra] %s\n",
+               DescribeLoadedEngine(*engine, absl::Now() - load_start).c_str());
   const bool stream = prompts.size() == 1;
 
   absl::Mutex mu;

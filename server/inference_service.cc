@@ -443,6 +443,8 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(
   response->mutable_eos_token_ids()->Add(c.eos_token_ids.begin(),
                                          c.eos_token_ids.end());
   response->set_bos_token_id(c.bos_token_id);
+  response->set_weight_dtype(engine->weight_dtype());
+  response->set_kv_cache_dtype(engine->kv_cache_dtype());
   return FinishedUnary(context, grpc::Status::OK);
 }
 

@@ -24,6 +24,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "server/commands.h"
 #include "server/engine_factory.h"
+#include "server/engine_flags.h"
 #include "server/inference_service.h"
 #include "server/metrics.h"
 
@@ -140,6 +141,7 @@ absl::Status RunServe() {
   options.comm = comm.get();
   options.device = absl::GetFlag(FLAGS_device);
   options.gpu_memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);
+  ApplyEngineFlags(options);
   if (options.device == "cuda" && (comm == nullptr || comm->rank() == 0)) {
     Log(
         absl::StrCat("--device=cuda: the KV pool takes what weights and "
@@ -193,11 +195,13 @@ absl::Status RunServe() {
   Log(absl::StrCat("listening on ", absl::GetFlag(FLAGS_host), ":", bound_port,
                    "; loading ", model_dir));
 
+  const absl::Time load_start = absl::Now();
   auto engine = LoadEngine(options);
   if (!engine.ok()) {
     server->Shutdown();
     return engine.status();
   }
+  Log(DescribeLoadedEngine(**engine, absl::Now() - load_start));
   // A failed tensor-parallel peer leaves nothing to serve with: stop taking
   // calls at once and wake the main thread, which exits non-zero so an
   // orchestrator restarts the group.

@@ -7,41 +7,60 @@
 namespace hydra::worker {
 
 absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(
-    const std::filesystem::path& model_dir, int block_size, int num_blocks,
+    const std::filesystem::path& model_dir, const RunnerOptions& options,
     Communicator* comm) {
-  ASSIGN_OR_RETURN(model::ModelConfig config,
-                   model::LoadModelConfig(model_dir));
-  ASSIGN_OR_RETURN(model::Checkpoint checkpoint,
-                   model::Checkpoint::Open(model_dir));
-  const Shard shard =
-      comm == nullptr ? Shard{} : Shard{comm->rank(), comm->size()};
-  ASSIGN_OR_RETURN(ModelWeights weights,
-                   ModelWeights::Load(checkpoint, config, shard));
-  if (block_size <= 0 || num_blocks <= 0) {
+  if (options.block_size <= 0 || options.num_blocks <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("block_size and num_blocks must be positive (got ",
-                     block_size, ", ", num_blocks, ")"));
+                     options.block_size, ", ", options.num_blocks, ")"));
   }
+  ASSIGN_OR_RETURN(model::ModelConfig config,
+                   model::LoadModelConfig(model_dir));
+  // The checkpoint stays mapped only while the weights are packed from it.
+  ASSIGN_OR_RETURN(model::Checkpoint checkpoint,
+                   model::Checkpoint::Open(model_dir));
+  ASSIGN_OR_RETURN(const Precision precision,
+                   ResolvePrecision(options.weight_dtype,
+                                    options.kv_cache_dtype, checkpoint));
+  const Shard shard =
+      comm == nullptr ? Shard{} : Shard{comm->rank(), comm->size()};
+  ASSIGN_OR_RETURN(
+      ModelWeights weights,
+      ModelWeights::Load(checkpoint, config, shard, precision.weights));
+  const KvCacheShape kv_shape{config.num_layers, shard.kv_heads(config),
+                              config.head_dim, options.block_size,
+                              precision.kv_cache};
+  const int max_positions =
+      options.max_positions > 0
+          ? std::min(options.max_positions, config.max_position_embeddings)
+          : config.max_position_embeddings;
   return std::make_unique<ModelRunner>(std::move(config), std::move(weights),
-                                       block_size, num_blocks, comm, shard);
+                                       kv_shape, options.num_blocks,
+                                       max_positions, comm, shard);
 }
 
 ModelRunner::ModelRunner(model::ModelConfig config, ModelWeights weights,
-                         int block_size, int num_blocks, Communicator* comm,
-                         Shard shard)
+                         const KvCacheShape& kv_shape, int num_blocks,
+                         int max_positions, Communicator* comm, Shard shard)
     : config_(std::move(config)),
       comm_(comm == nullptr ? &local_comm_ : comm),
       shard_(shard),
       weights_(std::move(weights)),
-      kv_cache_(KvCacheShape{config_.num_layers, shard_.kv_heads(config_),
-                             config_.head_dim, block_size},
-                num_blocks),
-      rope_(config_.max_position_embeddings, config_.head_dim,
-            config_.rope_theta, config_.rope_scaling) {}
+      kv_cache_(kv_shape, num_blocks),
+      rope_(max_positions, config_.head_dim, config_.rope_theta,
+            config_.rope_scaling) {}
 
 absl::Status ModelRunner::Validate(const internal::StepPlan& plan) const {
-  return ValidateStepPlan(plan, config_, kv_cache_.num_blocks(),
-                          kv_cache_.shape().block_size);
+  RETURN_IF_ERROR(ValidateStepPlan(plan, config_, kv_cache_.num_blocks(),
+                                   kv_cache_.shape().block_size));
+  for (int t = 0; t < plan.positions_size(); ++t) {
+    if (plan.positions(t) >= rope_.max_positions()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "StepPlan: position ", plan.positions(t), " of token ", t,
+          " is outside the runner's context of ", rope_.max_positions()));
+    }
+  }
+  return absl::OkStatus();
 }
 
 void ModelRunner::Resize(int tokens) {
@@ -107,16 +126,8 @@ absl::Status ModelRunner::Forward(const internal::StepPlan& plan,
 
   // Vocabulary-parallel embedding: each rank fills the rows of the tokens
   // in its vocabulary slice, zeros elsewhere, and the all-reduce assembles x.
-  const int v0 = shard_.vocab_begin(c), v1 = shard_.vocab_end(c);
-  for (int t = 0; t < m; ++t) {
-    const int id = plan.token_ids(t);
-    float* row = x_.data() + size_t(t) * dim;
-    if (id >= v0 && id < v1) {
-      std::copy_n(weights_.embedding.data() + size_t(id - v0) * dim, dim, row);
-    } else {
-      std::fill_n(row, dim, 0.0f);
-    }
-  }
+  cpu::EmbeddingLookup(weights_.embedding_table(), shard_.vocab_begin(c),
+                       plan.token_ids().data(), m, x_.data());
   if (parallel)
     RETURN_IF_ERROR(Collective([&] {
       return comm_->AllReduceSum({x_.data(), size_t(m) * dim});

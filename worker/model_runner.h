@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -14,10 +15,21 @@
 #include "worker/communicator.h"
 #include "worker/cpu/kernels.h"
 #include "worker/kv_cache.h"
+#include "worker/precision.h"
 #include "worker/step_runner.h"
 #include "worker/weights.h"
 
 namespace hydra::worker {
+
+struct RunnerOptions {
+  int block_size = 16;
+  int num_blocks = 0;
+  // Names for ResolvePrecision (worker/precision.h).
+  std::string weight_dtype = "auto";
+  std::string kv_cache_dtype = "auto";
+  // Positions the RoPE table covers; 0 = the model's max_position_embeddings.
+  int max_positions = 0;
+};
 
 class ModelRunner final : public StepRunner {
  public:
@@ -25,10 +37,19 @@ class ModelRunner final : public StepRunner {
   // and sizes the KV cache (this rank's KV heads). `comm` (not owned; null
   // = a world of one) must outlive the runner.
   static absl::StatusOr<std::unique_ptr<ModelRunner>> Load(
-      const std::filesystem::path& model_dir, int block_size, int num_blocks,
+      const std::filesystem::path& model_dir, const RunnerOptions& options,
       Communicator* comm = nullptr);
-  ModelRunner(model::ModelConfig config, ModelWeights weights, int block_size,
-              int num_blocks, Communicator* comm, Shard shard);
+  static absl::StatusOr<std::unique_ptr<ModelRunner>> Load(
+      const std::filesystem::path& model_dir, int block_size, int num_blocks,
+      Communicator* comm = nullptr) {
+    return Load(
+        model_dir,
+        RunnerOptions{.block_size = block_size, .num_blocks = num_blocks},
+        comm);
+  }
+  ModelRunner(model::ModelConfig config, ModelWeights weights,
+              const KvCacheShape& kv_shape, int num_blocks, int max_positions,
+              Communicator* comm, Shard shard);
 
   // Runs `plan` and returns logits for its logits_rows, one row of
   // vocab_size floats each, in the order asked. A plan that names tokens,
@@ -53,7 +74,15 @@ class ModelRunner final : public StepRunner {
     return collective_time_;
   }
   const KvCache& kv_cache() const { return kv_cache_; }
-  size_t weight_bytes() const { return weights_.bytes(); }
+  int64_t weight_bytes() const override {
+    return static_cast<int64_t>(weights_.bytes());
+  }
+  std::string weight_dtype() const override {
+    return std::string(cpu::WeightTypeName(weights_.lm_head.type()));
+  }
+  std::string kv_cache_dtype() const override {
+    return std::string(cpu::KvTypeName(kv_cache_.shape().type));
+  }
 
  private:
   absl::Status Validate(const internal::StepPlan& plan) const;

@@ -5,6 +5,7 @@
 #ifndef HYDRA_WORKER_STEP_RUNNER_H_
 #define HYDRA_WORKER_STEP_RUNNER_H_
 
+#include <string>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
@@ -32,6 +33,11 @@ class StepRunner {
   virtual absl::Duration last_collective_time() const = 0;
   // Bytes of this rank's KV pool, in the runner's own element type.
   virtual int64_t kv_cache_bytes() const = 0;
+  // The number formats the weights and the KV pool are held in ("fp32",
+  // "bf16", "f16", "int8") and the weights' resident bytes on this rank.
+  virtual std::string weight_dtype() const = 0;
+  virtual std::string kv_cache_dtype() const = 0;
+  virtual int64_t weight_bytes() const = 0;
 
   // Runners that sample on their device say so here and implement
   // StepGreedy: Step, then the argmax of each logits row (the lowest id

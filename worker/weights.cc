@@ -13,7 +13,8 @@ using Shape = std::vector<int64_t>;
 
 absl::StatusOr<LayerWeights> LoadLayer(const model::Checkpoint& ckpt,
                                        const model::ModelConfig& c,
-                                       const Shard& shard, int l) {
+                                       const Shard& shard, int l,
+                                       cpu::WeightType type) {
   const std::string p = absl::StrCat("model.layers.", l, ".");
   const int64_t hidden = c.hidden_size, inter = c.intermediate_size,
                 hd = c.head_dim;
@@ -28,12 +29,16 @@ absl::StatusOr<LayerWeights> LoadLayer(const model::Checkpoint& ckpt,
   const int64_t f1 = f0 + shard.intermediate(c);
   auto rows = [&](const std::string& name, Shape shape, int64_t r0,
                   int64_t r1) {
-    return ckpt.ReadF32Block(p + name, shape, r0, r1, 0,
-                             shape.size() > 1 ? shape[1] : 1);
+    return ckpt.Block(p + name, shape, r0, r1, 0,
+                      shape.size() > 1 ? shape[1] : 1);
   };
   auto cols = [&](const std::string& name, Shape shape, int64_t c0,
                   int64_t c1) {
-    return ckpt.ReadF32Block(p + name, shape, 0, shape[0], c0, c1);
+    return ckpt.Block(p + name, shape, 0, shape[0], c0, c1);
+  };
+  auto bias = [&](const std::string& name, int64_t size, int64_t r0,
+                  int64_t r1) {
+    return ckpt.ReadF32Block(p + name, Shape{size}, r0, r1, 0, 1);
   };
 
   LayerWeights w;
@@ -48,32 +53,28 @@ absl::StatusOr<LayerWeights> LoadLayer(const model::Checkpoint& ckpt,
       auto k, rows("self_attn.k_proj.weight", {kv_rows, hidden}, kv0, kv1));
   ASSIGN_OR_RETURN(
       auto v, rows("self_attn.v_proj.weight", {kv_rows, hidden}, kv0, kv1));
-  const std::span<const float> qkv[] = {q, k, v};
-  const int qkv_rows[] = {int(q1 - q0), int(kv1 - kv0), int(kv1 - kv0)};
-  w.qkv = cpu::PackedMatrix::Concat(qkv, qkv_rows, int(hidden));
+  const model::TensorBlock qkv[] = {q, k, v};
+  w.qkv = cpu::PackedMatrix::Pack(qkv, type);
   if (c.attention_bias) {
-    ASSIGN_OR_RETURN(auto qb, rows("self_attn.q_proj.bias", {q_rows}, q0, q1));
-    ASSIGN_OR_RETURN(auto kb,
-                     rows("self_attn.k_proj.bias", {kv_rows}, kv0, kv1));
-    ASSIGN_OR_RETURN(auto vb,
-                     rows("self_attn.v_proj.bias", {kv_rows}, kv0, kv1));
+    ASSIGN_OR_RETURN(auto qb, bias("self_attn.q_proj.bias", q_rows, q0, q1));
+    ASSIGN_OR_RETURN(auto kb, bias("self_attn.k_proj.bias", kv_rows, kv0, kv1));
+    ASSIGN_OR_RETURN(auto vb, bias("self_attn.v_proj.bias", kv_rows, kv0, kv1));
     w.qkv_bias = std::move(qb);
     w.qkv_bias.insert(w.qkv_bias.end(), kb.begin(), kb.end());
     w.qkv_bias.insert(w.qkv_bias.end(), vb.begin(), vb.end());
   }
   ASSIGN_OR_RETURN(auto o,
                    cols("self_attn.o_proj.weight", {hidden, q_rows}, q0, q1));
-  w.o = cpu::PackedMatrix(o, int(hidden), int(q1 - q0));
+  w.o = cpu::PackedMatrix::Pack({&o, 1}, type);
   ASSIGN_OR_RETURN(auto gate,
                    rows("mlp.gate_proj.weight", {inter, hidden}, f0, f1));
   ASSIGN_OR_RETURN(auto up,
                    rows("mlp.up_proj.weight", {inter, hidden}, f0, f1));
-  const std::span<const float> gate_up[] = {gate, up};
-  const int gate_up_rows[] = {int(f1 - f0), int(f1 - f0)};
-  w.gate_up = cpu::PackedMatrix::Concat(gate_up, gate_up_rows, int(hidden));
+  const model::TensorBlock gate_up[] = {gate, up};
+  w.gate_up = cpu::PackedMatrix::Pack(gate_up, type);
   ASSIGN_OR_RETURN(auto down,
                    cols("mlp.down_proj.weight", {hidden, inter}, f0, f1));
-  w.down = cpu::PackedMatrix(down, int(hidden), int(f1 - f0));
+  w.down = cpu::PackedMatrix::Pack({&down, 1}, type);
   return w;
 }
 
@@ -100,16 +101,17 @@ absl::Status Shard::Check(const model::ModelConfig& c, int size) {
 
 absl::StatusOr<ModelWeights> ModelWeights::Load(const model::Checkpoint& ckpt,
                                                 const model::ModelConfig& c,
-                                                const Shard& shard) {
+                                                const Shard& shard,
+                                                cpu::WeightType type) {
   RETURN_IF_ERROR(Shard::Check(c, shard.size));
   ModelWeights w;
   const int64_t vocab = c.vocab_size, hidden = c.hidden_size;
   const int64_t v0 = shard.vocab_begin(c), v1 = shard.vocab_end(c);
-  ASSIGN_OR_RETURN(w.embedding,
-                   ckpt.ReadF32Block("model.embed_tokens.weight",
-                                     Shape{vocab, hidden}, v0, v1, 0, hidden));
+  ASSIGN_OR_RETURN(const model::TensorBlock embedding,
+                   ckpt.Block("model.embed_tokens.weight", Shape{vocab, hidden},
+                              v0, v1, 0, hidden));
   for (int l = 0; l < c.num_layers; ++l) {
-    ASSIGN_OR_RETURN(auto layer, LoadLayer(ckpt, c, shard, l));
+    ASSIGN_OR_RETURN(auto layer, LoadLayer(ckpt, c, shard, l, type));
     w.layers.push_back(std::move(layer));
   }
   ASSIGN_OR_RETURN(w.final_norm,
@@ -117,24 +119,23 @@ absl::StatusOr<ModelWeights> ModelWeights::Load(const model::Checkpoint& ckpt,
   // Each rank's classifier has vocab_per_rank rows; the last may be padded
   // with zero rows, whose logits are dropped when gathered.
   const int padded = shard.vocab_per_rank(c);
-  // Some tied checkpoints still ship lm_head.weight; untied ones must.
+  // Some tied checkpoints still ship lm_head.weight; untied ones must. A
+  // tied model's classifier is its embedding, packed once for both uses.
   if (!c.tie_word_embeddings || ckpt.Has("lm_head.weight")) {
     ASSIGN_OR_RETURN(
-        auto head, ckpt.ReadF32Block("lm_head.weight", Shape{vocab, hidden}, v0,
-                                     v1, 0, hidden));
-    head.resize(size_t(padded) * hidden, 0.0f);
-    w.lm_head = cpu::PackedMatrix(head, padded, int(hidden));
+        const model::TensorBlock head,
+        ckpt.Block("lm_head.weight", Shape{vocab, hidden}, v0, v1, 0, hidden));
+    w.lm_head = cpu::PackedMatrix::Pack({&head, 1}, type, padded);
+    w.embedding = cpu::PackedMatrix::Pack({&embedding, 1}, type);
   } else {
-    std::vector<float> head = w.embedding;
-    head.resize(size_t(padded) * hidden, 0.0f);
-    w.lm_head = cpu::PackedMatrix(head, padded, int(hidden));
+    w.lm_head = cpu::PackedMatrix::Pack({&embedding, 1}, type, padded);
   }
   return w;
 }
 
 size_t ModelWeights::bytes() const {
   size_t total =
-      (embedding.size() + final_norm.size()) * sizeof(float) + lm_head.bytes();
+      embedding.bytes() + final_norm.size() * sizeof(float) + lm_head.bytes();
   for (const LayerWeights& l : layers) {
     total += l.qkv.bytes() + l.o.bytes() + l.gate_up.bytes() + l.down.bytes() +
              (l.attn_norm.size() + l.mlp_norm.size() + l.qkv_bias.size()) *

@@ -1,6 +1,9 @@
 // The model's weights as the CPU forward pass wants them: projections packed
-// for the GEMM kernel, with Q/K/V fused into one matrix and gate/up into
-// another, so each layer runs four matrix products instead of seven.
+// for the GEMM kernel in the chosen WeightType, with Q/K/V fused into one
+// matrix and gate/up into another, so each layer runs four matrix products
+// instead of seven. Packing reads the checkpoint's memory directly (no fp32
+// copy), in one pass. A tied lm_head is stored once and serves as the
+// embedding table too.
 //
 // Under tensor parallelism (Megatron style) a rank loads only its slice:
 // its query heads and the KV heads they read (Q/K/V rows), the matching
@@ -59,18 +62,22 @@ struct LayerWeights {
 };
 
 struct ModelWeights {
-  std::vector<float> embedding;  // [local vocab rows, hidden]
+  // [local vocab rows, hidden]; empty when tied (lm_head serves).
+  cpu::PackedMatrix embedding;
   std::vector<LayerWeights> layers;
   std::vector<float> final_norm;
-  cpu::PackedMatrix
-      lm_head;  // [vocab_per_rank, hidden] (padded); the embedding when tied
+  cpu::PackedMatrix lm_head;  // [vocab_per_rank, hidden] (padded)
+
+  const cpu::PackedMatrix& embedding_table() const {
+    return embedding.rows() > 0 ? embedding : lm_head;
+  }
 
   // Reads and checks every tensor the config calls for (this shard's slice
   // only); an error names the file and the tensor that is missing or
   // misshapen.
-  static absl::StatusOr<ModelWeights> Load(const model::Checkpoint& checkpoint,
-                                           const model::ModelConfig& config,
-                                           const Shard& shard = {});
+  static absl::StatusOr<ModelWeights> Load(
+      const model::Checkpoint& checkpoint, const model::ModelConfig& config,
+      const Shard& shard = {}, cpu::WeightType type = cpu::WeightType::kF32);
   size_t bytes() const;
 };
 

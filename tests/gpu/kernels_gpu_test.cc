@@ -45,13 +45,8 @@ TYPED_TEST(KernelTest, EmbeddingIsVocabularyParallel) {
                                d_x.data(), nullptr),
             cudaSuccess);
   std::vector<float> want(m * dim, 0.0f);
-  for (int t = 0; t < m; ++t) {
-    if (ids[t] >= begin && ids[t] < end) {
-      cpu::EmbeddingLookup(table.data(),
-                           std::vector<int32_t>{ids[t] - begin}.data(), 1, dim,
-                           want.data() + t * dim);
-    }
-  }
+  cpu::EmbeddingLookup(cpu::PackedMatrix(table, end - begin, dim), begin,
+                       ids.data(), m, want.data());
   EXPECT_LE(RelativeError(Download(d_x), want), Tolerance<T>());
 }
 
@@ -205,8 +200,12 @@ TYPED_TEST(KernelTest, PagedAttentionMixesPrefillAndDecode) {
     auto d_k = Upload<T>(k_cache);
     auto d_v = Upload<T>(v_cache);
     auto d_qkv = Upload<T>(qkv);
-    cpu::PagedKvLayer cpu_cache{
-        k_cache.data(), v_cache.data(), blocks, bs, kv_heads, hd};
+    cpu::PagedKvLayer cpu_cache{.k = k_cache.data(),
+                                .v = v_cache.data(),
+                                .num_blocks = blocks,
+                                .block_size = bs,
+                                .kv_heads = kv_heads,
+                                .head_dim = hd};
     const float* q = qkv.data();
     cpu::WriteKv(q + heads * hd, q + heads * hd + row, qkv_width, m,
                  plan.slot_mapping().data(), cpu_cache);

@@ -357,6 +357,11 @@ class GreedyOnDeviceRunner final : public worker::StepRunner {
   absl::Status ShutdownWorkers() override { return inner_->ShutdownWorkers(); }
   const model::ModelConfig& config() const override { return inner_->config(); }
   int64_t kv_cache_bytes() const override { return inner_->kv_cache_bytes(); }
+  std::string weight_dtype() const override { return inner_->weight_dtype(); }
+  std::string kv_cache_dtype() const override {
+    return inner_->kv_cache_dtype();
+  }
+  int64_t weight_bytes() const override { return inner_->weight_bytes(); }
   absl::Duration last_collective_time() const override {
     return inner_->last_collective_time();
   }

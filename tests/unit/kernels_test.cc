@@ -43,7 +43,9 @@ void CheckMatMul(int m, int n, int k, bool with_bias, std::mt19937& rng) {
   const PackedMatrix packed(w, n, k);
   ASSERT_EQ(packed.rows(), n);
   ASSERT_EQ(packed.cols(), k);
-  EXPECT_EQ(packed.bytes(), size_t(n) * k * sizeof(float));
+  // Resident bytes: whole panels of 16 rows.
+  EXPECT_EQ(packed.bytes(),
+            size_t(packed.num_panels()) * 16 * k * sizeof(float));
 
   MatMul(x.data(), m, x_stride, packed, with_bias ? bias.data() : nullptr,
          y.data(), y_stride);
@@ -122,18 +124,22 @@ TEST(PackedMatrixTest, RejectsShortWeights) {
   EXPECT_THROW(PackedMatrix(w, 3, 4), std::invalid_argument);
 }
 
-TEST(PackedMatrixTest, ConcatEqualsPackingTheStackedRows) {
+TEST(PackedMatrixTest, PackEqualsPackingTheStackedRows) {
   std::mt19937 rng(11);
   const int k = 29;
   const int rows[] = {5, 17, 3};
   std::vector<std::vector<float>> parts;
   std::vector<float> stacked;
+  std::vector<model::TensorBlock> blocks;
   for (int r : rows) {
     parts.push_back(RandomVector(size_t(r) * k, rng));
     stacked.insert(stacked.end(), parts.back().begin(), parts.back().end());
   }
-  const std::span<const float> spans[] = {parts[0], parts[1], parts[2]};
-  const PackedMatrix concat = PackedMatrix::Concat(spans, rows, k);
+  for (size_t i = 0; i < parts.size(); ++i) {
+    blocks.push_back({reinterpret_cast<const std::byte*>(parts[i].data()),
+                      model::DType::kF32, rows[i], k, k});
+  }
+  const PackedMatrix concat = PackedMatrix::Pack(blocks, WeightType::kF32);
   const PackedMatrix whole(stacked, 25, k);
   ASSERT_EQ(concat.rows(), 25);
   ASSERT_EQ(concat.cols(), k);
@@ -154,15 +160,30 @@ TEST(PackedMatrixTest, ConcatEqualsPackingTheStackedRows) {
   }
 }
 
-TEST(PackedMatrixTest, ConcatRejectsMismatchedParts) {
+TEST(PackedMatrixTest, PackRejectsMismatchedParts) {
   const std::vector<float> part(6);
-  const std::span<const float> spans[] = {part};
-  const int too_many_rows[] = {4};
-  EXPECT_THROW(PackedMatrix::Concat(spans, too_many_rows, 2),
+  const model::TensorBlock blocks[] = {
+      {reinterpret_cast<const std::byte*>(part.data()), model::DType::kF32, 3,
+       2, 2},
+      {reinterpret_cast<const std::byte*>(part.data()), model::DType::kF32, 2,
+       3, 3}};
+  EXPECT_THROW(PackedMatrix::Pack(blocks, WeightType::kF32),
                std::invalid_argument);
-  const int two_counts[] = {1, 1};
-  EXPECT_THROW(PackedMatrix::Concat(spans, two_counts, 2),
-               std::invalid_argument);
+}
+
+TEST(PackedMatrixTest, MinRowsPadsWithZeroRows) {
+  std::mt19937 rng(12);
+  const std::vector<float> w = RandomVector(3 * 8, rng);
+  const model::TensorBlock block{reinterpret_cast<const std::byte*>(w.data()),
+                                 model::DType::kF32, 3, 8, 8};
+  const PackedMatrix packed =
+      PackedMatrix::Pack({&block, 1}, WeightType::kF32, 5);
+  ASSERT_EQ(packed.rows(), 5);
+  std::vector<float> row(8);
+  packed.ReadRow(4, row.data());
+  for (float v : row) EXPECT_EQ(v, 0.0f);
+  packed.ReadRow(2, row.data());
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(row[i], w[2 * 8 + i]);
 }
 
 TEST(RmsNormTest, MatchesReference) {
@@ -455,17 +476,21 @@ TEST(AddInPlaceTest, MatchesReference) {
   }
 }
 
-TEST(EmbeddingLookupTest, CopiesRows) {
+TEST(EmbeddingLookupTest, CopiesRowsOfItsSliceAndZerosOthers) {
   std::mt19937 rng(61);
-  const int vocab = 50, dim = 17;
+  const int vocab = 50, dim = 17, first = 10;
   const std::vector<float> table = RandomVector(size_t(vocab) * dim, rng);
-  const std::vector<int32_t> ids = {3, 0, 49, 3, 17, 22, 49};
+  const PackedMatrix packed(table, vocab, dim);
+  const std::vector<int32_t> ids = {13, 10, 59, 13, 27, 32, 59, 3, 60};
   const int m = int(ids.size());
-  std::vector<float> out(size_t(m) * dim);
-  EmbeddingLookup(table.data(), ids.data(), m, dim, out.data());
+  std::vector<float> out(size_t(m) * dim, 1.0f);
+  EmbeddingLookup(packed, first, ids.data(), m, out.data());
   for (int i = 0; i < m; ++i) {
+    const int r = ids[i] - first;
     for (int j = 0; j < dim; ++j) {
-      ASSERT_EQ(out[size_t(i) * dim + j], table[size_t(ids[i]) * dim + j]);
+      const float want =
+          r >= 0 && r < vocab ? table[size_t(r) * dim + j] : 0.0f;
+      ASSERT_EQ(out[size_t(i) * dim + j], want) << "token " << ids[i];
     }
   }
 }

@@ -67,8 +67,12 @@ TEST_P(PagedAttentionTest, MatchesContiguousReference) {
   std::vector<float> vc(kc.size());
   for (float& x : kc) x = dist(rng);  // stale data in unused slots, never zeros
   for (float& x : vc) x = dist(rng);
-  PagedKvLayer cache{kc.data(),    vc.data(),  total_blocks,
-                     c.block_size, c.kv_heads, c.head_dim};
+  PagedKvLayer cache{.k = kc.data(),
+                     .v = vc.data(),
+                     .num_blocks = total_blocks,
+                     .block_size = c.block_size,
+                     .kv_heads = c.kv_heads,
+                     .head_dim = c.head_dim};
 
   std::vector<std::vector<int>> tables(nseq);
   std::vector<std::vector<float>> k(nseq), v(nseq);

@@ -212,11 +212,17 @@ void AddInPlace(float* x, const float* y, size_t n) {
   });
 }
 
-void EmbeddingLookup(const float* table, const int32_t* ids, int m, int dim,
-                     float* out) {
+void EmbeddingLookup(const PackedMatrix& table, int first_row,
+                     const int32_t* ids, int m, float* out) {
+  const int dim = table.cols();
   ForEachRow(m, size_t(m) * dim, [&](int i) {
-    std::memcpy(out + size_t(i) * dim, table + size_t(ids[i]) * dim,
-                dim * sizeof(float));
+    float* row = out + size_t(i) * dim;
+    const int r = ids[i] - first_row;
+    if (r >= 0 && r < table.rows()) {
+      table.ReadRow(r, row);
+    } else {
+      std::fill_n(row, dim, 0.0f);
+    }
   });
 }
 

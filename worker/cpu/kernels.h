@@ -1,50 +1,94 @@
-// The CPU kernel set the forward pass is written against (fp32, AVX2/FMA,
-// multithreaded with OpenMP). Every kernel works on a flat batch of `m`
-// token rows, so one call serves prefill chunks and decode tokens alike.
+// The CPU kernel set the forward pass is written against (fp32 activations,
+// fp32/bf16/f16/int8 weights, AVX2/FMA/F16C, multithreaded with OpenMP). Every
+// kernel works on a flat batch of `m` token rows, so one call serves prefill
+// chunks and decode tokens alike.
 #ifndef HYDRA_WORKER_CPU_KERNELS_H_
 #define HYDRA_WORKER_CPU_KERNELS_H_
 
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "model/config.h"
+#include "model/safetensors.h"
 #include "worker/cpu/aligned_buffer.h"
 
 namespace hydra::cpu {
 
+// How a PackedMatrix stores its weights. kF32/kBF16/kF16 keep one value per
+// weight and the GEMM converts on the fly, accumulating in fp32. kInt8 is
+// symmetric per-block quantisation along k (blocks of kInt8Block, one fp32
+// scale each, like the Q8_0 format): the GEMM quantises the activations the
+// same way and multiplies with int8 dot products.
+enum class WeightType { kF32, kBF16, kF16, kInt8 };
+std::string_view WeightTypeName(WeightType type);  // "fp32", "bf16", ...
+
 // A weight matrix W[n, k] (row-major, as Hugging Face stores a Linear's
-// weight) repacked for the GEMM micro-kernel: panels of kPanel consecutive
-// output rows, each stored k-major ([n_panels][k][kPanel]), zero padded to a
-// whole panel. Decode streams each panel once, front to back; batched rows
-// reuse a panel from L1/L2 while it is hot.
+// weight) repacked for the GEMM micro-kernels, in panels of consecutive
+// output rows zero padded to a whole panel:
+//  * float types: panels of kPanel rows stored k-major ([k][kPanel]). Decode
+//    streams each panel once, front to back; batched rows reuse a panel from
+//    L1/L2 while it is hot. BF16 lanes are stored so that two unpacks widen
+//    them in column order (see matmul.cc).
+//  * kInt8: panels of kInt8Panel rows; per block of kInt8Block k steps, the
+//    panel's rows one after another (kInt8Panel x 32 bytes), and the scales
+//    apart ([panel][block][kInt8Panel] floats).
 class PackedMatrix {
  public:
   static constexpr int kPanel = 16;
+  static constexpr int kInt8Panel = 4;
+  static constexpr int kInt8Block = 32;
 
   PackedMatrix() = default;
   // Packs `w` (n * k floats, row-major).
-  PackedMatrix(std::span<const float> w, int n, int k);
-  // Packs the row-wise concatenation of several matrices that share k (e.g.
-  // Q, K and V projections into one QKV matrix).
-  static PackedMatrix Concat(std::span<const std::span<const float>> parts,
-                             std::span<const int> rows, int k);
+  PackedMatrix(std::span<const float> w, int n, int k,
+               WeightType type = WeightType::kF32);
+  // Packs the row-wise concatenation of blocks that share their column count
+  // (e.g. Q, K and V projections into one QKV matrix), straight from the
+  // checkpoint's memory in one pass; rows past the parts up to `min_rows`
+  // are zero (a padded vocabulary slice).
+  static PackedMatrix Pack(std::span<const model::TensorBlock> parts,
+                           WeightType type, int min_rows = 0);
 
+  WeightType type() const { return type_; }
   int rows() const { return n_; }
   int cols() const { return k_; }
-  const float* panel(int p) const {
-    return data_.data() + size_t(p) * k_ * kPanel;
+  int panel_rows() const {
+    return type_ == WeightType::kInt8 ? kInt8Panel : kPanel;
   }
-  size_t bytes() const { return size_t(n_) * k_ * sizeof(float); }
+  int num_panels() const { return (n_ + panel_rows() - 1) / panel_rows(); }
+  int k_blocks() const { return (k_ + kInt8Block - 1) / kInt8Block; }
+  // Float types: panel p's [k][kPanel] values of type T.
+  template <typename T>
+  const T* panel(int p) const {
+    return reinterpret_cast<const T*>(data_.data()) + size_t(p) * k_ * kPanel;
+  }
+  // kInt8: panel p's quantised blocks and their scales.
+  const int8_t* int8_panel(int p) const {
+    return reinterpret_cast<const int8_t*>(data_.data()) +
+           size_t(p) * k_blocks() * kInt8Panel * kInt8Block;
+  }
+  const float* int8_scales(int p) const {
+    return scales_.data() + size_t(p) * k_blocks() * kInt8Panel;
+  }
+  // Row r in fp32 (dequantised): lets a tied lm_head serve as the embedding
+  // table too, so the vocabulary is stored once.
+  void ReadRow(int r, float* out) const;
+  // Resident bytes of the packed values and scales.
+  size_t bytes() const { return data_.size() + scales_.size() * sizeof(float); }
 
  private:
-  // Packs `count` rows of row-major `w` as rows first_row.. of this matrix.
-  void PackRows(const float* w, int first_row, int count);
+  PackedMatrix(WeightType type, int n, int k);
+  // Packs `part` as rows first_row.. of this matrix.
+  void PackRows(const model::TensorBlock& part, int first_row);
 
+  WeightType type_ = WeightType::kF32;
   int n_ = 0;
   int k_ = 0;
-  AlignedBuffer<float> data_;
+  AlignedBuffer<std::byte> data_;
+  AlignedBuffer<float> scales_;
 };
 
 // y[m, n] = x[m, k] · Wᵀ (+ bias[n] when bias is non-null). x rows are
@@ -100,9 +144,11 @@ void SiluMul(const float* gate_up, int m, int hidden, float* out);
 // x[i] += y[i] for n floats.
 void AddInPlace(float* x, const float* y, size_t n);
 
-// out[i, :] = table[ids[i], :], dim floats per row.
-void EmbeddingLookup(const float* table, const int32_t* ids, int m, int dim,
-                     float* out);
+// out[i, :] = row ids[i] - first_row of `table` in fp32 when that row is in
+// [first_row, first_row + table.rows()), zeros otherwise (a vocabulary-
+// parallel rank fills only its slice's tokens).
+void EmbeddingLookup(const PackedMatrix& table, int first_row,
+                     const int32_t* ids, int m, float* out);
 
 }  // namespace hydra::cpu
 

@@ -1,4 +1,8 @@
-// GEMM against a PackedMatrix: y[m, n] = x[m, k] · Wᵀ (+ bias).
+// GEMM against a PackedMatrix of floats (fp32, bf16 or f16 panels):
+// y[m, n] = x[m, k] · Wᵀ (+ bias), accumulated in fp32. Half-precision panels
+// are widened in registers as they are loaded: decode reads half the bytes,
+// and the widening (two unpacks for bf16, two vcvtph2ps for f16) fits in the
+// load ports' shadow. kInt8 matrices go to matmul_int8.cc.
 //
 // Blocking, from the registers out (GotoBLAS style, sized for AVX2 cores with
 // a 32 KiB L1d and >= 512 KiB L2 per core):
@@ -28,6 +32,8 @@
 #include <vector>
 
 #include "worker/cpu/kernels.h"
+#include "worker/cpu/matmul_int8.h"
+#include "worker/cpu/number_formats.h"
 
 namespace hydra::cpu {
 namespace {
@@ -79,6 +85,25 @@ struct RowIo {
   }
 };
 
+// One 16-column row of a panel as two fp32 vectors, columns 0-7 and 8-15.
+inline void Load16(const float* p, __m256& lo, __m256& hi) {
+  lo = _mm256_load_ps(p);
+  hi = _mm256_load_ps(p + 8);
+}
+// BF16 is the top half of an fp32: interleaving zero words below each value
+// widens it. The packer stored the lanes so that unpacklo/unpackhi (which
+// work within 128-bit halves) come out in column order.
+inline void Load16(const Bf16* p, __m256& lo, __m256& hi) {
+  const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
+  const __m256i zero = _mm256_setzero_si256();
+  lo = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, v));
+  hi = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v));
+}
+inline void Load16(const F16* p, __m256& lo, __m256& hi) {
+  lo = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(p)));
+  hi = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(p) + 1));
+}
+
 // Where a tile's accumulators start: from y (a later k block), from the bias
 // (the first k block of a biased product) or from zero.
 struct TileOut {
@@ -101,9 +126,15 @@ struct TileOut {
 
 // R rows (R <= kRowBlock) times one panel over kc k steps. `x` and `panel`
 // already point at the k block's first step.
-template <int R>
-void Tile(const float* x, int x_stride, const float* panel, int kc,
-          const TileOut& out) {
+template <typename T, int R>
+struct Tile {
+  static void Run(const float* x, int x_stride, const T* panel, int kc,
+                  const TileOut& out);
+};
+
+template <typename T, int R>
+void Tile<T, R>::Run(const float* x, int x_stride, const T* panel, int kc,
+                     const TileOut& out) {
   __m256 lo[R], hi[R];
   const float* xr[R];
 #pragma GCC unroll 6
@@ -112,8 +143,8 @@ void Tile(const float* x, int x_stride, const float* panel, int kc,
     xr[r] = x + size_t(r) * x_stride;
   }
   for (int kk = 0; kk < kc; ++kk) {
-    __m256 w0 = _mm256_load_ps(panel + size_t(kk) * kPanel);
-    __m256 w1 = _mm256_load_ps(panel + size_t(kk) * kPanel + 8);
+    __m256 w0, w1;
+    Load16(panel + size_t(kk) * kPanel, w0, w1);
     // Pins the panel vectors in registers. Left alone, GCC folds them into
     // the FMAs as memory operands for R <= 4, which reloads them once per row
     // and makes the loop load-bound (12 loads per 8 FMAs at R = 4).
@@ -134,9 +165,15 @@ void Tile(const float* x, int x_stride, const float* panel, int kc,
 // A single row has only two accumulator chains, which would leave the loop
 // waiting on FMA latency; four interleaved k phases give eight chains, enough
 // to keep up with memory for decode and with L2 for small hot matrices.
-template <>
-void Tile<1>(const float* x, int x_stride, const float* panel, int kc,
-             const TileOut& out) {
+template <typename T>
+struct Tile<T, 1> {
+  static void Run(const float* x, int x_stride, const T* panel, int kc,
+                  const TileOut& out);
+};
+
+template <typename T>
+void Tile<T, 1>::Run(const float* x, int x_stride, const T* panel, int kc,
+                     const TileOut& out) {
   constexpr int kPhases = 4;
   __m256 lo[kPhases], hi[kPhases];
   out.Init(0, lo[0], hi[0]);
@@ -145,17 +182,19 @@ void Tile<1>(const float* x, int x_stride, const float* panel, int kc,
   for (; kk + kPhases <= kc; kk += kPhases) {
 #pragma GCC unroll 4
     for (int u = 0; u < kPhases; ++u) {
-      const float* w = panel + size_t(kk + u) * kPanel;
+      __m256 w0, w1;
+      Load16(panel + size_t(kk + u) * kPanel, w0, w1);
       const __m256 xv = _mm256_broadcast_ss(x + kk + u);
-      lo[u] = _mm256_fmadd_ps(xv, _mm256_load_ps(w), lo[u]);
-      hi[u] = _mm256_fmadd_ps(xv, _mm256_load_ps(w + 8), hi[u]);
+      lo[u] = _mm256_fmadd_ps(xv, w0, lo[u]);
+      hi[u] = _mm256_fmadd_ps(xv, w1, hi[u]);
     }
   }
   for (; kk < kc; ++kk) {
-    const float* w = panel + size_t(kk) * kPanel;
+    __m256 w0, w1;
+    Load16(panel + size_t(kk) * kPanel, w0, w1);
     const __m256 xv = _mm256_broadcast_ss(x + kk);
-    lo[0] = _mm256_fmadd_ps(xv, _mm256_load_ps(w), lo[0]);
-    hi[0] = _mm256_fmadd_ps(xv, _mm256_load_ps(w + 8), hi[0]);
+    lo[0] = _mm256_fmadd_ps(xv, w0, lo[0]);
+    hi[0] = _mm256_fmadd_ps(xv, w1, hi[0]);
   }
   out.io.Store(
       out.y,
@@ -163,21 +202,22 @@ void Tile<1>(const float* x, int x_stride, const float* panel, int kc,
       _mm256_add_ps(_mm256_add_ps(hi[0], hi[1]), _mm256_add_ps(hi[2], hi[3])));
 }
 
-void TileRows(int rows, const float* x, int x_stride, const float* panel,
-              int kc, const TileOut& out) {
+template <typename T>
+void TileRows(int rows, const float* x, int x_stride, const T* panel, int kc,
+              const TileOut& out) {
   switch (rows) {
     case 1:
-      return Tile<1>(x, x_stride, panel, kc, out);
+      return Tile<T, 1>::Run(x, x_stride, panel, kc, out);
     case 2:
-      return Tile<2>(x, x_stride, panel, kc, out);
+      return Tile<T, 2>::Run(x, x_stride, panel, kc, out);
     case 3:
-      return Tile<3>(x, x_stride, panel, kc, out);
+      return Tile<T, 3>::Run(x, x_stride, panel, kc, out);
     case 4:
-      return Tile<4>(x, x_stride, panel, kc, out);
+      return Tile<T, 4>::Run(x, x_stride, panel, kc, out);
     case 5:
-      return Tile<5>(x, x_stride, panel, kc, out);
+      return Tile<T, 5>::Run(x, x_stride, panel, kc, out);
     case 6:
-      return Tile<6>(x, x_stride, panel, kc, out);
+      return Tile<T, 6>::Run(x, x_stride, panel, kc, out);
   }
 }
 
@@ -225,6 +265,7 @@ Plan MakePlan(const float* x, int m, int x_stride, const PackedMatrix& w,
 }
 
 // Rows [row0, row0 + rows) against panels [p0, p1) over k block [k0, k0 + kc).
+template <typename T>
 void RunTiles(const Plan& plan, int row0, int rows, int p0, int p1, int k0,
               int kc) {
   const PackedMatrix& w = *plan.w;
@@ -234,7 +275,7 @@ void RunTiles(const Plan& plan, int row0, int rows, int p0, int p1, int k0,
   const int base = rows / blocks, extra = rows % blocks;
   for (int p = p0; p < p1; ++p) {
     const int col0 = p * kPanel;
-    const float* panel = w.panel(p) + size_t(k0) * kPanel;
+    const T* panel = w.panel<T>(p) + size_t(k0) * kPanel;
     const TileOut out_proto{
         nullptr, plan.y_stride,
         (plan.bias != nullptr && k0 == 0) ? plan.bias + col0 : nullptr, k0 > 0,
@@ -253,6 +294,7 @@ void RunTiles(const Plan& plan, int row0, int rows, int p0, int p1, int k0,
 
 // Tiles [begin, end) of the chunk-major (chunk, panel) order, over the k
 // block [k0, k0 + kc).
+template <typename T>
 void RunRange(const Plan& plan, long begin, long end, int k0, int kc) {
   for (long tile = begin; tile < end;) {
     const int chunk = int(tile / plan.panels);
@@ -260,7 +302,7 @@ void RunRange(const Plan& plan, long begin, long end, int k0, int kc) {
     const int p1 = int(std::min<long>(plan.panels, p0 + (end - tile)));
     const int row0 = chunk * plan.chunk_rows;
     const int rows = std::min(plan.chunk_rows, plan.m - row0);
-    RunTiles(plan, row0, rows, p0, p1, k0, kc);
+    RunTiles<T>(plan, row0, rows, p0, p1, k0, kc);
     tile += p1 - p0;
   }
 }
@@ -270,6 +312,7 @@ int NumKBlocks(const Plan& plan) {
 }
 
 // Every tile over k block `kb`, claimed `grain` tiles at a time from `next`.
+template <typename T>
 void ClaimAndRun(const Plan& plan, int kb, long tiles, long grain,
                  std::atomic<long>& next) {
   const int k0 = kb * plan.k_block;
@@ -277,7 +320,7 @@ void ClaimAndRun(const Plan& plan, int kb, long tiles, long grain,
   for (long begin = next.fetch_add(grain, std::memory_order_relaxed);
        begin < tiles;
        begin = next.fetch_add(grain, std::memory_order_relaxed)) {
-    RunRange(plan, begin, std::min(tiles, begin + grain), k0, kc);
+    RunRange<T>(plan, begin, std::min(tiles, begin + grain), k0, kc);
   }
 }
 
@@ -292,64 +335,10 @@ void FillBias(int m, int n, const float* bias, float* y, int y_stride) {
   }
 }
 
-}  // namespace
-
-PackedMatrix::PackedMatrix(std::span<const float> w, int n, int k)
-    : n_(n), k_(k), data_(size_t(NumPanels(n)) * k * kPanel) {
-  if (n < 0 || k < 0 || w.size() < size_t(n) * k) {
-    throw std::invalid_argument("PackedMatrix: weight smaller than n x k");
-  }
-  PackRows(w.data(), 0, n);
-}
-
-PackedMatrix PackedMatrix::Concat(std::span<const std::span<const float>> parts,
-                                  std::span<const int> rows, int k) {
-  if (parts.size() != rows.size() || k < 0) {
-    throw std::invalid_argument("PackedMatrix::Concat: parts/rows mismatch");
-  }
-  int total = 0;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    if (rows[i] < 0 || parts[i].size() < size_t(rows[i]) * k) {
-      throw std::invalid_argument(
-          "PackedMatrix::Concat: part smaller than rows x k");
-    }
-    total += rows[i];
-  }
-  PackedMatrix packed;
-  packed.n_ = total;
-  packed.k_ = k;
-  packed.data_ = AlignedBuffer<float>(size_t(NumPanels(total)) * k * kPanel);
-  int first = 0;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    packed.PackRows(parts[i].data(), first, rows[i]);
-    first += rows[i];
-  }
-  return packed;
-}
-
-void PackedMatrix::PackRows(const float* w, int first_row, int count) {
-  if (count == 0 || k_ == 0) return;
-  const int p_begin = first_row / kPanel;
-  const int p_end = (first_row + count - 1) / kPanel + 1;
-  // Packing a large model's weights is a visible share of start-up time.
-#pragma omp parallel for schedule(static) if (size_t(count) * k_ > (1u << 20))
-  for (int p = p_begin; p < p_end; ++p) {
-    float* dst = data_.data() + size_t(p) * k_ * kPanel;
-    const int r_begin = std::max(first_row, p * kPanel);
-    const int r_end = std::min(first_row + count, (p + 1) * kPanel);
-    for (int r = r_begin; r < r_end; ++r) {
-      const float* src = w + size_t(r - first_row) * k_;
-      const int lane = r - p * kPanel;
-      for (int kk = 0; kk < k_; ++kk) dst[size_t(kk) * kPanel + lane] = src[kk];
-    }
-  }
-}
-
-void MatMul(const float* x, int m, int x_stride, const PackedMatrix& w,
-            const float* bias, float* y, int y_stride) {
+template <typename T>
+void MatMulFloat(const float* x, int m, int x_stride, const PackedMatrix& w,
+                 const float* bias, float* y, int y_stride) {
   const int n = w.rows(), k = w.cols();
-  if (m <= 0 || n <= 0) return;
-  if (k == 0) return FillBias(m, n, bias, y, y_stride);
   const double macs = double(m) * n * k;
   const int threads = macs >= kMinParallelMacs ? omp_get_max_threads() : 1;
   const Plan plan = MakePlan(x, m, x_stride, w, bias, y, y_stride, threads);
@@ -360,7 +349,7 @@ void MatMul(const float* x, int m, int x_stride, const PackedMatrix& w,
   if (threads == 1) {
     for (int kb = 0; kb < k_blocks; ++kb) {
       const int k0 = kb * plan.k_block;
-      RunRange(plan, 0, tiles, k0, std::min(plan.k_block, k - k0));
+      RunRange<T>(plan, 0, tiles, k0, std::min(plan.k_block, k - k0));
     }
     return;
   }
@@ -377,8 +366,27 @@ void MatMul(const float* x, int m, int x_stride, const PackedMatrix& w,
       if (kb > 0) {
 #pragma omp barrier
       }
-      ClaimAndRun(plan, kb, tiles, grain, next[kb]);
+      ClaimAndRun<T>(plan, kb, tiles, grain, next[kb]);
     }
+  }
+}
+
+}  // namespace
+
+void MatMul(const float* x, int m, int x_stride, const PackedMatrix& w,
+            const float* bias, float* y, int y_stride) {
+  const int n = w.rows(), k = w.cols();
+  if (m <= 0 || n <= 0) return;
+  if (k == 0) return FillBias(m, n, bias, y, y_stride);
+  switch (w.type()) {
+    case WeightType::kF32:
+      return MatMulFloat<float>(x, m, x_stride, w, bias, y, y_stride);
+    case WeightType::kBF16:
+      return MatMulFloat<Bf16>(x, m, x_stride, w, bias, y, y_stride);
+    case WeightType::kF16:
+      return MatMulFloat<F16>(x, m, x_stride, w, bias, y, y_stride);
+    case WeightType::kInt8:
+      return MatMulInt8(x, m, x_stride, w, bias, y, y_stride);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "worker/cpu/number_formats.h"
 #include "worker/cpu/vector_math.h"
 
 namespace hydra::cpu {
@@ -14,15 +15,16 @@ namespace {
 
 // Dot products of q with four keys at once: the four horizontal reductions
 // share one shuffle tree, which costs as much as a single one would.
-__m128 Dot4(const float* q, const float* const* k, int n) {
+template <typename T>
+__m128 Dot4(const float* q, const T* const* k, int n) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   int i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m256 qv = _mm256_loadu_ps(q + i);
-    a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[0] + i), a0);
-    a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[1] + i), a1);
-    a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[2] + i), a2);
-    a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[3] + i), a3);
+    a0 = _mm256_fmadd_ps(qv, Load8(k[0] + i), a0);
+    a1 = _mm256_fmadd_ps(qv, Load8(k[1] + i), a1);
+    a2 = _mm256_fmadd_ps(qv, Load8(k[2] + i), a2);
+    a3 = _mm256_fmadd_ps(qv, Load8(k[3] + i), a3);
   }
   const __m256 h =
       _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
@@ -31,73 +33,75 @@ __m128 Dot4(const float* q, const float* const* k, int n) {
   if (i < n) {
     alignas(16) float tail[4] = {0, 0, 0, 0};
     for (int r = 0; r < 4; ++r) {
-      for (int j = i; j < n; ++j) tail[r] += q[j] * k[r][j];
+      for (int j = i; j < n; ++j) tail[r] += q[j] * ToFloat(k[r][j]);
     }
     sums = _mm_add_ps(sums, _mm_load_ps(tail));
   }
   return sums;
 }
 
-float Dot(const float* q, const float* k, int n) {
+template <typename T>
+float Dot(const float* q, const T* k, int n) {
   __m256 acc = _mm256_setzero_ps();
   int i = 0;
   for (; i + 8 <= n; i += 8) {
-    acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k + i), acc);
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), Load8(k + i), acc);
   }
   float sum = HorizontalSum(acc);
-  for (; i < n; ++i) sum += q[i] * k[i];
+  for (; i < n; ++i) sum += q[i] * ToFloat(k[i]);
   return sum;
 }
 
 // out[d0 : d0 + 8N] = sum_j p[j] * v[j][d0 : d0 + 8N], accumulated in N
 // registers across all keys, so `out` is written once.
-template <int N>
-void WeightedSum(const float* p, const float* const* v, int ctx, int d0,
+template <int N, typename T>
+void WeightedSum(const float* p, const T* const* v, int ctx, int d0,
                  float* out) {
   __m256 acc[N];
   for (int r = 0; r < N; ++r) acc[r] = _mm256_setzero_ps();
   for (int j = 0; j < ctx; ++j) {
     const __m256 w = _mm256_set1_ps(p[j]);
-    const float* vj = v[j] + d0;
+    const T* vj = v[j] + d0;
     for (int r = 0; r < N; ++r) {
-      acc[r] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * r), acc[r]);
+      acc[r] = _mm256_fmadd_ps(w, Load8(vj + 8 * r), acc[r]);
     }
   }
   for (int r = 0; r < N; ++r) _mm256_storeu_ps(out + d0 + 8 * r, acc[r]);
 }
 
-void WeightedSumAll(const float* p, const float* const* v, int ctx, int hd,
+template <typename T>
+void WeightedSumAll(const float* p, const T* const* v, int ctx, int hd,
                     float* out) {
   int d = 0;
-  for (; d + 64 <= hd; d += 64) WeightedSum<8>(p, v, ctx, d, out);
+  for (; d + 64 <= hd; d += 64) WeightedSum<8, T>(p, v, ctx, d, out);
   switch ((hd - d) / 8) {
     case 7:
-      WeightedSum<7>(p, v, ctx, d, out);
+      WeightedSum<7, T>(p, v, ctx, d, out);
       break;
     case 6:
-      WeightedSum<6>(p, v, ctx, d, out);
+      WeightedSum<6, T>(p, v, ctx, d, out);
       break;
     case 5:
-      WeightedSum<5>(p, v, ctx, d, out);
+      WeightedSum<5, T>(p, v, ctx, d, out);
       break;
     case 4:
-      WeightedSum<4>(p, v, ctx, d, out);
+      WeightedSum<4, T>(p, v, ctx, d, out);
       break;
     case 3:
-      WeightedSum<3>(p, v, ctx, d, out);
+      WeightedSum<3, T>(p, v, ctx, d, out);
       break;
     case 2:
-      WeightedSum<2>(p, v, ctx, d, out);
+      WeightedSum<2, T>(p, v, ctx, d, out);
       break;
     case 1:
-      WeightedSum<1>(p, v, ctx, d, out);
+      WeightedSum<1, T>(p, v, ctx, d, out);
       break;
     default:
       break;
   }
   for (d += (hd - d) / 8 * 8; d < hd; ++d) {
     float sum = 0.0f;
-    for (int j = 0; j < ctx; ++j) sum += p[j] * v[j][d];
+    for (int j = 0; j < ctx; ++j) sum += p[j] * ToFloat(v[j][d]);
     out[d] = sum;
   }
 }
@@ -124,26 +128,52 @@ void Softmax(float* scores, int n) {
   for (; j < n; ++j) scores[j] *= 1.0f / sum;
 }
 
-}  // namespace
-
-void WriteKv(const float* k, const float* v, int stride, int m,
-             const int32_t* slots, const PagedKvLayer& cache) {
-  const int row = cache.slot_floats();
+template <typename T>
+void WriteRows(const float* src, int stride, int m, const int32_t* slots,
+               int row, float* scales, int heads, int hd, void* dst_base) {
+  T* dst = static_cast<T*>(dst_base);
   for (int t = 0; t < m; ++t) {
-    const size_t dst = size_t(slots[t]) * row;
-    std::memcpy(cache.k + dst, k + size_t(t) * stride, sizeof(float) * row);
-    std::memcpy(cache.v + dst, v + size_t(t) * stride, sizeof(float) * row);
+    const float* x = src + size_t(t) * stride;
+    T* d = dst + size_t(slots[t]) * row;
+    if constexpr (std::is_same_v<T, float>) {
+      std::memcpy(d, x, sizeof(float) * row);
+    } else if constexpr (std::is_same_v<T, int8_t>) {
+      for (int h = 0; h < heads; ++h) {
+        const float* xh = x + size_t(h) * hd;
+        float amax = 0.0f;
+        for (int i = 0; i < hd; ++i) amax = std::max(amax, std::fabs(xh[i]));
+        scales[size_t(slots[t]) * heads + h] = amax / 127.0f;
+        const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        for (int i = 0; i < hd; ++i) {
+          d[size_t(h) * hd + i] = static_cast<int8_t>(std::lrint(xh[i] * inv));
+        }
+      }
+    } else {
+      int i = 0;
+      for (; i + 8 <= row; i += 8) Store8(_mm256_loadu_ps(x + i), d + i);
+      for (; i < row; ++i) {
+        if constexpr (std::is_same_v<T, Bf16>) {
+          d[i] = ToBf16(x[i]);
+        } else {
+          d[i] = ToF16(x[i]);
+        }
+      }
+    }
   }
 }
 
-void PagedAttention(const float* q, int q_stride, int m, int num_heads,
-                    const PagedKvLayer& cache, const int32_t* positions,
-                    const int32_t* const* block_tables, float* out) {
+template <typename T>
+void Attention(const float* q, int q_stride, int m, int num_heads,
+               const PagedKvLayer& cache, const int32_t* positions,
+               const int32_t* const* block_tables, float* out) {
   const int hd = cache.head_dim;
   const int group = num_heads / cache.kv_heads;
-  const int row = cache.slot_floats();
+  const int row = cache.slot_values();
   const int bs = cache.block_size;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const T* k_cache = static_cast<const T*>(cache.k);
+  const T* v_cache = static_cast<const T*>(cache.v);
+  constexpr bool kScaled = std::is_same_v<T, int8_t>;
   int max_ctx = 0;
   long work = 0;
   for (int t = 0; t < m; ++t) {
@@ -160,17 +190,21 @@ void PagedAttention(const float* q, int q_stride, int m, int num_heads,
   {
     // Per thread: scores, and the address of each context token's K and V
     // row, resolved through the block table once per (token, head).
-    std::vector<float> scores(max_ctx + 4);
-    std::vector<const float*> keys(max_ctx + 4), values(max_ctx + 4);
+    std::vector<float> scores(max_ctx + 4), weights;
+    std::vector<const T*> keys(max_ctx + 4), values(max_ctx + 4);
+    std::vector<int32_t> slots(kScaled ? max_ctx : 0);
+    if (kScaled) weights.resize(max_ctx + 4);
     auto attend = [&](int t, int h) {
       const int ctx = positions[t] + 1;
-      const size_t kv_offset = size_t(h / group) * hd;
+      const int kv_head = h / group;
+      const size_t kv_offset = size_t(kv_head) * hd;
       const int32_t* table = block_tables[t];
       for (int j = 0, b = 0; j < ctx; ++b) {
         const size_t base = size_t(table[b]) * bs * row + kv_offset;
         for (int o = 0; o < bs && j < ctx; ++o, ++j) {
-          keys[j] = cache.k + base + size_t(o) * row;
-          values[j] = cache.v + base + size_t(o) * row;
+          keys[j] = k_cache + base + size_t(o) * row;
+          values[j] = v_cache + base + size_t(o) * row;
+          if constexpr (kScaled) slots[j] = table[b] * bs + o;
         }
       }
       const float* qh = q + size_t(t) * q_stride + size_t(h) * hd;
@@ -180,8 +214,23 @@ void PagedAttention(const float* q, int q_stride, int m, int num_heads,
                       _mm_mul_ps(Dot4(qh, &keys[j], hd), _mm_set1_ps(scale)));
       }
       for (; j < ctx; ++j) scores[j] = Dot(qh, keys[j], hd) * scale;
-      Softmax(scores.data(), ctx);
-      WeightedSumAll(scores.data(), values.data(), ctx, hd,
+      const float* p = scores.data();
+      if constexpr (kScaled) {
+        for (j = 0; j < ctx; ++j) {
+          scores[j] *=
+              cache.k_scale[size_t(slots[j]) * cache.kv_heads + kv_head];
+        }
+        Softmax(scores.data(), ctx);
+        for (j = 0; j < ctx; ++j) {
+          weights[j] =
+              scores[j] *
+              cache.v_scale[size_t(slots[j]) * cache.kv_heads + kv_head];
+        }
+        p = weights.data();
+      } else {
+        Softmax(scores.data(), ctx);
+      }
+      WeightedSumAll(p, values.data(), ctx, hd,
                      out + size_t(t) * num_heads * hd + size_t(h) * hd);
     };
     if (split_heads) {
@@ -195,6 +244,76 @@ void PagedAttention(const float* q, int q_stride, int m, int num_heads,
         for (int h = 0; h < num_heads; ++h) attend(t, h);
       }
     }
+  }
+}
+
+}  // namespace
+
+std::string_view KvTypeName(KvType type) {
+  switch (type) {
+    case KvType::kF32:
+      return "fp32";
+    case KvType::kBF16:
+      return "bf16";
+    case KvType::kF16:
+      return "f16";
+    case KvType::kInt8:
+      return "int8";
+  }
+  return "?";
+}
+
+size_t KvBytesPerHead(KvType type, int head_dim) {
+  switch (type) {
+    case KvType::kF32:
+      return size_t(4) * head_dim;
+    case KvType::kBF16:
+    case KvType::kF16:
+      return size_t(2) * head_dim;
+    case KvType::kInt8:
+      return size_t(head_dim) + sizeof(float);
+  }
+  return 0;
+}
+
+void WriteKv(const float* k, const float* v, int stride, int m,
+             const int32_t* slots, const PagedKvLayer& cache) {
+  const int row = cache.slot_values();
+  auto write = [&](auto tag) {
+    using T = decltype(tag);
+    WriteRows<T>(k, stride, m, slots, row, cache.k_scale, cache.kv_heads,
+                 cache.head_dim, cache.k);
+    WriteRows<T>(v, stride, m, slots, row, cache.v_scale, cache.kv_heads,
+                 cache.head_dim, cache.v);
+  };
+  switch (cache.type) {
+    case KvType::kF32:
+      return write(float{});
+    case KvType::kBF16:
+      return write(Bf16{});
+    case KvType::kF16:
+      return write(F16{});
+    case KvType::kInt8:
+      return write(int8_t{});
+  }
+}
+
+void PagedAttention(const float* q, int q_stride, int m, int num_heads,
+                    const PagedKvLayer& cache, const int32_t* positions,
+                    const int32_t* const* block_tables, float* out) {
+  switch (cache.type) {
+    case KvType::kF32:
+      return Attention<float>(q, q_stride, m, num_heads, cache, positions,
+                              block_tables, out);
+    case KvType::kBF16:
+      return Attention<Bf16>(q, q_stride, m, num_heads, cache, positions,
+                             block_tables, out);
+    case KvType::kF16:
+      return Attention<F16>(q, q_stride, m, num_heads, cache, positions,
+                            block_tables, out);
+    case KvType::kInt8:
+      return Attention<int8_t>(q, q_stride, m, num_heads, cache, positions,
+                               block_tables, out);
   }
 }
 

@@ -4,22 +4,36 @@
 #ifndef HYDRA_WORKER_CPU_PAGED_ATTENTION_H_
 #define HYDRA_WORKER_CPU_PAGED_ATTENTION_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 namespace hydra::cpu {
 
+// How K and V are stored. The attention kernels read every type directly
+// (no fp32 copy of the cache); kInt8 keeps one fp32 scale per token and KV
+// head (symmetric, max |x| / 127), so a block holds 4 bytes more per head.
+enum class KvType { kF32, kBF16, kF16, kInt8 };
+std::string_view KvTypeName(KvType type);  // "fp32", "bf16", "f16", "int8"
+// Bytes of one token's K (or V) for one KV head, scale included.
+size_t KvBytesPerHead(KvType type, int head_dim);
+
 struct PagedKvLayer {
-  float* k = nullptr;
-  float* v = nullptr;
+  void* k = nullptr;  // [num_blocks, block_size, kv_heads, head_dim] of type
+  void* v = nullptr;
+  float* k_scale = nullptr;  // kInt8 only: [num_blocks * block_size, kv_heads]
+  float* v_scale = nullptr;
+  KvType type = KvType::kF32;
   int num_blocks = 0;
   int block_size = 0;
   int kv_heads = 0;
   int head_dim = 0;
-  int slot_floats() const { return kv_heads * head_dim; }
+  int slot_values() const { return kv_heads * head_dim; }
 };
 
-// Copies each token's K and V rows (kv_heads * head_dim floats, rows
-// `stride` floats apart) into its slot (block * block_size + offset).
+// Stores each token's K and V rows (kv_heads * head_dim floats, rows
+// `stride` floats apart) in its slot (block * block_size + offset),
+// converted to the cache's type.
 void WriteKv(const float* k, const float* v, int stride, int m,
              const int32_t* slots, const PagedKvLayer& cache);
 

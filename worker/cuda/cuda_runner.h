@@ -83,10 +83,17 @@ class CudaRunner final : public worker::StepRunner {
   absl::Duration last_collective_time() const override {
     return absl::ZeroDuration();
   }
+  // Weights, activations and KV share one device type.
+  std::string weight_dtype() const override {
+    return options_.dtype == DType::kF32 ? "fp32" : "bf16";
+  }
+  std::string kv_cache_dtype() const override { return weight_dtype(); }
+  int64_t weight_bytes() const override {
+    return static_cast<int64_t>(weights_.bytes());
+  }
 
   int num_blocks() const { return num_blocks_; }
   int block_size() const { return options_.block_size; }
-  size_t weight_bytes() const { return weights_.bytes(); }
   size_t kv_bytes() const { return kv_bytes_; }
   const worker::Shard& shard() const { return shard_; }
   cudaStream_t stream() const { return stream_; }

@@ -62,14 +62,8 @@ float Bf16BitsToFloat(uint16_t bits) {
 
 std::vector<float> Unpack(const cpu::PackedMatrix& packed) {
   const int n = packed.rows(), k = packed.cols();
-  constexpr int kPanel = cpu::PackedMatrix::kPanel;
   std::vector<float> out(size_t(n) * k);
-  for (int r = 0; r < n; ++r) {
-    const float* panel = packed.panel(r / kPanel);
-    for (int c = 0; c < k; ++c) {
-      out[size_t(r) * k + c] = panel[size_t(c) * kPanel + r % kPanel];
-    }
-  }
+  for (int r = 0; r < n; ++r) packed.ReadRow(r, out.data() + size_t(r) * k);
   return out;
 }
 
@@ -78,7 +72,10 @@ absl::StatusOr<DeviceWeights> DeviceWeights::Upload(
     const worker::Shard& shard, DType dtype) {
   DeviceWeights w;
   w.dtype = dtype;
-  ASSIGN_OR_RETURN(w.embedding, UploadAs(host.embedding, dtype));
+  // A tied model's host embedding is its (padded) lm_head: the padding rows
+  // are never looked up.
+  ASSIGN_OR_RETURN(w.embedding,
+                   UploadAs(Unpack(host.embedding_table()), dtype));
   for (const worker::LayerWeights& l : host.layers) {
     DeviceLayerWeights d;
     ASSIGN_OR_RETURN(d.attn_norm,
