@@ -3,6 +3,8 @@
 //   decode bandwidth ceiling = read bandwidth / bytes read per decode step
 //   compute ceiling          = FMA peak / FLOPs per token
 // Usage: hydra_forward_bench [--model=models/stories15M] [--threads=N]
+//        [--weight_dtype=auto|fp32|bf16|f16|int8] [--kv_cache_dtype=...]
+//        [--context=128] [--batches=8,32,64]
 #include <omp.h>
 
 #include <algorithm>
@@ -14,6 +16,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "bench/forward_workload.h"
 #include "bench/machine_probe.h"
 #include "worker/model_runner.h"
@@ -24,11 +28,17 @@ ABSL_FLAG(int, threads, 0, "CPU threads; 0 = OpenMP's default");
 ABSL_FLAG(int, repeats, 5, "Runs per figure; the best is reported");
 ABSL_FLAG(int, only_batch, 0,
           "Run only the decode figure for this batch size (for profiling)");
+ABSL_FLAG(std::string, weight_dtype, "auto", "auto, fp32, bf16, f16, int8");
+ABSL_FLAG(std::string, kv_cache_dtype, "auto", "auto, fp32, bf16, f16, int8");
+ABSL_FLAG(int, context, 128,
+          "Context of the batched decode figures; the prefill prompt length");
+ABSL_FLAG(std::string, batches, "8,32,64", "Batched decode sizes");
 
 namespace hydra::bench {
 namespace {
 
 constexpr int kBlockSize = ForwardWorkload::kBlockSize;
+constexpr int kDecodeSteps = 32;
 
 template <typename F>
 double Best(int repeats, F f) {
@@ -41,91 +51,143 @@ int Main() {
   if (absl::GetFlag(FLAGS_threads) > 0)
     omp_set_num_threads(absl::GetFlag(FLAGS_threads));
   const int repeats = absl::GetFlag(FLAGS_repeats);
-  constexpr int kMaxBatch = 128;
+  const int context = absl::GetFlag(FLAGS_context);
+  std::vector<int> batches;
+  for (absl::string_view b :
+       absl::StrSplit(absl::GetFlag(FLAGS_batches), ',', absl::SkipEmpty())) {
+    int n = 0;
+    if (!absl::SimpleAtoi(b, &n) || n <= 0) {
+      std::fprintf(stderr, "--batches: '%s' is not a positive integer\n",
+                   std::string(b).c_str());
+      return 2;
+    }
+    batches.push_back(n);
+  }
+  const int max_batch = std::max(
+      1,
+      batches.empty() ? 1 : *std::max_element(batches.begin(), batches.end()));
   auto config = model::LoadModelConfig(absl::GetFlag(FLAGS_model));
   if (!config.ok()) {
     std::fprintf(stderr, "%s\n", config.status().ToString().c_str());
     return 1;
   }
-  const int per_seq =
-      (config->max_position_embeddings + kBlockSize - 1) / kBlockSize;
-  auto runner = worker::ModelRunner::Load(absl::GetFlag(FLAGS_model),
-                                          kBlockSize, per_seq * kMaxBatch);
+  // The KV pool holds what the figures use: max_batch sequences of the
+  // context plus the decode steps (the single-stream figure reuses them).
+  const int max_context = std::min(config->max_position_embeddings,
+                                   std::max(context, 128) + kDecodeSteps);
+  const int per_seq = (max_context + kBlockSize - 1) / kBlockSize;
+  const auto load_start = std::chrono::steady_clock::now();
+  auto runner = worker::ModelRunner::Load(
+      absl::GetFlag(FLAGS_model),
+      {.block_size = kBlockSize,
+       .num_blocks = per_seq * max_batch,
+       .weight_dtype = absl::GetFlag(FLAGS_weight_dtype),
+       .kv_cache_dtype = absl::GetFlag(FLAGS_kv_cache_dtype),
+       .max_positions = max_context});
   if (!runner.ok()) {
     std::fprintf(stderr, "%s\n", runner.status().ToString().c_str());
     return 1;
   }
+  const double load_seconds = std::chrono::duration<double>(
+                                  std::chrono::steady_clock::now() - load_start)
+                                  .count();
   const auto& c = *config;
-  ForwardWorkload bench(**runner);
+  ForwardWorkload bench(**runner, max_context);
+  const bool int8 = (*runner)->weight_dtype() == "int8";
 
-  // Bytes a decode step must read: every weight once (the classifier
-  // included), but only one embedding row.
-  const double embedding_bytes = double(c.vocab_size) * c.hidden_size * 4;
-  const double step_bytes = (*runner)->weight_bytes() - embedding_bytes;
+  // Bytes a decode step must read: every weight once (a tied classifier is
+  // the embedding, read whole), but only one row of an untied embedding;
+  // plus the KV of the context.
+  const double weight_bytes = double((*runner)->weight_bytes());
+  const bool tied = c.tie_word_embeddings;
+  const double params = double(c.vocab_size) * c.hidden_size;
+  const double bytes_per_param =
+      weight_bytes / (params * (tied ? 1 : 2) +
+                      double(c.num_layers) *
+                          (double(c.hidden_size) *
+                               (c.num_heads + 2 * c.num_kv_heads) * c.head_dim +
+                           double(c.num_heads) * c.head_dim * c.hidden_size +
+                           3.0 * c.hidden_size * c.intermediate_size));
+  const double embedding_bytes = tied ? 0.0 : params * bytes_per_param;
+  const double kv_token_bytes =
+      2.0 * c.num_layers * c.num_kv_heads *
+      cpu::KvBytesPerHead((*runner)->kv_cache().shape().type, c.head_dim);
   const double kv = double(c.num_kv_heads) * c.head_dim;
   const double q = double(c.num_heads) * c.head_dim;
   // FLOPs per token: every projection once; the classifier only for tokens
-  // that sample; QKᵀ and PV over the token's context.
+  // that sample; QKᵀ and PV over the token's context (always fp32 FMAs).
   const double layer_flops = 2.0 * c.num_layers *
                              (c.hidden_size * (q + 2 * kv) + q * c.hidden_size +
                               3.0 * c.hidden_size * c.intermediate_size);
   const double classifier_flops = 2.0 * c.vocab_size * c.hidden_size;
   const double attention_flops_per_position = 4.0 * c.num_layers * q;
-  const int context = 128;
-  const double flops_per_token =
-      layer_flops + classifier_flops + attention_flops_per_position * context;
-  // A 128-token prompt: one classifier row, average context 64.5.
-  const int prompt = 128;
-  const double prefill_flops_per_token =
-      layer_flops + classifier_flops / prompt +
-      attention_flops_per_position * (prompt + 1) / 2;
 
   const double bandwidth = MeasureReadBandwidthGBs();
-  const double peak = MeasureFmaPeakGflops();
-  const double bw_ceiling = bandwidth * 1e9 / step_bytes;
-  const double compute_ceiling = peak * 1e9 / flops_per_token;
-  const double prefill_ceiling = peak * 1e9 / prefill_flops_per_token;
+  const double fma_peak = MeasureFmaPeakGflops();
+  const double int8_peak = MeasureInt8PeakGops();
+  const double linear_peak = int8 ? int8_peak : fma_peak;
+  // Seconds per token at the compute ceiling: projections at the weights'
+  // peak, attention at the fp32 FMA peak.
+  auto compute_ceiling = [&](double linear_flops, double average_context) {
+    return 1.0 /
+           (linear_flops / (linear_peak * 1e9) +
+            attention_flops_per_position * average_context / (fma_peak * 1e9));
+  };
+  auto bandwidth_ceiling = [&](double average_context) {
+    return bandwidth * 1e9 /
+           (weight_bytes - embedding_bytes + kv_token_bytes * average_context);
+  };
 
   std::printf("machine: %s\n", DescribeMachine().c_str());
   std::printf(
-      "model: %s (%.1f MB read per decode step, %.1f MFLOP per token at "
-      "context %d)\n",
-      absl::GetFlag(FLAGS_model).c_str(), step_bytes / 1e6,
-      flops_per_token / 1e6, context);
-  std::printf("read bandwidth: %.1f GB/s -> decode ceiling %.0f tokens/s\n",
-              bandwidth, bw_ceiling);
+      "model: %s; weights %s (%.2f GB resident, %.2f bytes/parameter), KV %s "
+      "(%.0f bytes/token); loaded in %.2f s\n",
+      absl::GetFlag(FLAGS_model).c_str(), (*runner)->weight_dtype().c_str(),
+      weight_bytes / 1e9, bytes_per_param, (*runner)->kv_cache_dtype().c_str(),
+      kv_token_bytes, load_seconds);
   std::printf(
-      "fp32 FMA peak: %.1f GFLOP/s -> compute ceiling %.0f tokens/s\n\n", peak,
-      compute_ceiling);
+      "read bandwidth %.1f GB/s; fp32 FMA peak %.1f GFLOP/s; int8 dot peak "
+      "%.1f GOP/s\n\n",
+      bandwidth, fma_peak, int8_peak);
 
   if (const int only = absl::GetFlag(FLAGS_only_batch); only > 0) {
     std::printf("decode, %d sequences: %.0f tokens/s\n", only,
-                Best(repeats, [&] { return bench.Decode(only, context, 32); }));
+                Best(repeats, [&] {
+                  return bench.Decode(only, context, kDecodeSteps);
+                }));
     return 0;
   }
   std::printf(
       "| workload | tokens/s | ceiling | %% of ceiling "
       "|\n|---|---:|---:|---:|\n");
-  const double single = Best(repeats, [&] { return bench.Decode(1, 1, 128); });
+  const double single =
+      Best(repeats, [&] { return bench.Decode(1, 1, kDecodeSteps); });
+  const double single_ceiling = bandwidth_ceiling(kDecodeSteps / 2.0);
   std::printf(
-      "| decode, 1 sequence (context 1..128) | %.0f | %.0f (bandwidth) | "
+      "| decode, 1 sequence (context 1..%d) | %.1f | %.1f (bandwidth) | "
       "%.0f%% |\n",
-      single, bw_ceiling, 100 * single / bw_ceiling);
-  for (int batch : {8, 32, 64, 128}) {
-    const double rate =
-        Best(repeats, [&] { return bench.Decode(batch, context, 32); });
+      kDecodeSteps, single, single_ceiling, 100 * single / single_ceiling);
+  const double decode_context = context + kDecodeSteps / 2.0;
+  for (int batch : batches) {
+    const double rate = Best(
+        repeats, [&] { return bench.Decode(batch, context, kDecodeSteps); });
+    const double ceiling = std::min(
+        compute_ceiling(layer_flops + classifier_flops, decode_context),
+        bandwidth_ceiling(decode_context) * batch);
     std::printf(
-        "| decode, %d sequences at context 128 | %.0f | %.0f (compute) | "
+        "| decode, %d sequences at context %d | %.0f | %.0f (compute) | "
         "%.0f%% |\n",
-        batch, rate, compute_ceiling, 100 * rate / compute_ceiling);
+        batch, context, rate, ceiling, 100 * rate / ceiling);
   }
+  // One prompt of `context` tokens: one classifier row, average context
+  // (context + 1) / 2.
   const double prefill =
-      Best(repeats, [&] { return bench.PrefillRate(8, prompt); });
+      Best(repeats, [&] { return bench.PrefillRate(1, context); });
+  const double prefill_ceiling = compute_ceiling(
+      layer_flops + classifier_flops / context, (context + 1) / 2.0);
   std::printf(
-      "| prefill, 8 prompts x %d tokens | %.0f | %.0f (compute, %.1f "
-      "MFLOP/token) | %.0f%% |\n",
-      prompt, prefill, prefill_ceiling, prefill_flops_per_token / 1e6,
-      100 * prefill / prefill_ceiling);
+      "| prefill, 1 prompt x %d tokens | %.0f | %.0f (compute) | %.0f%% |\n",
+      context, prefill, prefill_ceiling, 100 * prefill / prefill_ceiling);
   return 0;
 }
 

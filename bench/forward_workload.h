@@ -1,6 +1,7 @@
 // Synthetic forward-pass workloads straight on a ModelRunner (no scheduler):
 // batches of random-token sequences with fixed block tables. The runner's
-// KV cache must hold `batch` sequences at the model's full context.
+// KV cache must hold `batch` sequences of `max_context` tokens (default: the
+// model's full context).
 #ifndef HYDRA_BENCH_FORWARD_WORKLOAD_H_
 #define HYDRA_BENCH_FORWARD_WORKLOAD_H_
 
@@ -22,10 +23,11 @@ class ForwardWorkload {
   static constexpr int kBlockSize = 16;
   using Clock = std::chrono::steady_clock;
 
-  explicit ForwardWorkload(worker::ModelRunner& runner)
+  explicit ForwardWorkload(worker::ModelRunner& runner, int max_context = 0)
       : runner_(runner), rng_(7) {
-    const auto& c = runner.config();
-    per_seq_ = (c.max_position_embeddings + kBlockSize - 1) / kBlockSize;
+    const int context =
+        max_context > 0 ? max_context : runner.config().max_position_embeddings;
+    per_seq_ = (context + kBlockSize - 1) / kBlockSize;
   }
 
   // Aggregate decode tokens/s for `batch` sequences whose contexts start at

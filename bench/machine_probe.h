@@ -16,6 +16,11 @@ double MeasureReadBandwidthGBs();
 // all threads, each running independent AVX2 FMA chains.
 double MeasureFmaPeakGflops();
 
+// Best int8 dot-product throughput (GOP/s, a multiply-add counted as 2 ops)
+// summed over all threads: chains of vpmaddubsw + vpmaddwd, the AVX2 int8
+// dot product's two unavoidable instructions.
+double MeasureInt8PeakGops();
+
 // One line: CPU model, cores/threads, L3 size (when readable), OpenMP threads.
 std::string DescribeMachine();
 

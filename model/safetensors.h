@@ -96,6 +96,11 @@ class Checkpoint {
                                     std::span<const int64_t> expected_shape,
                                     int64_t row_begin, int64_t row_end,
                                     int64_t col_begin, int64_t col_end) const;
+  // Drops the resident pages of tensor `name` (a hint; the file stays
+  // mapped and a later read faults them back in): a loader that has packed
+  // a tensor calls it, so load-time memory peaks at the packed weights plus
+  // one tensor, not plus the whole file.
+  void Release(std::string_view name) const;
   // The dtype of tensor `name`, or NotFound.
   absl::StatusOr<DType> TensorDType(std::string_view name) const;
   bool Has(std::string_view name) const;

@@ -75,6 +75,12 @@ absl::StatusOr<LayerWeights> LoadLayer(const model::Checkpoint& ckpt,
   ASSIGN_OR_RETURN(auto down,
                    cols("mlp.down_proj.weight", {hidden, inter}, f0, f1));
   w.down = cpu::PackedMatrix::Pack({&down, 1}, type);
+  for (const char* name :
+       {"self_attn.q_proj.weight", "self_attn.k_proj.weight",
+        "self_attn.v_proj.weight", "self_attn.o_proj.weight",
+        "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"}) {
+    ckpt.Release(p + name);
+  }
   return w;
 }
 
@@ -126,10 +132,12 @@ absl::StatusOr<ModelWeights> ModelWeights::Load(const model::Checkpoint& ckpt,
         const model::TensorBlock head,
         ckpt.Block("lm_head.weight", Shape{vocab, hidden}, v0, v1, 0, hidden));
     w.lm_head = cpu::PackedMatrix::Pack({&head, 1}, type, padded);
+    ckpt.Release("lm_head.weight");
     w.embedding = cpu::PackedMatrix::Pack({&embedding, 1}, type);
   } else {
     w.lm_head = cpu::PackedMatrix::Pack({&embedding, 1}, type, padded);
   }
+  ckpt.Release("model.embed_tokens.weight");
   return w;
 }
 
