@@ -40,9 +40,10 @@ ABSL_FLAG(int, decode_steps, 8, "Greedy decode steps after the prefill");
 ABSL_FLAG(std::string, out, "", "Output prefix: PREFIX.json and PREFIX.f32");
 ABSL_FLAG(int, block_size, 16, "KV cache block size (tokens)");
 ABSL_FLAG(std::string, weight_dtype, "auto",
-          "Weight storage dtype; only \"auto\" until the runner takes one");
+          "Weight format: auto (the checkpoint's), fp32, bf16, f16 or int8");
 ABSL_FLAG(std::string, kv_cache_dtype, "auto",
-          "KV cache dtype; only \"auto\" until the runner takes one");
+          "KV cache format: auto (bf16 for half-precision checkpoints, else "
+          "fp32), fp32, bf16, f16 or int8");
 
 namespace {
 
@@ -65,22 +66,15 @@ absl::StatusOr<std::vector<int>> ParseIds(const std::string& text) {
   return ids;
 }
 
-// The one place the runner is built, so the dtype options reach it in one
-// edit.
+// The one place the runner is built.
 absl::StatusOr<std::unique_ptr<ModelRunner>> LoadRunner(
     const fs::path& dir, int block_size, int num_blocks,
     const std::string& weight_dtype, const std::string& kv_cache_dtype) {
-  // Refused rather than ignored: a test asking for int8 must not pass by
-  // comparing fp32 with fp32.
-  if (weight_dtype != "auto" || kv_cache_dtype != "auto") {
-    return absl::UnimplementedError(absl::StrCat(
-        "--weight_dtype=", weight_dtype, " --kv_cache_dtype=", kv_cache_dtype,
-        ": this ModelRunner takes no dtypes yet"));
-  }
-  // DTYPES GO HERE: once ModelRunner::Load(dir, RunnerOptions{block_size,
-  // num_blocks, weight_dtype, kv_cache_dtype}, comm) exists, call it instead
-  // and drop the check above.
-  return ModelRunner::Load(dir, block_size, num_blocks);
+  return ModelRunner::Load(
+      dir, hydra::worker::RunnerOptions{.block_size = block_size,
+                                        .num_blocks = num_blocks,
+                                        .weight_dtype = weight_dtype,
+                                        .kv_cache_dtype = kv_cache_dtype});
 }
 
 absl::Status Run() {
@@ -143,8 +137,8 @@ absl::Status Run() {
       {"positions", positions},
       {"vocab_size", vocab},
       {"rows", tokens.size()},
-      {"weight_dtype", absl::GetFlag(FLAGS_weight_dtype)},
-      {"kv_cache_dtype", absl::GetFlag(FLAGS_kv_cache_dtype)}};
+      {"weight_dtype", runner->weight_dtype()},  // "auto" resolved
+      {"kv_cache_dtype", runner->kv_cache_dtype()}};
   std::ofstream json(out + ".json", std::ios::trunc);
   json << meta.dump(1) << "\n";
   json.close();
