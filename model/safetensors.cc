@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "model/half_float.h"
 #include "nlohmann/json.hpp"
 
 namespace hydra::model {
@@ -442,6 +443,7 @@ absl::Status WriteSafetensors(const std::filesystem::path& path,
                               std::span<const TensorToWrite> tensors) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   uint64_t offset = 0;
+  std::vector<int64_t> counts;
   for (const TensorToWrite& t : tensors) {
     int64_t n = 1;
     for (int64_t d : t.shape) {
@@ -452,21 +454,24 @@ absl::Status WriteSafetensors(const std::filesystem::path& path,
       }
       n *= d;
     }
-    if (static_cast<size_t>(n) != t.data.size()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path.string(), ": tensor \"", t.name, "\" has shape ",
-                       ShapeString(t.shape), " (", n, " elements) but ",
-                       t.data.size(), " values"));
+    if (t.generate ? !t.data.empty()
+                   : static_cast<size_t>(n) != t.data.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path.string(), ": tensor \"", t.name, "\" has shape ",
+          ShapeString(t.shape), " (", n, " elements) but ", t.data.size(),
+          " values", t.generate ? " and a generator" : ""));
     }
     if (t.name == "__metadata__" || header.contains(t.name)) {
       return absl::InvalidArgumentError(
           absl::StrCat(path.string(), ": tensor name \"", t.name,
                        "\" is reserved or repeated"));
     }
-    const uint64_t end = offset + t.data.size_bytes();
-    header[t.name] = {
-        {"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, end}}};
+    const uint64_t end = offset + static_cast<uint64_t>(n) * DTypeSize(t.dtype);
+    header[t.name] = {{"dtype", DTypeName(t.dtype)},
+                      {"shape", t.shape},
+                      {"data_offsets", {offset, end}}};
     offset = end;
+    counts.push_back(n);
   }
   std::string header_text = header.dump();
   // Padding keeps the data area 8-byte aligned in the mapping.
@@ -481,9 +486,40 @@ absl::Status WriteSafetensors(const std::filesystem::path& path,
     out.write(reinterpret_cast<const char*>(&header_len), sizeof(header_len));
     out.write(header_text.data(),
               static_cast<std::streamsize>(header_text.size()));
-    for (const TensorToWrite& t : tensors) {
-      out.write(reinterpret_cast<const char*>(t.data.data()),
-                static_cast<std::streamsize>(t.data.size_bytes()));
+    // Chunks bound the memory a generated tensor needs; 1M values keep the
+    // per-call overhead negligible.
+    constexpr int64_t kChunk = int64_t{1} << 20;
+    std::vector<float> values;
+    std::vector<uint16_t> halves;
+    for (size_t i = 0; i < tensors.size() && out; ++i) {
+      const TensorToWrite& t = tensors[i];
+      for (int64_t begin = 0; begin < counts[i] && out; begin += kChunk) {
+        const int64_t len = std::min(kChunk, counts[i] - begin);
+        std::span<const float> chunk;
+        if (t.generate) {
+          values.resize(len);
+          t.generate(begin, values);
+          chunk = values;
+        } else {
+          chunk = t.data.subspan(begin, len);
+        }
+        if (t.dtype == DType::kF32) {
+          out.write(reinterpret_cast<const char*>(chunk.data()),
+                    static_cast<std::streamsize>(chunk.size_bytes()));
+          continue;
+        }
+        halves.resize(len);
+        // Two loops, not a function pointer: inlined, the BF16 one
+        // vectorizes, and a billion-value model converts in about a second.
+        if (t.dtype == DType::kBF16) {
+          for (int64_t j = 0; j < len; ++j)
+            halves[j] = FloatToBFloat16(chunk[j]);
+        } else {
+          for (int64_t j = 0; j < len; ++j) halves[j] = FloatToHalf(chunk[j]);
+        }
+        out.write(reinterpret_cast<const char*>(halves.data()),
+                  static_cast<std::streamsize>(len * sizeof(uint16_t)));
+      }
     }
     out.close();
     if (!out) {

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -114,11 +115,18 @@ class Checkpoint {
 struct TensorToWrite {
   std::string name;
   std::vector<int64_t> shape;
-  std::span<const float> data;  // written as F32
+  std::span<const float> data;  // fp32 values, stored as `dtype`
+  // F32 as is; BF16 and F16 rounded to nearest even (model/half_float.h).
+  DType dtype = DType::kF32;
+  // When set, supplies the values instead of `data` (which must then be
+  // empty): called with consecutive ranges [begin, begin + out.size()) in
+  // order, so a tensor need never be held whole in fp32 (a synthetic model
+  // of billions of values is written in a few MB).
+  std::function<void(int64_t begin, std::span<float> out)> generate = nullptr;
 };
 
-// Writes an F32 safetensors file (header padded to 8 bytes, tensors in the
-// order given).
+// Writes a safetensors file (header padded to 8 bytes, tensors in the order
+// given), streaming: it holds one chunk of each tensor at a time.
 absl::Status WriteSafetensors(const std::filesystem::path& path,
                               std::span<const TensorToWrite> tensors);
 

