@@ -33,6 +33,7 @@ ABSL_FLAG(int, kv_cache_mb, 256,
 // Shared with `hydra serve`, which defines them.
 ABSL_DECLARE_FLAG(std::string, device);
 ABSL_DECLARE_FLAG(double, gpu_memory_fraction);
+ABSL_DECLARE_FLAG(int, max_model_len);
 
 namespace hydra {
 namespace {
@@ -92,7 +93,13 @@ absl::Status RunGenerate() {
   options.kv_cache_bytes = size_t(absl::GetFlag(FLAGS_kv_cache_mb)) << 20;
   options.device = absl::GetFlag(FLAGS_device);
   options.gpu_memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);
+  options.max_model_len = absl::GetFlag(FLAGS_max_model_len);
   ASSIGN_OR_RETURN(auto engine, LoadEngine(options));
+  if (const std::string note =
+          ShortenedContextNote(options, *engine, "--kv_cache_mb");
+      !note.empty()) {
+    std::fprintf(stderr, "[hydra] %s\n", note.c_str());
+  }
   const bool stream = prompts.size() == 1;
 
   absl::Mutex mu;

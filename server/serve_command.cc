@@ -37,6 +37,11 @@ ABSL_FLAG(int64_t, kv_cache_bytes, int64_t{512} << 20,
           "KV cache memory budget per rank, bytes (--device=cpu; on cuda "
           "the pool is sized by --gpu_memory_fraction)");
 ABSL_FLAG(int, block_size, 16, "Tokens per KV block");
+ABSL_FLAG(int, max_model_len, 0,
+          "Most tokens, prompt and output together, of one request; 0 = the "
+          "model's max_position_embeddings, or the largest multiple of "
+          "--block_size that the KV cache holds when it cannot hold that "
+          "(logged at start)");
 ABSL_FLAG(int, max_batched_tokens, 2048, "Most tokens computed in one step");
 ABSL_FLAG(int, max_running, 256, "Most sequences running at once");
 ABSL_FLAG(int, max_waiting, 1024,
@@ -140,6 +145,7 @@ absl::Status RunServe() {
   options.comm = comm.get();
   options.device = absl::GetFlag(FLAGS_device);
   options.gpu_memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);
+  options.max_model_len = absl::GetFlag(FLAGS_max_model_len);
   if (options.device == "cuda" && (comm == nullptr || comm->rank() == 0)) {
     Log(
         absl::StrCat("--device=cuda: the KV pool takes what weights and "
@@ -212,6 +218,11 @@ absl::Status RunServe() {
       [&metrics](absl::Duration t, int tokens, absl::Duration collectives) {
         metrics->OnStep(t, tokens, collectives);
       });
+  if (const std::string note =
+          ShortenedContextNote(options, **engine, "--kv_cache_bytes");
+      !note.empty()) {
+    Log(note);
+  }
   const EngineConfig& ec = (*engine)->config();
   // From the runner: a device pool may hold BF16 where the CPU holds fp32.
   const int64_t kv_bytes = (*engine)->kv_cache_bytes();
@@ -230,7 +241,8 @@ absl::Status RunServe() {
   health->SetServingStatus(true);
   Log(absl::StrCat(
       "serving ", model_name, " (", (*engine)->model_config().architecture,
-      ") on ", absl::GetFlag(FLAGS_host), ":", bound_port, "; KV capacity ",
+      ") on ", absl::GetFlag(FLAGS_host), ":", bound_port, "; max_model_len ",
+      ec.max_model_len, "; KV capacity ",
       int64_t{ec.num_blocks} * ec.block_size, " tokens in ", ec.num_blocks,
       " blocks of ", ec.block_size, "; metrics ",
       metrics_options.listen_address.empty()

@@ -8,9 +8,14 @@ namespace hydra::worker {
 
 absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(
     const std::filesystem::path& model_dir, int block_size, int num_blocks,
-    Communicator* comm) {
+    Communicator* comm, int max_positions) {
   ASSIGN_OR_RETURN(model::ModelConfig config,
                    model::LoadModelConfig(model_dir));
+  if (max_positions < 0 || max_positions > config.max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_positions ", max_positions, " is outside [0, ",
+        config.max_position_embeddings, "] (the model's context)"));
+  }
   ASSIGN_OR_RETURN(model::Checkpoint checkpoint,
                    model::Checkpoint::Open(model_dir));
   const Shard shard =
@@ -23,12 +28,13 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(
                      block_size, ", ", num_blocks, ")"));
   }
   return std::make_unique<ModelRunner>(std::move(config), std::move(weights),
-                                       block_size, num_blocks, comm, shard);
+                                       block_size, num_blocks, comm, shard,
+                                       max_positions);
 }
 
 ModelRunner::ModelRunner(model::ModelConfig config, ModelWeights weights,
                          int block_size, int num_blocks, Communicator* comm,
-                         Shard shard)
+                         Shard shard, int max_positions)
     : config_(std::move(config)),
       comm_(comm == nullptr ? &local_comm_ : comm),
       shard_(shard),
@@ -36,12 +42,12 @@ ModelRunner::ModelRunner(model::ModelConfig config, ModelWeights weights,
       kv_cache_(KvCacheShape{config_.num_layers, shard_.kv_heads(config_),
                              config_.head_dim, block_size},
                 num_blocks),
-      rope_(config_.max_position_embeddings, config_.head_dim,
-            config_.rope_theta, config_.rope_scaling) {}
+      rope_(max_positions > 0 ? max_positions : config_.max_position_embeddings,
+            config_.head_dim, config_.rope_theta, config_.rope_scaling) {}
 
 absl::Status ModelRunner::Validate(const internal::StepPlan& plan) const {
   return ValidateStepPlan(plan, config_, kv_cache_.num_blocks(),
-                          kv_cache_.shape().block_size);
+                          kv_cache_.shape().block_size, rope_.max_positions());
 }
 
 void ModelRunner::Resize(int tokens) {

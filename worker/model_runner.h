@@ -23,12 +23,16 @@ class ModelRunner final : public StepRunner {
  public:
   // Loads config and this rank's slice of the weights from a model folder
   // and sizes the KV cache (this rank's KV heads). `comm` (not owned; null
-  // = a world of one) must outlive the runner.
+  // = a world of one) must outlive the runner. Positions run below
+  // `max_positions` (the engine's max_model_len, at most the model's
+  // max_position_embeddings; 0 = all of them): the RoPE table covers only
+  // those, and plans beyond them are refused.
   static absl::StatusOr<std::unique_ptr<ModelRunner>> Load(
       const std::filesystem::path& model_dir, int block_size, int num_blocks,
-      Communicator* comm = nullptr);
+      Communicator* comm = nullptr, int max_positions = 0);
   ModelRunner(model::ModelConfig config, ModelWeights weights, int block_size,
-              int num_blocks, Communicator* comm, Shard shard);
+              int num_blocks, Communicator* comm, Shard shard,
+              int max_positions = 0);
 
   // Runs `plan` and returns logits for its logits_rows, one row of
   // vocab_size floats each, in the order asked. A plan that names tokens,
