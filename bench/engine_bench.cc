@@ -20,6 +20,9 @@ ABSL_FLAG(int, requests, 256, "Requests, all submitted at once");
 ABSL_FLAG(int, output_tokens, 128, "New tokens per request");
 ABSL_FLAG(int, max_running, 64, "Most sequences running at once");
 ABSL_FLAG(int, kv_cache_mb, 1024, "KV cache budget, MiB");
+ABSL_FLAG(int, max_model_len, 0,
+          "Most prompt + output tokens per request; 0 = the model's context, "
+          "or what the KV budget holds (as hydra serve)");
 
 namespace hydra::bench {
 namespace {
@@ -42,6 +45,7 @@ RunResult RunWorkload(bool shared_prefix, int output_tokens,
   options.kv_cache_bytes = size_t(absl::GetFlag(FLAGS_kv_cache_mb)) << 20;
   options.max_running = absl::GetFlag(FLAGS_max_running);
   options.enable_prefix_cache = prefix_cache;
+  options.max_model_len = absl::GetFlag(FLAGS_max_model_len);
   auto engine = LoadEngine(options);
   if (!engine.ok()) {
     std::fprintf(stderr, "%s\n", engine.status().ToString().c_str());

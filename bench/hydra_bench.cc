@@ -263,7 +263,7 @@ int Main() {
                 absl::InvalidArgumentError(absl::StrCat(
                     "prompt + output can reach ", need,
                     " tokens (--input_len, --output_len and their spreads), "
-                    "more than the model's context of ",
+                    "more than the server's context (max_context) of ",
                     model->max_context())));
   }
   std::printf(

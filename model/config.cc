@@ -79,6 +79,17 @@ class Fields {
     return value;
   }
 
+  // A size: in [1, max]. The cap keeps sizes derived from it (token and
+  // block counts, positions, per-token widths) inside int.
+  absl::StatusOr<int> SizeInt(const char* field, int max) const {
+    ASSIGN_OR_RETURN(int value, PositiveInt(field));
+    if (value > max) {
+      return Error(field, absl::StrCat("must be in [1, ", max, "], got ", value,
+                                       " (the largest hydra accepts)"));
+    }
+    return value;
+  }
+
   absl::StatusOr<double> Number(const char* field) const {
     if (!Has(field)) return Error(field, "is required (a number)");
     const Json& value = object_.at(field);
@@ -275,8 +286,9 @@ absl::Status ParseRopeScaling(const Json& json, const Fields& fields,
                      ") must be less than \"rope_scaling.high_freq_factor\" (",
                      scaling.high_freq_factor, ")"));
   }
-  ASSIGN_OR_RETURN(scaling.original_max_position_embeddings,
-                   rope.PositiveInt("original_max_position_embeddings"));
+  ASSIGN_OR_RETURN(
+      scaling.original_max_position_embeddings,
+      rope.SizeInt("original_max_position_embeddings", kMaxPositionEmbeddings));
   return absl::OkStatus();
 }
 
@@ -362,19 +374,24 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text,
   if (mlp_bias)
     return fields.Error("mlp_bias", "is true; MLP biases are not supported");
 
-  ASSIGN_OR_RETURN(config.hidden_size, fields.PositiveInt("hidden_size"));
+  ASSIGN_OR_RETURN(config.hidden_size,
+                   fields.SizeInt("hidden_size", kMaxHiddenSize));
   ASSIGN_OR_RETURN(config.intermediate_size,
-                   fields.PositiveInt("intermediate_size"));
-  ASSIGN_OR_RETURN(config.num_layers, fields.PositiveInt("num_hidden_layers"));
-  ASSIGN_OR_RETURN(config.num_heads, fields.PositiveInt("num_attention_heads"));
-  ASSIGN_OR_RETURN(config.vocab_size, fields.PositiveInt("vocab_size"));
-  ASSIGN_OR_RETURN(config.max_position_embeddings,
-                   fields.PositiveInt("max_position_embeddings"));
+                   fields.SizeInt("intermediate_size", kMaxIntermediateSize));
+  ASSIGN_OR_RETURN(config.num_layers,
+                   fields.SizeInt("num_hidden_layers", kMaxLayers));
+  ASSIGN_OR_RETURN(config.num_heads,
+                   fields.SizeInt("num_attention_heads", kMaxHeads));
+  ASSIGN_OR_RETURN(config.vocab_size,
+                   fields.SizeInt("vocab_size", kMaxVocabSize));
+  ASSIGN_OR_RETURN(
+      config.max_position_embeddings,
+      fields.SizeInt("max_position_embeddings", kMaxPositionEmbeddings));
 
   config.num_kv_heads = config.num_heads;
   if (fields.Has("num_key_value_heads")) {
     ASSIGN_OR_RETURN(config.num_kv_heads,
-                     fields.PositiveInt("num_key_value_heads"));
+                     fields.SizeInt("num_key_value_heads", kMaxHeads));
   }
   if (config.num_heads % config.num_kv_heads != 0) {
     return fields.Error(
@@ -385,7 +402,7 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text,
             ") so that each KV head serves a whole group of query heads"));
   }
   if (fields.Has("head_dim")) {
-    ASSIGN_OR_RETURN(config.head_dim, fields.PositiveInt("head_dim"));
+    ASSIGN_OR_RETURN(config.head_dim, fields.SizeInt("head_dim", kMaxHeadDim));
   } else if (config.hidden_size % config.num_heads != 0) {
     return fields.Error(
         "hidden_size",
@@ -430,7 +447,7 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text,
                                                 config.model_type != "qwen2"));
   if (use_window && fields.Has("sliding_window")) {
     ASSIGN_OR_RETURN(config.sliding_window,
-                     fields.PositiveInt("sliding_window"));
+                     fields.SizeInt("sliding_window", kMaxPositionEmbeddings));
   }
 
   ASSIGN_OR_RETURN(config.bos_token_id, fields.Int("bos_token_id", -1));

@@ -27,6 +27,22 @@ struct RopeScaling {
   int original_max_position_embeddings = 0;  // kLlama3
 };
 
+// The largest sizes ParseModelConfig accepts, far above any checkpoint of
+// the supported families (Qwen2.5-1M: 1010000 positions; Llama 3.1 405B:
+// hidden 16384, 126 layers, 128 heads). They are a sanity bound on a file
+// we read, not a claim of support: token and block counts, positions and
+// per-token widths derived from them stay far inside int, so a hostile or
+// broken config.json is refused with the field named instead of
+// overflowing a size (products of two sizes, such as weight element
+// counts, still need 64-bit arithmetic).
+inline constexpr int kMaxPositionEmbeddings = 1 << 24;
+inline constexpr int kMaxHiddenSize = 1 << 16;
+inline constexpr int kMaxIntermediateSize = 1 << 18;
+inline constexpr int kMaxLayers = 1024;
+inline constexpr int kMaxHeads = 1024;
+inline constexpr int kMaxHeadDim = 1024;
+inline constexpr int kMaxVocabSize = 1 << 22;
+
 struct ModelConfig {
   std::string architecture;  // e.g. "LlamaForCausalLM"
   std::string model_type;    // "llama", "mistral", "qwen2"
@@ -53,9 +69,9 @@ struct ModelConfig {
 };
 
 // Parses config.json text. `source` names the file in error messages.
-// Refuses shapes the engine cannot serve (non-positive sizes, heads that do
-// not divide, unsupported architectures, rope scaling types other than
-// "default", "linear" and "llama3").
+// Refuses shapes the engine cannot serve (sizes outside [1, the kMax* above],
+// heads that do not divide, unsupported architectures, rope scaling types
+// other than "default", "linear" and "llama3").
 absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text,
                                              std::string_view source);
 

@@ -28,9 +28,11 @@ struct BlockCopy {
   int dst;
 };
 
-// Blocks of `block_size` tokens needed to hold `tokens` tokens.
+// Blocks of `block_size` (> 0) tokens needed to hold `tokens` (>= 0) tokens.
+// Written without `tokens + block_size - 1`, which overflows int for token
+// counts near INT_MAX (a config.json's max_position_embeddings, say).
 inline int BlocksFor(int tokens, int block_size) {
-  return (tokens + block_size - 1) / block_size;
+  return tokens / block_size + (tokens % block_size != 0 ? 1 : 0);
 }
 
 class BlockManager {

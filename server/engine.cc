@@ -59,6 +59,9 @@ Engine::Engine(const EngineConfig& config,
       tokenizer_(std::move(tokenizer)),
       blocks_(config.num_blocks, config.block_size, config.enable_prefix_cache),
       scheduler_({config.max_batched_tokens, config.max_running}, blocks_) {
+  if (config_.max_model_len <= 0) {
+    config_.max_model_len = runner_->config().max_position_embeddings;
+  }
   UpdateStats();
   thread_ = std::thread([this] { Loop(); });
 }
@@ -86,10 +89,11 @@ absl::StatusOr<uint64_t> Engine::Submit(EngineRequest request,
   if (prompt_len == 0) {
     return absl::InvalidArgumentError("prompt: must not be empty");
   }
-  if (prompt_len > model.max_position_embeddings) {
+  // At least one token must be left to generate.
+  if (prompt_len >= config_.max_model_len) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "prompt: ", prompt_len, " tokens exceed the model's context of ",
-        model.max_position_embeddings));
+        "prompt: ", prompt_len, " tokens leave no room in the context of ",
+        config_.max_model_len, " tokens (max_model_len)"));
   }
   for (size_t i = 0; i < request.prompt_ids.size(); ++i) {
     const int id = request.prompt_ids[i];
@@ -323,9 +327,9 @@ void Engine::Step() {
       if (cut.stopped) {
         finish = FinishReason::kStop;
       } else if (seq->num_output() >= stop.max_tokens ||
-                 seq->num_tokens() > model.max_position_embeddings) {
-        // The last token sits at position max_position_embeddings: it was
-        // predicted, but there is no position left to feed it.
+                 seq->num_tokens() >= config_.max_model_len) {
+        // Prompt and output together never pass max_model_len, as the
+        // request validation promises (max_tokens <= max_model_len - prompt).
         finish = FinishReason::kLength;
       }
     }

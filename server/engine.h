@@ -39,6 +39,12 @@ struct EngineConfig {
   // Requests waiting for admission beyond which Submit refuses new ones
   // (RESOURCE_EXHAUSTED): back-pressure instead of an unbounded queue.
   int max_waiting = 1 << 30;
+  // The most tokens, prompt and output together, of one sequence: a longer
+  // prompt is refused, generation ends with kLength when it is reached.
+  // LoadEngine sets it (ResolveMaxModelLen) so that one such sequence fits
+  // num_blocks; 0 = the runner's max_position_embeddings. Engine::config()
+  // always reports the value in force.
+  int max_model_len = 0;
 };
 
 struct EngineRequest {

@@ -11,11 +11,18 @@ ABSL_FLAG(std::string, kv_cache_dtype, "auto",
           "KV cache: auto (bf16 for half-precision checkpoints, else fp32), "
           "fp32, bf16, f16, or int8 (per-token-per-head scales)");
 
+ABSL_FLAG(int, max_model_len, 0,
+          "Most tokens, prompt and output together, of one request; 0 = the "
+          "model's max_position_embeddings, or the largest multiple of "
+          "--block_size that the KV cache holds when it cannot hold that "
+          "(logged at start)");
+
 namespace hydra {
 
 void ApplyEngineFlags(EngineOptions& options) {
   options.weight_dtype = absl::GetFlag(FLAGS_weight_dtype);
   options.kv_cache_dtype = absl::GetFlag(FLAGS_kv_cache_dtype);
+  options.max_model_len = absl::GetFlag(FLAGS_max_model_len);
 }
 
 std::string DescribeLoadedEngine(const Engine& engine,

@@ -1,5 +1,5 @@
 // The engine flags `serve` and `generate` share: the number formats of the
-// weights and the KV cache.
+// weights and the KV cache, and the context cap.
 #ifndef HYDRA_SERVER_ENGINE_FLAGS_H_
 #define HYDRA_SERVER_ENGINE_FLAGS_H_
 

@@ -98,6 +98,11 @@ absl::Status RunGenerate() {
   ASSIGN_OR_RETURN(auto engine, LoadEngine(options));
   std::fprintf(stderr, "[hydra] %s\n",
                DescribeLoadedEngine(*engine, absl::Now() - load_start).c_str());
+  if (const std::string note =
+          ShortenedContextNote(options, *engine, "--kv_cache_mb");
+      !note.empty()) {
+    std::fprintf(stderr, "[hydra] %s\n", note.c_str());
+  }
   const bool stream = prompts.size() == 1;
 
   absl::Mutex mu;

@@ -353,7 +353,8 @@ grpc::ServerUnaryReactor* InferenceService::Generate(
   if (grpc::Status s = Admit(context, &engine); !s.ok())
     return FinishedUnary(context, s);
   auto validated = ValidateGenerateRequest(*request, engine->model_config(),
-                                           engine->tokenizer());
+                                           engine->tokenizer(),
+                                           engine->config().max_model_len);
   if (!validated.ok())
     return FinishedUnary(context, ToGrpc(validated.status()));
   validated->deadline = Deadline(context);
@@ -371,7 +372,8 @@ InferenceService::GenerateStream(grpc::CallbackServerContext* context,
   grpc::Status refused = Admit(context, &engine);
   if (refused.ok()) {
     validated = ValidateGenerateRequest(*request, engine->model_config(),
-                                        engine->tokenizer());
+                                        engine->tokenizer(),
+                                        engine->config().max_model_len);
     if (!validated.ok()) refused = ToGrpc(validated.status());
   }
   auto* reactor = new StreamReactor(engine, request->request_id(), observer_);
@@ -435,7 +437,9 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(
   response->set_model_name(options_.model_name);
   response->set_architecture(c.architecture);
   response->set_vocab_size(c.vocab_size);
-  response->set_max_context(c.max_position_embeddings);
+  // The server's cap (--max_model_len), not the model's own context: the
+  // most prompt + output tokens a request may have.
+  response->set_max_context(engine->config().max_model_len);
   response->set_tensor_parallel_size(options_.tensor_parallel_size);
   response->set_block_size(engine->config().block_size);
   response->set_kv_capacity_tokens(int64_t{engine->config().num_blocks} *

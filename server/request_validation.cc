@@ -79,7 +79,7 @@ bool IsValidUtf8(std::string_view s) {
 
 absl::StatusOr<EngineRequest> ValidateGenerateRequest(
     const v1::GenerateRequest& request, const model::ModelConfig& model,
-    const model::Tokenizer& tokenizer) {
+    const model::Tokenizer& tokenizer, int max_model_len) {
   EngineRequest out;
   if (request.request_id().size() > kMaxRequestIdBytes) {
     return Invalid("request_id",
@@ -106,13 +106,13 @@ absl::StatusOr<EngineRequest> ValidateGenerateRequest(
   }
 
   // The context must hold the prompt and every token asked for.
-  const int context = model.max_position_embeddings;
+  const int context = max_model_len;
   const int prompt_len = static_cast<int>(out.prompt_ids.size());
   if (prompt_len >= context) {
     return Invalid(
         "prompt",
-        absl::StrCat(prompt_len, " tokens leave no room in the model's ",
-                     context, "-token context"));
+        absl::StrCat(prompt_len, " tokens leave no room in the context of ",
+                     context, " tokens (the server's max_model_len)"));
   }
   const v1::StoppingCriteria& stop = request.stopping();
   if (stop.has_max_tokens()) {

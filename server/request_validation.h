@@ -22,9 +22,11 @@ inline constexpr int kDefaultMaxTokens = 256;
 
 bool IsValidUtf8(std::string_view text);
 
+// `max_model_len` is the engine's context cap (EngineConfig::max_model_len):
+// the prompt and max_tokens must fit in it together.
 absl::StatusOr<EngineRequest> ValidateGenerateRequest(
     const v1::GenerateRequest& request, const model::ModelConfig& model,
-    const model::Tokenizer& tokenizer);
+    const model::Tokenizer& tokenizer, int max_model_len);
 
 }  // namespace hydra
 

@@ -216,6 +216,11 @@ absl::Status RunServe() {
       [&metrics](absl::Duration t, int tokens, absl::Duration collectives) {
         metrics->OnStep(t, tokens, collectives);
       });
+  if (const std::string note =
+          ShortenedContextNote(options, **engine, "--kv_cache_bytes");
+      !note.empty()) {
+    Log(note);
+  }
   const EngineConfig& ec = (*engine)->config();
   // From the runner: a device pool may hold BF16 where the CPU holds fp32.
   const int64_t kv_bytes = (*engine)->kv_cache_bytes();
@@ -234,7 +239,8 @@ absl::Status RunServe() {
   health->SetServingStatus(true);
   Log(absl::StrCat(
       "serving ", model_name, " (", (*engine)->model_config().architecture,
-      ") on ", absl::GetFlag(FLAGS_host), ":", bound_port, "; KV capacity ",
+      ") on ", absl::GetFlag(FLAGS_host), ":", bound_port, "; max_model_len ",
+      ec.max_model_len, "; KV capacity ",
       int64_t{ec.num_blocks} * ec.block_size, " tokens in ", ec.num_blocks,
       " blocks of ", ec.block_size, "; metrics ",
       metrics_options.listen_address.empty()

@@ -30,10 +30,15 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(
   const KvCacheShape kv_shape{config.num_layers, shard.kv_heads(config),
                               config.head_dim, options.block_size,
                               precision.kv_cache};
-  const int max_positions =
-      options.max_positions > 0
-          ? std::min(options.max_positions, config.max_position_embeddings)
-          : config.max_position_embeddings;
+  if (options.max_positions < 0 ||
+      options.max_positions > config.max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_positions ", options.max_positions, " is outside [0, ",
+        config.max_position_embeddings, "] (the model's context)"));
+  }
+  const int max_positions = options.max_positions > 0
+                                ? options.max_positions
+                                : config.max_position_embeddings;
   return std::make_unique<ModelRunner>(std::move(config), std::move(weights),
                                        kv_shape, options.num_blocks,
                                        max_positions, comm, shard);
@@ -51,16 +56,8 @@ ModelRunner::ModelRunner(model::ModelConfig config, ModelWeights weights,
             config_.rope_scaling) {}
 
 absl::Status ModelRunner::Validate(const internal::StepPlan& plan) const {
-  RETURN_IF_ERROR(ValidateStepPlan(plan, config_, kv_cache_.num_blocks(),
-                                   kv_cache_.shape().block_size));
-  for (int t = 0; t < plan.positions_size(); ++t) {
-    if (plan.positions(t) >= rope_.max_positions()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "StepPlan: position ", plan.positions(t), " of token ", t,
-          " is outside the runner's context of ", rope_.max_positions()));
-    }
-  }
-  return absl::OkStatus();
+  return ValidateStepPlan(plan, config_, kv_cache_.num_blocks(),
+                          kv_cache_.shape().block_size, rope_.max_positions());
 }
 
 void ModelRunner::Resize(int tokens) {

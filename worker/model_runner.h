@@ -35,7 +35,10 @@ class ModelRunner final : public StepRunner {
  public:
   // Loads config and this rank's slice of the weights from a model folder
   // and sizes the KV cache (this rank's KV heads). `comm` (not owned; null
-  // = a world of one) must outlive the runner.
+  // = a world of one) must outlive the runner. Positions run below
+  // `max_positions` (the engine's max_model_len, at most the model's
+  // max_position_embeddings; 0 = all of them): the RoPE table covers only
+  // those, and plans beyond them are refused.
   static absl::StatusOr<std::unique_ptr<ModelRunner>> Load(
       const std::filesystem::path& model_dir, const RunnerOptions& options,
       Communicator* comm = nullptr);

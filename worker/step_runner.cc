@@ -9,7 +9,8 @@ namespace hydra::worker {
 
 absl::Status ValidateStepPlan(const internal::StepPlan& plan,
                               const model::ModelConfig& config, int num_blocks,
-                              int block_size) {
+                              int block_size, int max_positions) {
+  if (max_positions <= 0) max_positions = config.max_position_embeddings;
   const int tokens = plan.token_ids_size();
   if (plan.positions_size() != tokens || plan.slot_mapping_size() != tokens) {
     return absl::InvalidArgumentError(
@@ -25,11 +26,10 @@ absl::Status ValidateStepPlan(const internal::StepPlan& plan,
           "step plan: token_ids[", t, "] = ", plan.token_ids(t),
           " is outside the vocabulary [0, ", config.vocab_size, ")"));
     }
-    if (plan.positions(t) < 0 ||
-        plan.positions(t) >= config.max_position_embeddings) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "step plan: positions[", t, "] = ", plan.positions(t),
-          " is outside [0, ", config.max_position_embeddings, ")"));
+    if (plan.positions(t) < 0 || plan.positions(t) >= max_positions) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("step plan: positions[", t, "] = ", plan.positions(t),
+                       " is outside [0, ", max_positions, ")"));
     }
     if (plan.slot_mapping(t) < 0 || plan.slot_mapping(t) >= slots) {
       return absl::InvalidArgumentError(absl::StrCat(

@@ -51,10 +51,12 @@ class StepRunner {
 
 // Checks a plan against a model and a KV pool: lengths agree, ids,
 // positions, slots, blocks and logits rows are in range, and every
-// sequence's query tokens sit at the end of its context.
+// sequence's query tokens sit at the end of its context. Positions must be
+// below `max_positions`, the positions the runner's RoPE table covers (the
+// engine's max_model_len); 0 means the model's max_position_embeddings.
 absl::Status ValidateStepPlan(const internal::StepPlan& plan,
                               const model::ModelConfig& config, int num_blocks,
-                              int block_size);
+                              int block_size, int max_positions = 0);
 
 // The worker loop of ranks 1..N-1, for any runner: receive each plan from
 // rank 0 over `comm` and run `forward` on it, until a SHUTDOWN plan (OK) or

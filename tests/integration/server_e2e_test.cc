@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -643,6 +644,136 @@ TEST(ServerLifecycleTest, ServesTlsWithCertificateAndKey) {
   EXPECT_FALSE(
       plain->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok());
   EXPECT_EQ(server.Stop(), 0);
+}
+
+// A ServerProcess launcher that appends the server's stderr (its log) to
+// `path`; exec keeps the pid, so signals and the exit code are the server's.
+std::vector<std::string> StderrTo(const std::string& path) {
+  return {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>>'" + path + "'"};
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
+}
+
+// A fresh log file for one server.
+std::string LogPath(const std::string& name) {
+  const std::string path = ::testing::TempDir() + "/" + name + ".log";
+  std::filesystem::remove(path);
+  return path;
+}
+
+TEST(ServerLifecycleTest, MaxModelLenCapsPromptAndGeneration) {
+  HYDRA_REQUIRE_MODEL();
+  constexpr int kCap = 64;
+  ServerProcess server(HYDRA_BINARY, testing::ModelDir().string(),
+                       {"--max_model_len=64"});
+  ASSERT_TRUE(server.WaitReady());
+  auto stub = server.NewStub();
+  grpc::ClientContext c1;
+  v1::ModelInfo info;
+  ASSERT_TRUE(stub->GetModelInfo(&c1, v1::GetModelInfoRequest(), &info).ok());
+  EXPECT_EQ(info.max_context(), kCap);
+  EXPECT_GT(info.kv_capacity_tokens(), kCap);
+
+  // A prompt of the whole cap leaves no room: refused with both numbers.
+  const grpc::Status too_long =
+      Stream(*stub, GreedyRequest(std::vector<int>(kCap, 5), 1)).status;
+  EXPECT_EQ(too_long.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(too_long.error_message().find(
+                "prompt: 64 tokens leave no room in the context of 64"),
+            std::string::npos)
+      << too_long.error_message();
+
+  // max_tokens may take what the prompt leaves, no more.
+  const testing::GoldenCase g = testing::LoadGolden()[0];
+  const int room = kCap - static_cast<int>(g.prompt_ids.size());
+  const grpc::Status too_many =
+      Stream(*stub, GreedyRequest(g.prompt_ids, room + 1)).status;
+  EXPECT_EQ(too_many.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(too_many.error_message().find("stopping.max_tokens"),
+            std::string::npos)
+      << too_many.error_message();
+  EXPECT_NE(too_many.error_message().find("the context of 64"),
+            std::string::npos)
+      << too_many.error_message();
+
+  // Unset max_tokens runs to the cap and ends with LENGTH.
+  v1::GenerateRequest request;
+  request.mutable_prompt_token_ids()->mutable_ids()->Add(g.prompt_ids.begin(),
+                                                         g.prompt_ids.end());
+  request.mutable_sampling()->set_temperature(0);
+  request.mutable_stopping()->set_ignore_eos(true);
+  const Streamed s = Stream(*stub, request);
+  ASSERT_TRUE(s.status.ok()) << s.status.error_message();
+  EXPECT_EQ(s.last.finish_reason(), v1::FINISH_REASON_LENGTH);
+  EXPECT_EQ(s.last.usage().completion_tokens(), room);
+  EXPECT_EQ(static_cast<int>(s.tokens.size()), room);
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+TEST(ServerLifecycleTest, DefaultMaxModelLenShrinksToTheKvBudgetAndSaysSo) {
+  HYDRA_REQUIRE_MODEL();
+  const std::string log = LogPath("shrunk_context");
+  // 1 MiB holds a few of stories15M's blocks, not its 256-token context.
+  ServerProcess server(HYDRA_BINARY, testing::ModelDir().string(),
+                       {"--kv_cache_bytes=1048576"},
+                       grpc::InsecureChannelCredentials(), StderrTo(log));
+  ASSERT_TRUE(server.WaitReady()) << ReadFile(log);
+  auto stub = server.NewStub();
+  grpc::ClientContext c1;
+  v1::ModelInfo info;
+  ASSERT_TRUE(stub->GetModelInfo(&c1, v1::GetModelInfoRequest(), &info).ok());
+  const int cap = info.max_context();
+  EXPECT_LT(cap, 256);
+  EXPECT_GT(cap, 0);
+  EXPECT_EQ(cap, info.kv_capacity_tokens());  // the pool's whole capacity
+  EXPECT_EQ(cap % info.block_size(), 0);
+  const std::string note = "max_model_len " + std::to_string(cap) +
+                           " (the KV budget of 1048576 bytes holds " +
+                           std::to_string(cap) +
+                           " tokens; the model's context is 256; raise "
+                           "--kv_cache_bytes or set --max_model_len)";
+  EXPECT_NE(ReadFile(log).find(note), std::string::npos) << ReadFile(log);
+
+  const testing::GoldenCase g = testing::LoadGolden()[0];
+  const int room = cap - static_cast<int>(g.prompt_ids.size());
+  ASSERT_GT(room, 0);
+  const Streamed s = Stream(*stub, GreedyRequest(g.prompt_ids, room));
+  ASSERT_TRUE(s.status.ok()) << s.status.error_message();
+  EXPECT_EQ(s.tokens, Expected(g, room));
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+TEST(ServerLifecycleTest, MaxModelLenTheServerCannotHonourIsRefusedAtStart) {
+  HYDRA_REQUIRE_MODEL();
+  struct Case {
+    std::vector<std::string> flags;
+    std::vector<std::string> needles;
+  };
+  const Case cases[] = {
+      {{"--max_model_len=300"},
+       {"--max_model_len: 300", "max_position_embeddings of 256"}},
+      {{"--max_model_len=-5"}, {"--max_model_len: got -5"}},
+      {{"--kv_cache_bytes=1048576", "--max_model_len=256"},
+       {"--max_model_len: one sequence of 256 tokens",
+        "the KV budget of 1048576 bytes holds"}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.flags.back());
+    const std::string log = LogPath("refused_context");
+    ServerProcess server(HYDRA_BINARY, testing::ModelDir().string(), c.flags,
+                         grpc::InsecureChannelCredentials(), StderrTo(log));
+    EXPECT_EQ(server.Wait(std::chrono::seconds(60)), 1);
+    const std::string text = ReadFile(log);
+    EXPECT_NE(text.find("INVALID_ARGUMENT"), std::string::npos) << text;
+    for (const std::string& needle : c.needles) {
+      EXPECT_NE(text.find(needle), std::string::npos)
+          << "'" << needle << "' not in: " << text;
+    }
+  }
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // records which token each slot really holds.
 #include "scheduler/block_manager.h"
 
+#include <limits>
 #include <map>
 #include <memory>
 #include <random>
@@ -170,6 +171,20 @@ TEST(BlockManagerTest, EvictsLeastRecentlyUsedCachedBlockFirst) {
   ASSERT_TRUE(blocks.Admit(c, {}, 2));
   EXPECT_TRUE(blocks.FindCachedPrefix(a).empty());
   EXPECT_EQ(blocks.FindCachedPrefix(b).size(), 1u);
+}
+
+// A config.json's max_position_embeddings reaches BlocksFor unchanged; near
+// INT_MAX, `tokens + block_size - 1` used to wrap negative.
+TEST(BlockManagerTest, BlocksForDoesNotOverflowNearIntMax) {
+  constexpr int kMax = std::numeric_limits<int>::max();
+  EXPECT_EQ(BlocksFor(0, 16), 0);
+  EXPECT_EQ(BlocksFor(1, 16), 1);
+  EXPECT_EQ(BlocksFor(16, 16), 1);
+  EXPECT_EQ(BlocksFor(17, 16), 2);
+  EXPECT_EQ(BlocksFor(2147483633, 16), 134217728);
+  EXPECT_EQ(BlocksFor(kMax, 16), kMax / 16 + 1);
+  EXPECT_EQ(BlocksFor(kMax, 1), kMax);
+  EXPECT_EQ(BlocksFor(kMax, kMax), 1);
 }
 
 }  // namespace

@@ -1,10 +1,12 @@
 #include "model/config.h"
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -288,6 +290,51 @@ TEST(ModelConfigTest, RefusesNonPositiveSize) {
   json["intermediate_size"] = -768;
   ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
               {kSource, "\"intermediate_size\""});
+}
+
+// Sizes near INT_MAX used to pass, and max_position_embeddings = 2147483633
+// then overflowed the engine's block count and aborted with std::bad_alloc.
+TEST(ModelConfigTest, RefusesSizesAboveTheirMaximum) {
+  struct Case {
+    const char* field;
+    int max;
+  };
+  const Case cases[] = {
+      {"max_position_embeddings", kMaxPositionEmbeddings},
+      {"hidden_size", kMaxHiddenSize},
+      {"intermediate_size", kMaxIntermediateSize},
+      {"num_hidden_layers", kMaxLayers},
+      {"num_attention_heads", kMaxHeads},
+      {"num_key_value_heads", kMaxHeads},
+      {"head_dim", kMaxHeadDim},
+      {"vocab_size", kMaxVocabSize},
+      {"sliding_window", kMaxPositionEmbeddings},
+  };
+  for (const Case& c : cases) {
+    for (const int64_t value : {int64_t{c.max} + 1, int64_t{2147483633}}) {
+      SCOPED_TRACE(testing::Message() << c.field << " = " << value);
+      nlohmann::json json = Stories15M();
+      json[c.field] = value;
+      ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+                  {kSource, absl::StrCat("\"", c.field, "\""),
+                   absl::StrCat("[1, ", c.max, "]"), absl::StrCat(value)});
+    }
+  }
+  nlohmann::json json = Stories15M();
+  json["rope_scaling"] = {{"rope_type", "llama3"},
+                          {"factor", 32.0},
+                          {"low_freq_factor", 1.0},
+                          {"high_freq_factor", 4.0},
+                          {"original_max_position_embeddings", 2147483633}};
+  ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+              {kSource, "\"rope_scaling.original_max_position_embeddings\"",
+               absl::StrCat("[1, ", kMaxPositionEmbeddings, "]")});
+  // The maximum itself is accepted.
+  json = Stories15M();
+  json["max_position_embeddings"] = kMaxPositionEmbeddings;
+  auto config = Parse(json);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->max_position_embeddings, kMaxPositionEmbeddings);
 }
 
 // Llama-3.2-1B's rope_scaling.

@@ -3,6 +3,7 @@
 // KV block behind.
 #include "server/engine.h"
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -149,13 +150,20 @@ TEST_F(EngineTest, ThirtyTwoConcurrentGreedyRequestsMatchGolden) {
   for (int i = 0; i < 32; ++i) {
     const auto& g = golden[i % golden.size()];
     const Result r = collector.Get(i);
-    EXPECT_EQ(r.tokens, g.output_ids) << "request " << i;
-    // Stories that end with EOS stop; the others run out of context.
-    const bool filled = int(g.prompt_ids.size() + g.output_ids.size()) == 257;
+    // The golden run feeds every one of the 256 positions (257 tokens); the
+    // engine stops when prompt + output reach max_model_len (256), one token
+    // earlier. Stories that end with EOS before that stop.
+    const int prompt_len = static_cast<int>(g.prompt_ids.size());
+    const int room = 256 - prompt_len;
+    const bool filled = static_cast<int>(g.output_ids.size()) >= room;
+    const std::vector<int> expected(
+        g.output_ids.begin(),
+        g.output_ids.begin() + std::min<size_t>(g.output_ids.size(), room));
+    EXPECT_EQ(r.tokens, expected) << "request " << i;
     EXPECT_EQ(r.last.finish_reason,
               filled ? FinishReason::kLength : FinishReason::kStop);
-    EXPECT_EQ(r.last.usage.prompt_tokens, int(g.prompt_ids.size()));
-    EXPECT_EQ(r.last.usage.completion_tokens, int(g.output_ids.size()));
+    EXPECT_EQ(r.last.usage.prompt_tokens, prompt_len);
+    EXPECT_EQ(r.last.usage.completion_tokens, int(expected.size()));
   }
   ExpectNoLeak(*engine);
 }
@@ -317,6 +325,15 @@ TEST_F(EngineTest, RefusesRequestsItCannotServe) {
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
+  // A prompt of the whole context leaves no token to generate.
+  const absl::Status full =
+      engine->Submit(Greedy(std::vector<int>(256, 5)), collector.For(0))
+          .status();
+  EXPECT_EQ(full.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(full.message().find("256 tokens leave no room in the context of "
+                                "256 tokens"),
+            std::string::npos)
+      << full;
   EXPECT_EQ(engine->Submit(Greedy({1, 5}, 0), collector.For(0)).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
