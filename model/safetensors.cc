@@ -260,20 +260,35 @@ std::span<const std::byte> SafetensorsFile::Bytes(
   return {map_ + data_start_ + info.begin, info.end - info.begin};
 }
 
+namespace {
+
+// Drops the resident pages wholly inside [data, data + size): neighbours
+// share the edge pages.
+void ReleasePages(const std::byte* data, size_t size) {
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin =
+      (reinterpret_cast<uintptr_t>(data) + page - 1) / page * page;
+  const uintptr_t end =
+      (reinterpret_cast<uintptr_t>(data) + size) / page * page;
+  if (end > begin) {
+    ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  }
+}
+
+}  // namespace
+
 void Checkpoint::Release(std::string_view name) const {
   auto it = owner_.find(name);
   if (it == owner_.end()) return;
   const std::span<const std::byte> bytes =
       it->second->Bytes(*it->second->Find(name));
-  // Only whole pages inside the tensor: its neighbours share the edges.
-  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
-  const uintptr_t begin =
-      (reinterpret_cast<uintptr_t>(bytes.data()) + page - 1) / page * page;
-  const uintptr_t end =
-      (reinterpret_cast<uintptr_t>(bytes.data()) + bytes.size()) / page * page;
-  if (end > begin) {
-    ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-  }
+  ReleasePages(bytes.data(), bytes.size());
+}
+
+void Checkpoint::Release(const TensorBlock& block) {
+  if (block.rows == 0) return;
+  ReleasePages(block.data, ((block.rows - 1) * block.row_stride + block.cols) *
+                               DTypeSize(block.dtype));
 }
 
 absl::StatusOr<Checkpoint> Checkpoint::Open(const std::filesystem::path& dir) {

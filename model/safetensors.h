@@ -102,6 +102,8 @@ class Checkpoint {
   // a tensor calls it, so load-time memory peaks at the packed weights plus
   // one tensor, not plus the whole file.
   void Release(std::string_view name) const;
+  // The same for the bytes a block spans (whole pages inside them).
+  static void Release(const TensorBlock& block);
   // The dtype of tensor `name`, or NotFound.
   absl::StatusOr<DType> TensorDType(std::string_view name) const;
   bool Has(std::string_view name) const;

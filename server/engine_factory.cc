@@ -93,15 +93,14 @@ absl::StatusOr<LoadedRunner> LoadRunner(const EngineOptions& options) {
                      ResolveMaxModelLen(
                          options.max_model_len, config.max_position_embeddings,
                          num_blocks, options.block_size, CpuPool(options)));
-    ASSIGN_OR_RETURN(
-        auto runner,
-        worker::ModelRunner::Load(options.model_dir,
-                                  {.block_size = options.block_size,
-                                   .num_blocks = num_blocks,
-                                   .weight_dtype = options.weight_dtype,
-                                   .kv_cache_dtype = options.kv_cache_dtype,
-                                   .max_positions = max_model_len},
-                                  options.comm));
+    ASSIGN_OR_RETURN(auto runner, worker::ModelRunner::Load(
+                                      options.model_dir,
+                                      {.block_size = options.block_size,
+                                       .num_blocks = num_blocks,
+                                       .weight_dtype = options.weight_dtype,
+                                       .kv_cache_dtype = options.kv_cache_dtype,
+                                       .max_positions = max_model_len},
+                                      options.comm));
     return LoadedRunner{std::move(runner), num_blocks, max_model_len};
   }
   if (options.device != "cuda") {
@@ -200,11 +199,14 @@ absl::StatusOr<std::unique_ptr<worker::StepRunner>> LoadWorkerRunner(
 
 absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(
     const EngineOptions& options) {
+  // The tokenizer first: parsing a large tokenizer.json briefly takes more
+  // memory than the tokenizer keeps, and that peak should not stack on the
+  // weights'.
+  ASSIGN_OR_RETURN(auto tokenizer,
+                   model::Tokenizer::LoadFromModelDir(options.model_dir));
   ASSIGN_OR_RETURN(LoadedRunner loaded, LoadRunner(options));
   auto runner = std::move(loaded.runner);
   const int num_blocks = loaded.num_blocks;
-  ASSIGN_OR_RETURN(auto tokenizer,
-                   model::Tokenizer::LoadFromModelDir(options.model_dir));
   EngineConfig engine_config;
   engine_config.block_size = options.block_size;
   engine_config.num_blocks = num_blocks;

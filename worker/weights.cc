@@ -1,5 +1,6 @@
 #include "worker/weights.h"
 
+#include <algorithm>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -84,6 +85,29 @@ absl::StatusOr<LayerWeights> LoadLayer(const model::Checkpoint& ckpt,
   return w;
 }
 
+// Packs a vocabulary-sized tensor in row chunks of about 16 MB, dropping
+// each chunk's source pages once packed: the largest tensor then never sits
+// in memory twice over.
+cpu::PackedMatrix PackVocabulary(const model::TensorBlock& table,
+                                 cpu::WeightType type, int min_rows) {
+  const int64_t row_bytes =
+      std::max<int64_t>(1, table.cols * model::DTypeSize(table.dtype));
+  const int64_t chunk = std::max<int64_t>(cpu::PackedMatrix::kPanel,
+                                          (int64_t{16} << 20) / row_bytes /
+                                              cpu::PackedMatrix::kPanel *
+                                              cpu::PackedMatrix::kPanel);
+  std::vector<model::TensorBlock> parts;
+  for (int64_t r = 0; r < table.rows; r += chunk) {
+    model::TensorBlock part = table;
+    part.data += r * table.row_stride * model::DTypeSize(table.dtype);
+    part.rows = std::min(chunk, table.rows - r);
+    parts.push_back(part);
+  }
+  return cpu::PackedMatrix::Pack(
+      parts, type, min_rows,
+      [](const model::TensorBlock& part) { model::Checkpoint::Release(part); });
+}
+
 }  // namespace
 
 absl::Status Shard::Check(const model::ModelConfig& c, int size) {
@@ -131,13 +155,11 @@ absl::StatusOr<ModelWeights> ModelWeights::Load(const model::Checkpoint& ckpt,
     ASSIGN_OR_RETURN(
         const model::TensorBlock head,
         ckpt.Block("lm_head.weight", Shape{vocab, hidden}, v0, v1, 0, hidden));
-    w.lm_head = cpu::PackedMatrix::Pack({&head, 1}, type, padded);
-    ckpt.Release("lm_head.weight");
-    w.embedding = cpu::PackedMatrix::Pack({&embedding, 1}, type);
+    w.lm_head = PackVocabulary(head, type, padded);
+    w.embedding = PackVocabulary(embedding, type, 0);
   } else {
-    w.lm_head = cpu::PackedMatrix::Pack({&embedding, 1}, type, padded);
+    w.lm_head = PackVocabulary(embedding, type, padded);
   }
-  ckpt.Release("model.embed_tokens.weight");
   return w;
 }
 

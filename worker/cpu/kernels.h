@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -49,8 +50,12 @@ class PackedMatrix {
   // (e.g. Q, K and V projections into one QKV matrix), straight from the
   // checkpoint's memory in one pass; rows past the parts up to `min_rows`
   // are zero (a padded vocabulary slice).
-  static PackedMatrix Pack(std::span<const model::TensorBlock> parts,
-                           WeightType type, int min_rows = 0);
+  // `on_packed`, when set, is called with each part once it is packed (a
+  // loader drops the part's source pages there).
+  static PackedMatrix Pack(
+      std::span<const model::TensorBlock> parts, WeightType type,
+      int min_rows = 0,
+      const std::function<void(const model::TensorBlock&)>& on_packed = {});
 
   WeightType type() const { return type_; }
   int rows() const { return n_; }

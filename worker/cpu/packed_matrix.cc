@@ -145,8 +145,9 @@ PackedMatrix::PackedMatrix(std::span<const float> w, int n, int k,
            0);
 }
 
-PackedMatrix PackedMatrix::Pack(std::span<const model::TensorBlock> parts,
-                                WeightType type, int min_rows) {
+PackedMatrix PackedMatrix::Pack(
+    std::span<const model::TensorBlock> parts, WeightType type, int min_rows,
+    const std::function<void(const model::TensorBlock&)>& on_packed) {
   int64_t total = 0;
   const int64_t k = parts.empty() ? 0 : parts[0].cols;
   for (const model::TensorBlock& part : parts) {
@@ -159,6 +160,7 @@ PackedMatrix PackedMatrix::Pack(std::span<const model::TensorBlock> parts,
   int64_t first = 0;
   for (const model::TensorBlock& part : parts) {
     packed.PackRows(part, int(first));
+    if (on_packed) on_packed(part);
     first += part.rows;
   }
   return packed;
