@@ -1,5 +1,7 @@
 #include "worker/precision.h"
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
@@ -14,43 +16,50 @@ absl::StatusOr<model::DType> CheckpointDType(const model::Checkpoint& ckpt) {
   return ckpt.TensorDType("model.layers.0.self_attn.q_proj.weight");
 }
 
+// The format named `name` (one of the four), or nullopt.
+template <typename Type>
+std::optional<Type> Named(const std::string& name, Type fp32, Type bf16,
+                          Type f16, Type int8) {
+  if (name == "fp32") return fp32;
+  if (name == "bf16") return bf16;
+  if (name == "f16") return f16;
+  if (name == "int8") return int8;
+  return std::nullopt;
+}
+
+absl::Status Unknown(const std::string& flag, const std::string& name) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(flag, ": '", name, "' is not one of ", kAllowed));
+}
+
 }  // namespace
 
 absl::StatusOr<Precision> ResolvePrecision(const std::string& weight_dtype,
                                            const std::string& kv_cache_dtype,
                                            const model::Checkpoint& ckpt) {
+  using cpu::KvType;
+  using cpu::WeightType;
   ASSIGN_OR_RETURN(const model::DType stored, CheckpointDType(ckpt));
+  const bool half = stored != model::DType::kF32;
   Precision p;
   if (weight_dtype == "auto") {
-    p.weights = stored == model::DType::kBF16  ? cpu::WeightType::kBF16
-                : stored == model::DType::kF16 ? cpu::WeightType::kF16
-                                               : cpu::WeightType::kF32;
-  } else if (weight_dtype == "fp32") {
-    p.weights = cpu::WeightType::kF32;
-  } else if (weight_dtype == "bf16") {
-    p.weights = cpu::WeightType::kBF16;
-  } else if (weight_dtype == "f16") {
-    p.weights = cpu::WeightType::kF16;
-  } else if (weight_dtype == "int8") {
-    p.weights = cpu::WeightType::kInt8;
+    p.weights = stored == model::DType::kBF16  ? WeightType::kBF16
+                : stored == model::DType::kF16 ? WeightType::kF16
+                                               : WeightType::kF32;
+  } else if (auto named =
+                 Named(weight_dtype, WeightType::kF32, WeightType::kBF16,
+                       WeightType::kF16, WeightType::kInt8)) {
+    p.weights = *named;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--weight_dtype: '", weight_dtype, "' is not one of ", kAllowed));
+    return Unknown("--weight_dtype", weight_dtype);
   }
   if (kv_cache_dtype == "auto") {
-    p.kv_cache =
-        stored == model::DType::kF32 ? cpu::KvType::kF32 : cpu::KvType::kBF16;
-  } else if (kv_cache_dtype == "fp32") {
-    p.kv_cache = cpu::KvType::kF32;
-  } else if (kv_cache_dtype == "bf16") {
-    p.kv_cache = cpu::KvType::kBF16;
-  } else if (kv_cache_dtype == "f16") {
-    p.kv_cache = cpu::KvType::kF16;
-  } else if (kv_cache_dtype == "int8") {
-    p.kv_cache = cpu::KvType::kInt8;
+    p.kv_cache = half ? KvType::kBF16 : KvType::kF32;
+  } else if (auto named = Named(kv_cache_dtype, KvType::kF32, KvType::kBF16,
+                                KvType::kF16, KvType::kInt8)) {
+    p.kv_cache = *named;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--kv_cache_dtype: '", kv_cache_dtype, "' is not one of ", kAllowed));
+    return Unknown("--kv_cache_dtype", kv_cache_dtype);
   }
   return p;
 }

@@ -1,5 +1,6 @@
 // Packing weights into the GEMM's panel layouts (kernels.h), straight from
 // the checkpoint's memory: one pass over the source, spread over all cores.
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -30,29 +31,6 @@ size_t ElementSize(WeightType type) {
   return 4;
 }
 
-// Element (r, c) of a checkpoint block in fp32.
-float SourceValue(const model::TensorBlock& b, int64_t r, int64_t c) {
-  const int64_t i = r * b.row_stride + c;
-  switch (b.dtype) {
-    case model::DType::kF32: {
-      float v;
-      std::memcpy(&v, b.data + 4 * i, 4);
-      return v;
-    }
-    case model::DType::kBF16: {
-      Bf16 v;
-      std::memcpy(&v, b.data + 2 * i, 2);
-      return ToFloat(v);
-    }
-    case model::DType::kF16: {
-      F16 v;
-      std::memcpy(&v, b.data + 2 * i, 2);
-      return ToFloat(v);
-    }
-  }
-  return 0.0f;
-}
-
 // Where column `lane` of a 16-wide BF16 panel row is stored: matmul.cc widens
 // a row with unpacklo/unpackhi_epi16, which take words 0-3 and 8-11 (lo) and
 // 4-7 and 12-15 (hi) of the 256-bit register.
@@ -73,31 +51,100 @@ T Convert(float v) {
   }
 }
 
-template <typename T>
-void PackFloatPanel(const model::TensorBlock& part, int64_t r_begin,
-                    int64_t r_end, int64_t first_row, int k, T* panel) {
-  for (int64_t r = r_begin; r < r_end; ++r) {
-    int lane = int((first_row + r) % kPanel);
-    if constexpr (std::is_same_v<T, Bf16>) lane = Bf16Slot(lane);
-    for (int kk = 0; kk < k; ++kk) {
-      panel[size_t(kk) * kPanel + lane] = Convert<T>(SourceValue(part, r, kk));
+// The checkpoint's element type for each model::DType.
+template <typename Src>
+void PackFloatPanelFrom(const model::TensorBlock& part, int64_t r_begin,
+                        int64_t r_end, int64_t first_row, int k, auto* panel) {
+  using Dst = std::remove_pointer_t<decltype(panel)>;
+  const auto* src = reinterpret_cast<const Src*>(part.data);
+  // k in slices, so the panel slice being written stays in L1 while each
+  // source row is read front to back.
+  constexpr int kSlice = 256;
+  for (int k0 = 0; k0 < k; k0 += kSlice) {
+    const int k1 = std::min(k, k0 + kSlice);
+    for (int64_t r = r_begin; r < r_end; ++r) {
+      int lane = int((first_row + r) % kPanel);
+      if constexpr (std::is_same_v<Dst, Bf16>) lane = Bf16Slot(lane);
+      const Src* row = src + r * part.row_stride;
+      Dst* out = panel + lane;
+      for (int kk = k0; kk < k1; ++kk) {
+        if constexpr (std::is_same_v<Src, Dst>) {
+          out[size_t(kk) * kPanel] = row[kk];  // same format: a copy
+        } else {
+          out[size_t(kk) * kPanel] = Convert<Dst>(ToFloat(row[kk]));
+        }
+      }
     }
   }
 }
 
-// Symmetric quantisation of one row's block: scale = max|w| / 127.
-void QuantizeBlock(const model::TensorBlock& part, int64_t r, int k0, int k,
-                   int8_t* q, float* scale) {
-  float values[kInt8Block] = {};
-  float amax = 0.0f;
-  for (int i = 0; i < kInt8Block && k0 + i < k; ++i) {
-    values[i] = SourceValue(part, r, k0 + i);
-    amax = std::max(amax, std::fabs(values[i]));
+template <typename T>
+void PackFloatPanel(const model::TensorBlock& part, int64_t r_begin,
+                    int64_t r_end, int64_t first_row, int k, T* panel) {
+  switch (part.dtype) {
+    case model::DType::kF32:
+      return PackFloatPanelFrom<float>(part, r_begin, r_end, first_row, k,
+                                       panel);
+    case model::DType::kBF16:
+      return PackFloatPanelFrom<Bf16>(part, r_begin, r_end, first_row, k,
+                                      panel);
+    case model::DType::kF16:
+      return PackFloatPanelFrom<F16>(part, r_begin, r_end, first_row, k, panel);
   }
-  *scale = amax / 127.0f;
-  const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-  for (int i = 0; i < kInt8Block; ++i) {
-    q[i] = static_cast<int8_t>(std::lrint(values[i] * inv));
+}
+
+// Symmetric quantisation of one row, block by block: scale = max|w| / 127,
+// q = round-to-nearest-even(w / scale). Block b's 32 values go to
+// q + b * block_stride, its scale to scale[b * scale_stride].
+template <typename Src>
+void QuantizeRow(const Src* row, int k, int k_blocks, int8_t* q,
+                 size_t block_stride, float* scale, size_t scale_stride) {
+  for (int b = 0; b < k_blocks; ++b) {
+    alignas(32) float values[kInt8Block] = {};
+    const int k0 = b * kInt8Block, n = std::min(kInt8Block, k - k0);
+    float amax = 0.0f;
+    for (int i = 0; i < n; ++i) {
+      values[i] = ToFloat(row[k0 + i]);
+      amax = std::max(amax, std::fabs(values[i]));
+    }
+    scale[b * scale_stride] = amax / 127.0f;
+    const __m256 inv = _mm256_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+    int8_t* out = q + b * block_stride;
+    for (int i = 0; i < kInt8Block; i += 8) {
+      // cvtps rounds to nearest even, as lrint does in the default mode.
+      alignas(32) int32_t ints[8];
+      _mm256_store_si256(
+          reinterpret_cast<__m256i*>(ints),
+          _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_load_ps(values + i), inv)));
+      for (int j = 0; j < 8; ++j) out[i + j] = static_cast<int8_t>(ints[j]);
+    }
+  }
+}
+
+void QuantizePanel(const model::TensorBlock& part, int64_t r_begin,
+                   int64_t r_end, int64_t first_row, int k, int k_blocks,
+                   int8_t* q, float* scales) {
+  for (int64_t r = r_begin; r < r_end; ++r) {
+    const int lane = int((first_row + r) % kInt8Panel);
+    int8_t* q_lane = q + size_t(lane) * kInt8Block;
+    float* s_lane = scales + lane;
+    const size_t block_stride = size_t(kInt8Panel) * kInt8Block;
+    const std::byte* row =
+        part.data + r * part.row_stride * model::DTypeSize(part.dtype);
+    switch (part.dtype) {
+      case model::DType::kF32:
+        QuantizeRow(reinterpret_cast<const float*>(row), k, k_blocks, q_lane,
+                    block_stride, s_lane, kInt8Panel);
+        break;
+      case model::DType::kBF16:
+        QuantizeRow(reinterpret_cast<const Bf16*>(row), k, k_blocks, q_lane,
+                    block_stride, s_lane, kInt8Panel);
+        break;
+      case model::DType::kF16:
+        QuantizeRow(reinterpret_cast<const F16*>(row), k, k_blocks, q_lane,
+                    block_stride, s_lane, kInt8Panel);
+        break;
+    }
   }
 }
 
@@ -193,19 +240,11 @@ void PackedMatrix::PackRows(const model::TensorBlock& part, int first_row) {
         PackFloatPanel(part, r_begin, r_end, first_row, k_,
                        const_cast<F16*>(panel<F16>(p)));
         break;
-      case WeightType::kInt8: {
-        int8_t* q = const_cast<int8_t*>(int8_panel(p));
-        float* s = const_cast<float*>(int8_scales(p));
-        for (int64_t r = r_begin; r < r_end; ++r) {
-          const int lane = int((first_row + r) % kInt8Panel);
-          for (int b = 0; b < k_blocks(); ++b) {
-            QuantizeBlock(part, r, b * kInt8Block, k_,
-                          q + (size_t(b) * kInt8Panel + lane) * kInt8Block,
-                          s + size_t(b) * kInt8Panel + lane);
-          }
-        }
+      case WeightType::kInt8:
+        QuantizePanel(part, r_begin, r_end, first_row, k_, k_blocks(),
+                      const_cast<int8_t*>(int8_panel(p)),
+                      const_cast<float*>(int8_scales(p)));
         break;
-      }
     }
   }
 }
