@@ -183,11 +183,16 @@ absl::Status RunServe() {
   const std::string address =
       absl::StrCat(absl::GetFlag(FLAGS_host), ":", port);
   int bound_port = 0;
+  // gRPC sets SO_REUSEPORT by default: a second server on the same port
+  // would start and take half the new connections. Refuse it instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(address, credentials, &bound_port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", address,
+        " (is another process, perhaps another hydra, using --port?)"));
   }
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   health->SetServingStatus(kServiceName, false);

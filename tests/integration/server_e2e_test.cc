@@ -1,4 +1,6 @@
 // End to end against a real `hydra serve` process on loopback.
+#include <sys/wait.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -9,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/integration/server_process.h"
 #include "tests/unit/test_model.h"
@@ -774,6 +777,36 @@ TEST(ServerLifecycleTest, MaxModelLenTheServerCannotHonourIsRefusedAtStart) {
           << "'" << needle << "' not in: " << text;
     }
   }
+}
+
+// A second server on a port that one already serves must not start (gRPC's
+// default SO_REUSEPORT would let it, and split new channels between the two).
+TEST(ServerLifecycleTest, SecondServerOnTheSamePortIsRefused) {
+  HYDRA_REQUIRE_MODEL();
+  ServerProcess first(HYDRA_BINARY, testing::ModelDir().string());
+  ASSERT_TRUE(first.WaitReady());
+  const std::string log = LogPath("same_port");
+  const int metrics_port = testing::FreePorts(1)[0];
+  // `timeout`: a second server that does start would serve forever.
+  const std::string command =
+      absl::StrCat("timeout 30 ", HYDRA_BINARY,
+                   " serve --model=", testing::ModelDir().string(),
+                   " --host=127.0.0.1 --port=", first.port(),
+                   " --metrics_port=", metrics_port, " 2>", log);
+  const int status = std::system(command.c_str());
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  const std::string text = ReadFile(log);
+  EXPECT_NE(
+      text.find(absl::StrCat("cannot listen on 127.0.0.1:", first.port())),
+      std::string::npos)
+      << text;
+  // The first server still answers.
+  auto stub = first.NewStub();
+  grpc::ClientContext context;
+  v1::ModelInfo info;
+  EXPECT_TRUE(
+      stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok());
 }
 
 }  // namespace
