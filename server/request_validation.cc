@@ -180,9 +180,10 @@ absl::StatusOr<EngineRequest> ValidateGenerateRequest(
   RETURN_IF_ERROR(CheckRange("sampling.min_p", s.min_p(), 0.0f, 1.0f));
   p.min_p = s.min_p();
   if (s.has_repetition_penalty()) {
+    // Below 0.01 the penalty only overflows logits; nothing useful lives
+    // there.
     RETURN_IF_ERROR(CheckRange("sampling.repetition_penalty",
-                               s.repetition_penalty(), 0.0f, 10.0f,
-                               /*low_open=*/true));
+                               s.repetition_penalty(), 0.01f, 10.0f));
     p.repetition_penalty = s.repetition_penalty();
   }
   RETURN_IF_ERROR(CheckRange("sampling.presence_penalty", s.presence_penalty(),

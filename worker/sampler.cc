@@ -46,11 +46,15 @@ void PenalizeWith(const SamplingParams& p, std::span<float> logits,
     touched.push_back(t);
   }
   const float r = p.repetition_penalty;
+  constexpr float kMaxPenalizedLogit = 1e30f;
   for (int t : touched) {
     float& logit = logits[t];
     if (r != 1.0f) logit = logit > 0 ? logit / r : logit * r;
     const int count = std::max(counts[t], 0);
     if (count > 0) logit -= p.presence_penalty + p.frequency_penalty * count;
+    // A tiny penalty divides a logit to infinity, and inf - inf is the NaN
+    // a softmax would then spread over every logprob: stay finite.
+    logit = std::clamp(logit, -kMaxPenalizedLogit, kMaxPenalizedLogit);
     counts[t] = 0;
   }
 }

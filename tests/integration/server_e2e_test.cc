@@ -174,6 +174,9 @@ TEST_F(ServerE2ETest, BadInputsGetInvalidArgumentNamingTheField) {
        [](auto& r) { r.mutable_sampling()->set_min_p(1.5f); }},
       {"sampling.repetition_penalty",
        [](auto& r) { r.mutable_sampling()->set_repetition_penalty(0.0f); }},
+      // Inside the old (0, 10] but numerically unsafe (issue 15 item 3).
+      {"sampling.repetition_penalty",
+       [](auto& r) { r.mutable_sampling()->set_repetition_penalty(1e-45f); }},
       {"sampling.presence_penalty",
        [](auto& r) { r.mutable_sampling()->set_presence_penalty(3.0f); }},
       {"sampling.frequency_penalty",

@@ -380,6 +380,30 @@ TEST(PenaltiesTest, MatchHandComputedValues) {
   EXPECT_FLOAT_EQ(logits[5], 4.0f);
 }
 
+// Issue 15 item 3: a repetition penalty of 1e-45 once turned positive
+// logits into inf and every logprob into NaN.
+TEST(PenaltiesTest, TinyRepetitionPenaltyKeepsLogitsAndLogprobsFinite) {
+  const std::vector<float> logits = {3.0f, 2.0f, -1.0f, 0.5f};
+  for (float r : {1e-45f, 1e-38f, 1e-10f}) {
+    SCOPED_TRACE(r);
+    SamplingParams p = Params(1.0f);
+    p.repetition_penalty = r;
+    p.logprobs = 2;
+    std::vector<float> penalized = logits;
+    ApplyPenalties(p, penalized, std::vector<int>{0, 1}, {});
+    for (float v : penalized) EXPECT_TRUE(std::isfinite(v)) << v;
+    Sampler sampler(p);
+    const SampledToken s = sampler.Sample(logits, std::vector<int>{0, 1}, {});
+    EXPECT_TRUE(s.token_id == 0 || s.token_id == 1) << s.token_id;
+    EXPECT_FALSE(std::isnan(s.logprob));
+    for (const TokenLogprob& t : s.top) EXPECT_FALSE(std::isnan(t.logprob));
+    SamplingParams greedy = p;
+    greedy.temperature = 0.0f;
+    EXPECT_EQ(
+        Sampler(greedy).Sample(logits, std::vector<int>{0, 1}, {}).token_id, 0);
+  }
+}
+
 TEST(PenaltiesTest, NeutralValuesChangeNothing) {
   std::vector<float> logits = {2.0f, -1.0f, 0.5f};
   ApplyPenalties(SamplingParams{}, logits, std::vector<int>{0, 1},
