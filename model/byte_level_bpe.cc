@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/read_file.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "re2/re2.h"
@@ -224,17 +225,6 @@ absl::Status Refuse(const std::string& source, const std::string& field,
                     const std::string& why) {
   return absl::InvalidArgumentError(
       absl::StrCat(source, ": ", field, ": ", why));
-}
-
-absl::StatusOr<std::string> ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat(path.string(), ": cannot open file"));
-  }
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
 }
 
 }  // namespace

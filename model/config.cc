@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/read_file.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -307,25 +308,6 @@ absl::Status ValidateTokenIds(const ModelConfig& config,
   for (int id : config.eos_token_ids)
     RETURN_IF_ERROR(check("eos_token_id", id));
   return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) {
-      return absl::NotFoundError(
-          absl::StrCat(path.string(), ": file not found"));
-    }
-    return absl::PermissionDeniedError(
-        absl::StrCat(path.string(), ": cannot open"));
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) {
-    return absl::DataLossError(absl::StrCat(path.string(), ": read failed"));
-  }
-  return std::move(text).str();
 }
 
 // The shortest decimal that reads back as the same float, so that 1e-5f is

@@ -22,6 +22,7 @@
 #include "absl/memory/memory.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/read_file.h"
 #include "common/status_macros.h"
 #include "model/half_float.h"
 #include "nlohmann/json.hpp"
@@ -76,19 +77,6 @@ float BFloat16ToFloat(uint16_t b) {
 std::optional<uint64_t> AsUnsigned(const Json& value) {
   if (!value.is_number_unsigned()) return std::nullopt;
   return value.get<uint64_t>();
-}
-
-absl::StatusOr<std::string> ReadTextFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(path.string(), ": cannot open"));
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) {
-    return absl::DataLossError(absl::StrCat(path.string(), ": read failed"));
-  }
-  return std::move(text).str();
 }
 
 }  // namespace
@@ -302,7 +290,7 @@ absl::StatusOr<Checkpoint> Checkpoint::Open(const std::filesystem::path& dir) {
   Json weight_map = Json::object();
   if (std::filesystem::exists(index_path, ec)) {
     const std::string index_file = index_path.string();
-    ASSIGN_OR_RETURN(std::string text, ReadTextFile(index_path));
+    ASSIGN_OR_RETURN(std::string text, ReadFile(index_path));
     Json index = Json::parse(text, nullptr, /*allow_exceptions=*/false);
     auto map_it = index.is_object() ? index.find("weight_map") : index.end();
     if (index.is_discarded() || !index.is_object() || map_it == index.end() ||

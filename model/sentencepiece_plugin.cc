@@ -1,4 +1,6 @@
 // The plugin side: the only translation unit that includes SentencePiece.
+#include <exception>
+
 #include "model/sentencepiece_model.h"
 #include "sentencepiece_processor.h"
 
@@ -7,8 +9,14 @@ namespace {
 
 class Backend final : public SentencePieceBackend {
  public:
+  // The library reads with iostreams, which may throw; no exception may
+  // cross the plugin boundary.
   std::string Load(const std::string& path) override {
-    return Message(sp_.Load(path));
+    try {
+      return Message(sp_.Load(path));
+    } catch (const std::exception& e) {
+      return e.what();
+    }
   }
   std::string Encode(const std::string& text,
                      std::vector<int>* ids) const override {

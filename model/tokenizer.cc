@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/read_file.h"
 #include "common/status_macros.h"
 #include "model/byte_level_bpe.h"
 #include "model/sentencepiece_model.h"
@@ -123,6 +124,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::LoadFromModelDir(
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(
     const std::filesystem::path& file) {
+  // SentencePiece would throw reading a directory; refuse it here.
+  RETURN_IF_ERROR(CheckRegularFile(file));
   if (file.extension() == ".json") {
     ASSIGN_OR_RETURN(auto bpe, ByteLevelBpe::Load(file));
     return std::unique_ptr<Tokenizer>(

@@ -1,5 +1,6 @@
 #include "model/tokenizer.h"
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -108,6 +109,25 @@ TEST(TokenizerLoadTest, MissingFileIsAClearError) {
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.status().message().find("/nonexistent/tokenizer.model"),
             std::string::npos);
+}
+
+// Issue 15 item 2: a tokenizer.model that is a directory used to escape as
+// an uncaught std::ios_base::failure (exit 134).
+TEST(TokenizerLoadTest, DirectoryInsteadOfAFileIsAClearError) {
+  const std::filesystem::path dir =
+      std::filesystem::path(::testing::TempDir()) / "tokenizer_dir_test";
+  std::filesystem::create_directories(dir / "tokenizer.model");
+  for (const auto& load : {Tokenizer::LoadFromModelDir(dir),
+                           Tokenizer::Load(dir / "tokenizer.model")}) {
+    ASSERT_FALSE(load.ok());
+    EXPECT_EQ(load.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(load.status().message().find("tokenizer.model"),
+              std::string::npos)
+        << load.status();
+    EXPECT_NE(load.status().message().find("a directory"), std::string::npos)
+        << load.status();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
