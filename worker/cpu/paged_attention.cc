@@ -247,6 +247,22 @@ void Attention(const float* q, int q_stride, int m, int num_heads,
   }
 }
 
+// Calls f with a value of the C++ type that stores `type`'s elements: the
+// one place a KvType becomes a kernel instantiation.
+template <typename F>
+void WithElementType(KvType type, F&& f) {
+  switch (type) {
+    case KvType::kF32:
+      return f(float{});
+    case KvType::kBF16:
+      return f(Bf16{});
+    case KvType::kF16:
+      return f(F16{});
+    case KvType::kInt8:
+      return f(int8_t{});
+  }
+}
+
 }  // namespace
 
 std::string_view KvTypeName(KvType type) {
@@ -279,42 +295,22 @@ size_t KvBytesPerHead(KvType type, int head_dim) {
 void WriteKv(const float* k, const float* v, int stride, int m,
              const int32_t* slots, const PagedKvLayer& cache) {
   const int row = cache.slot_values();
-  auto write = [&](auto tag) {
+  WithElementType(cache.type, [&](auto tag) {
     using T = decltype(tag);
     WriteRows<T>(k, stride, m, slots, row, cache.k_scale, cache.kv_heads,
                  cache.head_dim, cache.k);
     WriteRows<T>(v, stride, m, slots, row, cache.v_scale, cache.kv_heads,
                  cache.head_dim, cache.v);
-  };
-  switch (cache.type) {
-    case KvType::kF32:
-      return write(float{});
-    case KvType::kBF16:
-      return write(Bf16{});
-    case KvType::kF16:
-      return write(F16{});
-    case KvType::kInt8:
-      return write(int8_t{});
-  }
+  });
 }
 
 void PagedAttention(const float* q, int q_stride, int m, int num_heads,
                     const PagedKvLayer& cache, const int32_t* positions,
                     const int32_t* const* block_tables, float* out) {
-  switch (cache.type) {
-    case KvType::kF32:
-      return Attention<float>(q, q_stride, m, num_heads, cache, positions,
-                              block_tables, out);
-    case KvType::kBF16:
-      return Attention<Bf16>(q, q_stride, m, num_heads, cache, positions,
+  WithElementType(cache.type, [&](auto tag) {
+    Attention<decltype(tag)>(q, q_stride, m, num_heads, cache, positions,
                              block_tables, out);
-    case KvType::kF16:
-      return Attention<F16>(q, q_stride, m, num_heads, cache, positions,
-                            block_tables, out);
-    case KvType::kInt8:
-      return Attention<int8_t>(q, q_stride, m, num_heads, cache, positions,
-                               block_tables, out);
-  }
+  });
 }
 
 }  // namespace hydra::cpu
