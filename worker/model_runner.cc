@@ -16,6 +16,12 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(
   }
   ASSIGN_OR_RETURN(model::ModelConfig config,
                    model::LoadModelConfig(model_dir));
+  if (options.max_positions < 0 ||
+      options.max_positions > config.max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_positions ", options.max_positions, " is outside [0, ",
+        config.max_position_embeddings, "] (the model's context)"));
+  }
   // The checkpoint stays mapped only while the weights are packed from it.
   ASSIGN_OR_RETURN(model::Checkpoint checkpoint,
                    model::Checkpoint::Open(model_dir));
@@ -30,12 +36,6 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(
   const KvCacheShape kv_shape{config.num_layers, shard.kv_heads(config),
                               config.head_dim, options.block_size,
                               precision.kv_cache};
-  if (options.max_positions < 0 ||
-      options.max_positions > config.max_position_embeddings) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max_positions ", options.max_positions, " is outside [0, ",
-        config.max_position_embeddings, "] (the model's context)"));
-  }
   const int max_positions = options.max_positions > 0
                                 ? options.max_positions
                                 : config.max_position_embeddings;
