@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "scheduler/prefill_chunks.h"
+
 namespace hydra::scheduler {
 
 Scheduler::Scheduler(const SchedulerConfig& config, BlockManager& blocks)
@@ -60,6 +62,7 @@ void Scheduler::Preempt(Sequence* seq, ScheduledStep& step) {
   seq->set_status(SequenceStatus::kWaiting);
   waiting_.insert(seq);  // keeps its arrival: first in line again
   ++preemptions_;
+  ++preemptions_by_priority_[seq->priority()];
   ++step.num_preempted;
 }
 
@@ -99,43 +102,162 @@ bool Scheduler::ReserveRunning(Sequence* seq, int n, ScheduledStep& step) {
   return true;
 }
 
+void Scheduler::PreemptForPriority(ScheduledStep& step) {
+  while (!waiting_.empty() && !running_.empty()) {
+    Sequence* head = *waiting_.begin();
+    Sequence* victim = *running_.rbegin();  // least important, latest
+    if (victim->priority() <= head->priority()) return;
+    const bool running_full =
+        static_cast<int>(running_.size()) >= config_.max_running;
+    const std::vector<int> prefix = blocks_.FindCachedPrefix(*head);
+    const int cached = static_cast<int>(prefix.size()) * blocks_.block_size();
+    const int first_chunk =
+        std::min(head->num_tokens() - cached, config_.min_prefill_chunk);
+    if (!running_full &&
+        blocks_.CanAllocate(*head, prefix, cached + first_chunk)) {
+      return;
+    }
+    Preempt(victim, step);
+  }
+}
+
 ScheduledStep Scheduler::Schedule() {
   ScheduledStep step;
   step.plan.set_step_id(next_step_++);
+  PreemptForPriority(step);
   int budget = config_.max_batched_tokens;
 
-  // 1 and 2: running sequences, decodes before chunks of prefill.
-  std::vector<Sequence*> decodes, prefills;
-  for (Sequence* seq : running_)
-    (seq->decoding() ? decodes : prefills).push_back(seq);
-  for (auto* group : {&decodes, &prefills}) {
-    for (Sequence* seq : *group) {
-      if (budget == 0) break;
-      if (seq->status() != SequenceStatus::kRunning)
-        continue;  // preempted meanwhile
-      const int n = std::min(seq->num_uncomputed(), budget);
-      if (!ReserveRunning(seq, n, step)) continue;
-      Emit(seq, n, step);
-      budget -= n;
-    }
+  // 1: decodes of running sequences, one token each.
+  std::vector<Sequence*> decodes;
+  for (Sequence* seq : running_) {
+    if (seq->decoding()) decodes.push_back(seq);
+  }
+  for (Sequence* seq : decodes) {
+    if (budget == 0) break;
+    if (seq->status() != SequenceStatus::kRunning) continue;  // preempted
+    if (!ReserveRunning(seq, 1, step)) continue;
+    step.shape += ChunkShape(seq->num_computed(), 1);
+    Emit(seq, 1, step);
+    ++step.decode_tokens;
+    --budget;
   }
 
-  // 3: admissions, strictly in serve order: a sequence that does not fit
-  // blocks those behind it, so a large request is not starved by small ones.
-  while (budget > 0 && !waiting_.empty() &&
-         static_cast<int>(running_.size()) < config_.max_running) {
-    Sequence* seq = *waiting_.begin();
-    const std::vector<int> prefix = blocks_.FindCachedPrefix(*seq);
-    const int cached = static_cast<int>(prefix.size()) * blocks_.block_size();
-    const int n = std::min(seq->num_tokens() - cached, budget);
-    if (!blocks_.Admit(*seq, prefix, cached + n)) break;
-    waiting_.erase(waiting_.begin());
-    seq->set_status(SequenceStatus::kRunning);
-    running_.insert(seq);
-    Emit(seq, n, step);
-    budget -= n;
-  }
+  // 2: prefills.
+  SchedulePrefills(budget, step);
+  step.predicted_ms = cost_model_.PredictMs(step.shape);
   return step;
+}
+
+void Scheduler::SchedulePrefills(int token_budget, ScheduledStep& step) {
+  struct Candidate {
+    Sequence* seq;
+    std::vector<int> prefix;  // admissions: cached prefix blocks
+  };
+  std::vector<Candidate> candidates;
+  for (Sequence* seq : running_) {
+    if (!seq->decoding()) candidates.push_back({seq, {}});
+  }
+  // Admissions in serve order, while prefill slots and running slots last
+  // and the first chunk fits: a request that does not fit blocks those
+  // behind it, so a large request is not starved by small ones.
+  const int started = static_cast<int>(candidates.size());
+  for (Sequence* seq : waiting_) {
+    const int in_prefill = static_cast<int>(candidates.size());
+    const int admitted = in_prefill - started;
+    if (in_prefill >= config_.max_partial_prefills ||
+        static_cast<int>(running_.size()) + admitted >= config_.max_running) {
+      break;
+    }
+    std::vector<int> prefix = blocks_.FindCachedPrefix(*seq);
+    const int cached = static_cast<int>(prefix.size()) * blocks_.block_size();
+    const int first_chunk =
+        std::min(seq->num_tokens() - cached, config_.min_prefill_chunk);
+    if (!blocks_.CanAllocate(*seq, prefix, cached + first_chunk)) break;
+    candidates.push_back({seq, std::move(prefix)});
+  }
+  if (candidates.empty()) return;
+
+  auto computed = [this](const Candidate& c) {
+    return c.seq->status() == SequenceStatus::kRunning
+               ? c.seq->num_computed()
+               : static_cast<int>(c.prefix.size()) * blocks_.block_size();
+  };
+  // Priority first, then the fewest tokens left: a short prompt behind a
+  // long one gets its first token without waiting for the long one.
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [&](const Candidate& a, const Candidate& b) {
+                     if (a.seq->priority() != b.seq->priority()) {
+                       return a.seq->priority() < b.seq->priority();
+                     }
+                     return a.seq->num_tokens() - computed(a) <
+                            b.seq->num_tokens() - computed(b);
+                   });
+  std::vector<PrefillCandidate> shapes;
+  for (const Candidate& c : candidates) {
+    shapes.push_back({computed(c), c.seq->num_tokens() - computed(c),
+                      c.seq->status() == SequenceStatus::kRunning,
+                      c.seq->priority()});
+  }
+  ChunkLimits limits;
+  limits.max_tokens = token_budget;
+  limits.min_chunk = config_.min_prefill_chunk;
+  if (config_.max_step_ms > 0 && step.decode_tokens > 0) {
+    limits.time_left_ms =
+        config_.max_step_ms - cost_model_.PredictMs(step.shape);
+    // The model is linear and fitted on the steps seen so far: beyond twice
+    // the largest of them it would be guessing, so steps grow into new
+    // sizes by doubling and the model learns each before it is trusted.
+    const int64_t trusted = std::max<int64_t>(
+        2 * cost_model_.max_observed_tokens(), 4 * config_.min_prefill_chunk);
+    limits.max_tokens = static_cast<int>(std::min<int64_t>(
+        token_budget, std::max<int64_t>(trusted - step.decode_tokens,
+                                        config_.min_prefill_chunk)));
+  }
+  const std::vector<int> sizes = SizePrefillChunks(shapes, limits, cost_model_);
+
+  // Once one admission fails for want of blocks, no later one is tried.
+  bool admissions_blocked = false;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const int n = sizes[i];
+    Sequence* seq = candidates[i].seq;
+    if (n == 0) continue;
+    if (shapes[i].started) {
+      if (seq->status() != SequenceStatus::kRunning) continue;  // preempted
+      if (!ReserveRunning(seq, n, step)) continue;
+    } else {
+      if (admissions_blocked || seq->status() != SequenceStatus::kWaiting) {
+        continue;
+      }
+      const int cached = static_cast<int>(shapes[i].computed);
+      if (!blocks_.Admit(*seq, candidates[i].prefix, cached + n)) {
+        admissions_blocked = true;
+        continue;
+      }
+      waiting_.erase(seq);
+      seq->set_status(SequenceStatus::kRunning);
+      running_.insert(seq);
+    }
+    step.shape += ChunkShape(seq->num_computed(), n);
+    Emit(seq, n, step);
+    step.prefill_tokens += n;
+  }
+}
+
+void Scheduler::RecordStepTime(const ScheduledStep& step,
+                               double milliseconds) {
+  if (!step.empty()) cost_model_.Observe(step.shape, milliseconds);
+}
+
+int Scheduler::num_prefilling() const {
+  int n = 0;
+  for (const Sequence* seq : running_) n += seq->decoding() ? 0 : 1;
+  return n;
+}
+
+std::map<int, int> Scheduler::waiting_by_priority() const {
+  std::map<int, int> out;
+  for (const Sequence* seq : waiting_) ++out[seq->priority()];
+  return out;
 }
 
 void Scheduler::OnStepDone(const ScheduledStep& step) {

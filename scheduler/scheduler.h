@@ -1,12 +1,19 @@
 // Continuous batching: every step, decide which sequences run and which
-// tokens of theirs are computed, within a token budget and a cap on running
-// sequences, over the BlockManager's pool. Policy:
-//  1. decodes of running sequences first (one token each), so a long prompt
-//     never stalls streams already producing tokens;
-//  2. then running sequences still prefilling, in chunks that fill what is
-//     left of the budget (chunked prefill);
-//  3. then waiting sequences (priority, then arrival), admitted only while
-//     blocks are available, reusing cached prefix blocks.
+// tokens of theirs are computed, within a token budget, an optional
+// step-time budget and a cap on running sequences, over the BlockManager's
+// pool. Policy:
+//  0. a waiting request more important (lower priority value) than running
+//     work that stands in its way (the running set or the KV pool is full)
+//     preempts the least important running sequence;
+//  1. decodes of running sequences first (one token each), never skipped, so
+//     a long prompt never stalls streams already producing tokens;
+//  2. then up to max_partial_prefills sequences in prefill at once: those
+//     already prefilling and waiting ones admitted now (priority, then
+//     arrival, reusing cached prefix blocks), in chunks sized by
+//     SizePrefillChunks. With decodes in the step and --max_step_ms set, the
+//     chunks fill only what the fitted StepCostModel predicts is left of the
+//     step-time budget; with nothing decoding, nobody waits on the step and
+//     chunks fill the token budget.
 // When a running sequence cannot get a block, the lowest-priority, latest
 // arrival among the running ones is preempted by recompute: its blocks are
 // freed and it waits again with its prompt and generated tokens.
@@ -22,12 +29,20 @@
 #include "hydra/internal/step.pb.h"
 #include "scheduler/block_manager.h"
 #include "scheduler/sequence.h"
+#include "scheduler/step_cost_model.h"
 
 namespace hydra::scheduler {
 
 struct SchedulerConfig {
   int max_batched_tokens = 2048;  // tokens computed per step, all sequences
   int max_running = 256;          // sequences in the running set
+  // Predicted duration a step with decodes in it may take; 0: no time
+  // budget, only max_batched_tokens.
+  double max_step_ms = 0;
+  int max_partial_prefills = 8;  // sequences in prefill at once
+  // Tokens every started prefill computes per step even when the time
+  // budget is spent: a long prompt always moves.
+  int min_prefill_chunk = 32;
 };
 
 struct ScheduledStep {
@@ -38,6 +53,10 @@ struct ScheduledStep {
   // The sequences whose logits come back, in the plan's logits_rows order.
   std::vector<Sequence*> sampled;
   int num_preempted = 0;
+  int prefill_tokens = 0;  // prompt (or recompute) tokens
+  int decode_tokens = 0;
+  StepShape shape;            // what the cost model is told afterwards
+  double predicted_ms = 0;    // the cost model's forecast of the step
   bool empty() const { return sequences.empty(); }
 };
 
@@ -50,6 +69,9 @@ class Scheduler {
   ScheduledStep Schedule();
   // After the worker ran `step`: the computed tokens are in the cache.
   void OnStepDone(const ScheduledStep& step);
+  // How long `step` took, end to end (scheduling to emitted tokens): one
+  // observation for the cost model.
+  void RecordStepTime(const ScheduledStep& step, double milliseconds);
   // Ends a sequence (finished, cancelled, failed), frees its blocks and
   // hands it back to the caller.
   std::unique_ptr<Sequence> Finish(uint64_t id, FinishReason reason);
@@ -59,6 +81,15 @@ class Scheduler {
   int num_running() const { return static_cast<int>(running_.size()); }
   bool has_work() const { return !all_.empty(); }
   int64_t preemptions() const { return preemptions_; }
+  // Preemptions so far by the priority of the preempted sequence.
+  const std::map<int, int64_t>& preemptions_by_priority() const {
+    return preemptions_by_priority_;
+  }
+  std::map<int, int> waiting_by_priority() const;
+  // Running sequences whose prompt (or recompute) is not yet computed.
+  int num_prefilling() const;
+  const StepCostModel& cost_model() const { return cost_model_; }
+  const SchedulerConfig& config() const { return config_; }
   std::vector<const Sequence*> live() const;
 
  private:
@@ -76,6 +107,10 @@ class Scheduler {
   // itself) as needed. False when `seq` was preempted.
   bool ReserveRunning(Sequence* seq, int n, ScheduledStep& step);
   void Preempt(Sequence* seq, ScheduledStep& step);
+  // Step 0 of the policy.
+  void PreemptForPriority(ScheduledStep& step);
+  // Step 2 of the policy.
+  void SchedulePrefills(int token_budget, ScheduledStep& step);
 
   SchedulerConfig config_;
   BlockManager& blocks_;
@@ -85,6 +120,8 @@ class Scheduler {
   uint64_t next_arrival_ = 0;
   uint64_t next_step_ = 0;
   int64_t preemptions_ = 0;
+  std::map<int, int64_t> preemptions_by_priority_;
+  StepCostModel cost_model_;
 };
 
 }  // namespace hydra::scheduler
