@@ -43,7 +43,7 @@ RunResult RunWorkload(bool shared_prefix, int output_tokens,
   EngineOptions options;
   options.model_dir = absl::GetFlag(FLAGS_model);
   options.kv_cache_bytes = size_t(absl::GetFlag(FLAGS_kv_cache_mb)) << 20;
-  options.max_running = absl::GetFlag(FLAGS_max_running);
+  options.scheduling.max_running = absl::GetFlag(FLAGS_max_running);
   options.enable_prefix_cache = prefix_cache;
   options.max_model_len = absl::GetFlag(FLAGS_max_model_len);
   auto engine = LoadEngine(options);
@@ -55,11 +55,11 @@ RunResult RunWorkload(bool shared_prefix, int output_tokens,
   absl::Mutex step_mu;
   double step_seconds = 0;
   int64_t steps = 0, step_tokens = 0;
-  (*engine)->SetStepObserver([&](absl::Duration t, int tokens, absl::Duration) {
+  (*engine)->SetStepObserver([&](const StepReport& step) {
     absl::MutexLock lock(&step_mu);
-    step_seconds += absl::ToDoubleSeconds(t);
+    step_seconds += absl::ToDoubleSeconds(step.duration);
     ++steps;
-    step_tokens += tokens;
+    step_tokens += step.prefill_tokens + step.decode_tokens;
   });
   std::mt19937 rng(11);
   std::uniform_int_distribution<int> token(

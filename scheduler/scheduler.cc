@@ -102,6 +102,14 @@ bool Scheduler::ReserveRunning(Sequence* seq, int n, ScheduledStep& step) {
   return true;
 }
 
+int Scheduler::CachedPrefixIfFirstChunkFits(const Sequence& seq) const {
+  const std::vector<int> prefix = blocks_.FindCachedPrefix(seq);
+  const int cached = static_cast<int>(prefix.size()) * blocks_.block_size();
+  const int first_chunk =
+      std::min(seq.num_tokens() - cached, config_.min_prefill_chunk);
+  return blocks_.CanAllocate(seq, prefix, cached + first_chunk) ? cached : -1;
+}
+
 void Scheduler::PreemptForPriority(ScheduledStep& step) {
   while (!waiting_.empty() && !running_.empty()) {
     Sequence* head = *waiting_.begin();
@@ -109,14 +117,7 @@ void Scheduler::PreemptForPriority(ScheduledStep& step) {
     if (victim->priority() <= head->priority()) return;
     const bool running_full =
         static_cast<int>(running_.size()) >= config_.max_running;
-    const std::vector<int> prefix = blocks_.FindCachedPrefix(*head);
-    const int cached = static_cast<int>(prefix.size()) * blocks_.block_size();
-    const int first_chunk =
-        std::min(head->num_tokens() - cached, config_.min_prefill_chunk);
-    if (!running_full &&
-        blocks_.CanAllocate(*head, prefix, cached + first_chunk)) {
-      return;
-    }
+    if (!running_full && CachedPrefixIfFirstChunkFits(*head) >= 0) return;
     Preempt(victim, step);
   }
 }
@@ -151,11 +152,11 @@ ScheduledStep Scheduler::Schedule() {
 void Scheduler::SchedulePrefills(int token_budget, ScheduledStep& step) {
   struct Candidate {
     Sequence* seq;
-    std::vector<int> prefix;  // admissions: cached prefix blocks
+    int computed;  // in the cache, or (admissions) in cached prefix blocks
   };
   std::vector<Candidate> candidates;
   for (Sequence* seq : running_) {
-    if (!seq->decoding()) candidates.push_back({seq, {}});
+    if (!seq->decoding()) candidates.push_back({seq, seq->num_computed()});
   }
   // Admissions in serve order, while prefill slots and running slots last
   // and the first chunk fits: a request that does not fit blocks those
@@ -168,20 +169,12 @@ void Scheduler::SchedulePrefills(int token_budget, ScheduledStep& step) {
         static_cast<int>(running_.size()) + admitted >= config_.max_running) {
       break;
     }
-    std::vector<int> prefix = blocks_.FindCachedPrefix(*seq);
-    const int cached = static_cast<int>(prefix.size()) * blocks_.block_size();
-    const int first_chunk =
-        std::min(seq->num_tokens() - cached, config_.min_prefill_chunk);
-    if (!blocks_.CanAllocate(*seq, prefix, cached + first_chunk)) break;
-    candidates.push_back({seq, std::move(prefix)});
+    const int cached = CachedPrefixIfFirstChunkFits(*seq);
+    if (cached < 0) break;
+    candidates.push_back({seq, cached});
   }
   if (candidates.empty()) return;
 
-  auto computed = [this](const Candidate& c) {
-    return c.seq->status() == SequenceStatus::kRunning
-               ? c.seq->num_computed()
-               : static_cast<int>(c.prefix.size()) * blocks_.block_size();
-  };
   // Priority first, then the fewest tokens left: a short prompt behind a
   // long one gets its first token without waiting for the long one.
   std::stable_sort(candidates.begin(), candidates.end(),
@@ -189,12 +182,12 @@ void Scheduler::SchedulePrefills(int token_budget, ScheduledStep& step) {
                      if (a.seq->priority() != b.seq->priority()) {
                        return a.seq->priority() < b.seq->priority();
                      }
-                     return a.seq->num_tokens() - computed(a) <
-                            b.seq->num_tokens() - computed(b);
+                     return a.seq->num_tokens() - a.computed <
+                            b.seq->num_tokens() - b.computed;
                    });
   std::vector<PrefillCandidate> shapes;
   for (const Candidate& c : candidates) {
-    shapes.push_back({computed(c), c.seq->num_tokens() - computed(c),
+    shapes.push_back({c.computed, c.seq->num_tokens() - c.computed,
                       c.seq->status() == SequenceStatus::kRunning,
                       c.seq->priority()});
   }
@@ -228,8 +221,11 @@ void Scheduler::SchedulePrefills(int token_budget, ScheduledStep& step) {
       if (admissions_blocked || seq->status() != SequenceStatus::kWaiting) {
         continue;
       }
-      const int cached = static_cast<int>(shapes[i].computed);
-      if (!blocks_.Admit(*seq, candidates[i].prefix, cached + n)) {
+      // Looked up again: blocks taken for the chunks emitted before this
+      // one may have evicted cached blocks of the first lookup.
+      const std::vector<int> prefix = blocks_.FindCachedPrefix(*seq);
+      const int cached = static_cast<int>(prefix.size()) * blocks_.block_size();
+      if (!blocks_.Admit(*seq, prefix, cached + n)) {
         admissions_blocked = true;
         continue;
       }
@@ -243,8 +239,7 @@ void Scheduler::SchedulePrefills(int token_budget, ScheduledStep& step) {
   }
 }
 
-void Scheduler::RecordStepTime(const ScheduledStep& step,
-                               double milliseconds) {
+void Scheduler::RecordStepTime(const ScheduledStep& step, double milliseconds) {
   if (!step.empty()) cost_model_.Observe(step.shape, milliseconds);
 }
 

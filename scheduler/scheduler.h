@@ -55,8 +55,8 @@ struct ScheduledStep {
   int num_preempted = 0;
   int prefill_tokens = 0;  // prompt (or recompute) tokens
   int decode_tokens = 0;
-  StepShape shape;            // what the cost model is told afterwards
-  double predicted_ms = 0;    // the cost model's forecast of the step
+  StepShape shape;          // what the cost model is told afterwards
+  double predicted_ms = 0;  // the cost model's forecast of the step
   bool empty() const { return sequences.empty(); }
 };
 
@@ -107,6 +107,9 @@ class Scheduler {
   // itself) as needed. False when `seq` was preempted.
   bool ReserveRunning(Sequence* seq, int n, ScheduledStep& step);
   void Preempt(Sequence* seq, ScheduledStep& step);
+  // The tokens of `seq` found in cached prefix blocks if its first chunk
+  // (min_prefill_chunk tokens) fits the pool with them, else -1.
+  int CachedPrefixIfFirstChunkFits(const Sequence& seq) const;
   // Step 0 of the policy.
   void PreemptForPriority(ScheduledStep& step);
   // Step 2 of the policy.

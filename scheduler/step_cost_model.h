@@ -10,9 +10,10 @@
 //                                      context length: attention is O(n*ctx))
 //        + per_sequence * sequences   (per-row work: logits, sampling, output)
 // fitted by least squares of the relative error, with non-negative
-// coefficients, over exponentially decaying statistics, so it follows the machine as it warms up or gets
-// busier. Non-negativity keeps extrapolation sane where the data are nearly
-// collinear (pure-decode steps have tokens == sequences).
+// coefficients, over exponentially decaying statistics, so it follows the
+// machine as it warms up or gets busier. Non-negativity keeps extrapolation
+// sane where the data are nearly collinear (pure-decode steps have tokens ==
+// sequences).
 #ifndef HYDRA_SCHEDULER_STEP_COST_MODEL_H_
 #define HYDRA_SCHEDULER_STEP_COST_MODEL_H_
 

@@ -58,7 +58,7 @@ Engine::Engine(const EngineConfig& config,
       runner_(std::move(runner)),
       tokenizer_(std::move(tokenizer)),
       blocks_(config.num_blocks, config.block_size, config.enable_prefix_cache),
-      scheduler_({config.max_batched_tokens, config.max_running}, blocks_) {
+      scheduler_(config.scheduling, blocks_) {
   if (config_.max_model_len <= 0) {
     config_.max_model_len = runner_->config().max_position_embeddings;
   }
@@ -268,10 +268,6 @@ void Engine::Step() {
     }
     return;
   }
-  int64_t prompt_tokens = 0;  // prefill (and recompute) tokens, not decodes
-  for (size_t i = 0; i < step.sequences.size(); ++i) {
-    if (!step.sequences[i]->decoding()) prompt_tokens += step.num_tokens[i];
-  }
   scheduler_.OnStepDone(step);
 
   const absl::Time now = absl::Now();
@@ -354,17 +350,19 @@ void Engine::Step() {
     }
   }
   const absl::Duration step_time = absl::Now() - start;
+  scheduler_.RecordStepTime(step, absl::ToDoubleMilliseconds(step_time));
   StepObserver observer;
   {
     absl::MutexLock lock(&mu_);
     ++stats_.steps;
     stats_.generation_tokens += generated;
-    stats_.prompt_tokens_computed += prompt_tokens;
+    stats_.prompt_tokens_computed += step.prefill_tokens;
     observer = step_observer_;
   }
   if (observer) {
-    observer(step_time, step.plan.token_ids_size(),
-             runner_->last_collective_time());
+    observer({step_time, step.prefill_tokens, step.decode_tokens,
+              absl::Milliseconds(step.predicted_ms),
+              runner_->last_collective_time()});
   }
 }
 
@@ -382,6 +380,10 @@ void Engine::UpdateStats() {
   stats_.kv_cached = blocks_.num_cached();
   stats_.kv_total = blocks_.num_blocks();
   stats_.preemptions = scheduler_.preemptions();
+  stats_.partial_prefills = scheduler_.num_prefilling();
+  stats_.waiting_by_priority = scheduler_.waiting_by_priority();
+  stats_.preemptions_by_priority = scheduler_.preemptions_by_priority();
+  stats_.step_cost = scheduler_.cost_model().coefficients();
   stats_.prefix_queries = blocks_.prefix_queries();
   stats_.prefix_hits = blocks_.prefix_hits();
   if (stats_.kv_used > stats_.peak_kv_used) {

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,8 +34,8 @@ namespace hydra {
 struct EngineConfig {
   int block_size = 16;
   int num_blocks = 0;  // KV blocks on each rank (from the memory budget)
-  int max_batched_tokens = 2048;
-  int max_running = 256;
+  // Step composition: token and step-time budgets, running and prefill caps.
+  scheduler::SchedulerConfig scheduling;
   bool enable_prefix_cache = true;
   // Requests waiting for admission beyond which Submit refuses new ones
   // (RESOURCE_EXHAUSTED): back-pressure instead of an unbounded queue.
@@ -106,14 +107,23 @@ struct EngineStats {
   int64_t generation_tokens = 0;
   int peak_kv_used = 0;
   int64_t peak_kv_waste_slots =
-      0;  // allocated slots not holding a token, at peak
+      0;                     // allocated slots not holding a token, at peak
+  int partial_prefills = 0;  // running sequences still in prefill
+  std::map<int, int> waiting_by_priority;
+  std::map<int, int64_t> preemptions_by_priority;
+  scheduler::StepCostModel::Coefficients step_cost;  // the fitted model
 };
 
-// Per step, for metrics: its duration, how many tokens it computed, and how
-// long it spent in tensor-parallel collectives (zero in a world of one).
-using StepObserver =
-    std::function<void(absl::Duration step_time, int batch_tokens,
-                       absl::Duration collective_time)>;
+// Per step, for metrics.
+struct StepReport {
+  absl::Duration duration;  // scheduling to emitted tokens
+  int prefill_tokens = 0;
+  int decode_tokens = 0;
+  absl::Duration predicted;  // the cost model's forecast
+  // Time in tensor-parallel collectives (zero in a world of one).
+  absl::Duration collective_time;
+};
+using StepObserver = std::function<void(const StepReport&)>;
 
 class Engine {
  public:

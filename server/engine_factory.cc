@@ -1,6 +1,7 @@
 #include "server/engine_factory.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <future>
 #include <string>
@@ -22,12 +23,25 @@ namespace {
 // Sizes are positive and the model splits over the ranks.
 absl::Status CheckOptions(const EngineOptions& options,
                           const model::ModelConfig& config) {
-  if (options.block_size <= 0 || options.max_batched_tokens <= 0 ||
-      options.max_running <= 0) {
+  const scheduler::SchedulerConfig& scheduling = options.scheduling;
+  if (options.block_size <= 0 || scheduling.max_batched_tokens <= 0 ||
+      scheduling.max_running <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "block_size, max_batched_tokens and max_running must be positive (got ",
-        options.block_size, ", ", options.max_batched_tokens, ", ",
-        options.max_running, ")"));
+        options.block_size, ", ", scheduling.max_batched_tokens, ", ",
+        scheduling.max_running, ")"));
+  }
+  if (!(scheduling.max_step_ms >= 0) ||
+      !std::isfinite(scheduling.max_step_ms)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_step_ms must be 0 (no time budget) or a positive "
+                     "number of milliseconds (got ",
+                     scheduling.max_step_ms, ")"));
+  }
+  if (scheduling.max_partial_prefills <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_partial_prefills must be at least 1 (got ",
+                     scheduling.max_partial_prefills, ")"));
   }
   const int ranks = options.comm == nullptr ? 1 : options.comm->size();
   return worker::Shard::Check(config, ranks);
@@ -119,8 +133,9 @@ absl::StatusOr<LoadedRunner> LoadRunner(const EngineOptions& options) {
   gpu::CudaPluginOptions cuda;
   cuda.block_size = options.block_size;
   cuda.memory_fraction = options.gpu_memory_fraction;
-  cuda.max_seqs = options.max_running;
-  cuda.max_tokens = std::max(options.max_batched_tokens, options.max_running);
+  cuda.max_seqs = options.scheduling.max_running;
+  cuda.max_tokens = std::max(options.scheduling.max_batched_tokens,
+                             options.scheduling.max_running);
   ASSIGN_OR_RETURN(const gpu::CudaPluginLoad load, gpu::LoadCudaPlugin());
   ASSIGN_OR_RETURN(gpu::CudaPluginRunner loaded,
                    load(options.model_dir, cuda, options.comm));
@@ -214,8 +229,7 @@ absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(
   EngineConfig engine_config;
   engine_config.block_size = options.block_size;
   engine_config.num_blocks = num_blocks;
-  engine_config.max_batched_tokens = options.max_batched_tokens;
-  engine_config.max_running = options.max_running;
+  engine_config.scheduling = options.scheduling;
   engine_config.enable_prefix_cache = options.enable_prefix_cache;
   engine_config.max_waiting = options.max_waiting;
   engine_config.max_model_len = loaded.max_model_len;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "scheduler/scheduler.h"
 #include "server/engine.h"
 #include "worker/communicator.h"
 
@@ -16,8 +17,7 @@ struct EngineOptions {
   std::string model_dir;
   size_t kv_cache_bytes = size_t(256) << 20;  // per rank
   int block_size = 16;
-  int max_batched_tokens = 2048;
-  int max_running = 256;
+  scheduler::SchedulerConfig scheduling;
   bool enable_prefix_cache = true;
   int max_waiting = 1 << 30;
   // Tensor parallelism: the world the heads are split over (not owned;

@@ -39,6 +39,15 @@ const Histogram::BucketBoundaries& BatchTokenBuckets() {
   return *buckets;
 }
 
+// Finer than LatencyBuckets where step budgets live (tens to hundreds of
+// ms), so a quantile can be compared with --max_step_ms.
+const Histogram::BucketBoundaries& StepBuckets() {
+  static const auto* buckets = new Histogram::BucketBoundaries{
+      0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2,
+      0.3,   0.5,  0.75, 1,    1.5,  2,     3,   5,    10};
+  return *buckets;
+}
+
 const Summary::Quantiles& LatencyQuantiles() {
   static const auto* quantiles =
       new Summary::Quantiles{{0.5, 0.005}, {0.95, 0.005}, {0.99, 0.001}};
@@ -151,6 +160,51 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
   batch_tokens_ =
       AddHistogram(r, "hydra_batch_tokens",
                    "Tokens computed in one engine step.", BatchTokenBuckets());
+  auto& step_tokens =
+      prometheus::BuildHistogram()
+          .Name("hydra_step_tokens")
+          .Help(
+              "Tokens computed in one engine step, by kind: prefill "
+              "(prompt chunks and recomputes) or decode (one per stream).")
+          .Register(r);
+  step_prefill_tokens_ =
+      &step_tokens.Add({{"kind", "prefill"}}, BatchTokenBuckets());
+  step_decode_tokens_ =
+      &step_tokens.Add({{"kind", "decode"}}, BatchTokenBuckets());
+  decode_step_duration_ = AddHistogram(
+      r, "hydra_decode_step_duration_seconds",
+      "Wall time of engine steps that carried decodes: what streaming "
+      "requests wait between tokens, held to --max_step_ms when set.",
+      StepBuckets());
+  AddGauge(r, "hydra_step_budget_seconds",
+           "The step-time budget (--max_step_ms); 0 when there is none.")
+      ->Set(options.max_step_ms / 1e3);
+  auto& cost = prometheus::BuildGauge()
+                   .Name("hydra_step_cost_coefficient")
+                   .Help(
+                       "The fitted step-time model, seconds per unit of "
+                       "each term: intercept (per step), token, key_read "
+                       "(query token x context position), sequence.")
+                   .Register(r);
+  cost_intercept_ = &cost.Add({{"term", "intercept"}});
+  cost_token_ = &cost.Add({{"term", "token"}});
+  cost_key_read_ = &cost.Add({{"term", "key_read"}});
+  cost_sequence_ = &cost.Add({{"term", "sequence"}});
+  partial_prefills_ =
+      AddGauge(r, "hydra_partial_prefills",
+               "Running requests whose prompt is not fully computed yet.");
+  waiting_by_priority_ =
+      &prometheus::BuildGauge()
+           .Name("hydra_requests_waiting_by_priority")
+           .Help(
+               "Requests waiting for admission, by priority (lower is "
+               "served first).")
+           .Register(r);
+  preemptions_by_priority_ =
+      &prometheus::BuildCounter()
+           .Name("hydra_preemptions_by_priority_total")
+           .Help("Preemptions by the priority of the preempted request.")
+           .Register(r);
   collective_ = AddHistogram(
       r, "hydra_collective_seconds",
       "Time one engine step spent in tensor-parallel collectives on rank 0 "
@@ -228,12 +282,15 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
 
 ServerMetrics::~ServerMetrics() = default;
 
-void ServerMetrics::OnStep(absl::Duration step_time, int batch_tokens,
-                           absl::Duration collective_time) {
-  step_duration_->Observe(absl::ToDoubleSeconds(step_time));
-  batch_tokens_->Observe(batch_tokens);
-  if (collective_time > absl::ZeroDuration()) {
-    collective_->Observe(absl::ToDoubleSeconds(collective_time));
+void ServerMetrics::OnStep(const StepReport& step) {
+  const double seconds = absl::ToDoubleSeconds(step.duration);
+  step_duration_->Observe(seconds);
+  if (step.decode_tokens > 0) decode_step_duration_->Observe(seconds);
+  batch_tokens_->Observe(step.prefill_tokens + step.decode_tokens);
+  step_prefill_tokens_->Observe(step.prefill_tokens);
+  step_decode_tokens_->Observe(step.decode_tokens);
+  if (step.collective_time > absl::ZeroDuration()) {
+    collective_->Observe(absl::ToDoubleSeconds(step.collective_time));
   }
 }
 
@@ -292,6 +349,27 @@ void ServerMetrics::UpdateEngineStats(const EngineStats& stats,
     gauge->Set(static_cast<double>(kv_bytes_per_rank));
   }
   AddDelta(*preemptions_, stats.preemptions, last_preemptions_);
+  partial_prefills_->Set(stats.partial_prefills);
+  cost_intercept_->Set(stats.step_cost.intercept_ms / 1e3);
+  cost_token_->Set(stats.step_cost.per_token_ms / 1e3);
+  cost_key_read_->Set(stats.step_cost.per_key_read_ms / 1e3);
+  cost_sequence_->Set(stats.step_cost.per_sequence_ms / 1e3);
+  // A priority seen once keeps its series (at 0 when none wait), so a
+  // graph does not show gaps; validation bounds how many there can be.
+  for (auto& [priority, gauge] : waiting_gauges_) gauge->Set(0);
+  for (const auto& [priority, count] : stats.waiting_by_priority) {
+    prometheus::Gauge*& gauge = waiting_gauges_[priority];
+    if (gauge == nullptr) {
+      gauge =
+          &waiting_by_priority_->Add({{"priority", absl::StrCat(priority)}});
+    }
+    gauge->Set(count);
+  }
+  for (const auto& [priority, count] : stats.preemptions_by_priority) {
+    AddDelta(
+        preemptions_by_priority_->Add({{"priority", absl::StrCat(priority)}}),
+        count, last_preemptions_by_priority_[priority]);
+  }
   AddDelta(*prefix_queries_, stats.prefix_queries, last_prefix_queries_);
   AddDelta(*prefix_hits_, stats.prefix_hits, last_prefix_hits_);
 }

@@ -7,6 +7,7 @@
 #define HYDRA_SERVER_METRICS_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,7 @@ struct MetricsOptions {
   std::string model_name;
   int tensor_parallel_size = 1;
   std::string version;
+  double max_step_ms = 0;  // exported as hydra_step_budget_seconds
 };
 
 class ServerMetrics {
@@ -46,8 +48,7 @@ class ServerMetrics {
   ServerMetrics& operator=(const ServerMetrics&) = delete;
 
   // Fits hydra::StepObserver.
-  void OnStep(absl::Duration step_time, int batch_tokens,
-              absl::Duration collective_time = absl::ZeroDuration());
+  void OnStep(const StepReport& step);
 
   // Call for every engine output. `previous_token_time` is the `time` of this
   // request's previous output that carried tokens, or absl::InfinitePast()
@@ -79,6 +80,16 @@ class ServerMetrics {
   prometheus::Histogram* step_duration_;
   prometheus::Histogram* batch_tokens_;
   prometheus::Histogram* collective_;
+  prometheus::Histogram* step_prefill_tokens_;
+  prometheus::Histogram* step_decode_tokens_;
+  prometheus::Histogram* decode_step_duration_;
+  prometheus::Gauge* cost_intercept_;
+  prometheus::Gauge* cost_token_;
+  prometheus::Gauge* cost_key_read_;
+  prometheus::Gauge* cost_sequence_;
+  prometheus::Gauge* partial_prefills_;
+  prometheus::Family<prometheus::Gauge>* waiting_by_priority_;
+  prometheus::Family<prometheus::Counter>* preemptions_by_priority_;
   prometheus::Summary* ttft_summary_;
   prometheus::Summary* inter_token_summary_;
   prometheus::Summary* e2e_summary_;
@@ -103,6 +114,8 @@ class ServerMetrics {
   int64_t last_prefix_queries_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_prefix_hits_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<prometheus::Gauge*> kv_bytes_by_rank_ ABSL_GUARDED_BY(mu_);
+  std::map<int, prometheus::Gauge*> waiting_gauges_ ABSL_GUARDED_BY(mu_);
+  std::map<int, int64_t> last_preemptions_by_priority_ ABSL_GUARDED_BY(mu_);
 
   // Last, so the HTTP threads stop before the metrics they read go away.
   std::unique_ptr<prometheus::Exposer> exposer_;

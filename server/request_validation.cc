@@ -204,6 +204,12 @@ absl::StatusOr<EngineRequest> ValidateGenerateRequest(
     }
     p.logprobs = s.logprobs();
   }
+  // Bounded so that the per-priority metrics have few label values.
+  if (request.priority() < -kMaxPriority || request.priority() > kMaxPriority) {
+    return Invalid("priority",
+                   absl::StrCat(request.priority(), " is outside [",
+                                -kMaxPriority, ", ", kMaxPriority, "]"));
+  }
   out.priority = request.priority();
   return out;
 }

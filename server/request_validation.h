@@ -17,6 +17,8 @@ inline constexpr int kMaxStopStrings = 8;
 inline constexpr int kMaxStopStringBytes = 256;
 inline constexpr int kMaxStopTokenIds = 64;
 inline constexpr int kMaxLogprobs = 20;
+// `priority` is in [-kMaxPriority, kMaxPriority].
+inline constexpr int kMaxPriority = 100;
 inline constexpr int kMaxRequestIdBytes = 128;
 inline constexpr int kDefaultMaxTokens = 256;
 

@@ -40,6 +40,13 @@ ABSL_FLAG(int64_t, kv_cache_bytes, int64_t{512} << 20,
 ABSL_FLAG(int, block_size, 16, "Tokens per KV block");
 ABSL_FLAG(int, max_batched_tokens, 2048, "Most tokens computed in one step");
 ABSL_FLAG(int, max_running, 256, "Most sequences running at once");
+ABSL_FLAG(double, max_step_ms, 0,
+          "Step-time budget (ms): while streams decode, prefill chunks are "
+          "sized so the predicted step stays within it (the inter-token "
+          "latency a long prompt may cause); 0 = no time budget");
+ABSL_FLAG(int, max_partial_prefills, 8,
+          "Most prompts in prefill at once (short prompts need not wait "
+          "behind long ones)");
 ABSL_FLAG(int, max_waiting, 1024,
           "Most requests waiting for admission; beyond it calls get "
           "RESOURCE_EXHAUSTED");
@@ -134,8 +141,12 @@ absl::Status RunServe() {
   options.kv_cache_bytes =
       static_cast<size_t>(absl::GetFlag(FLAGS_kv_cache_bytes));
   options.block_size = absl::GetFlag(FLAGS_block_size);
-  options.max_batched_tokens = absl::GetFlag(FLAGS_max_batched_tokens);
-  options.max_running = absl::GetFlag(FLAGS_max_running);
+  options.scheduling.max_batched_tokens =
+      absl::GetFlag(FLAGS_max_batched_tokens);
+  options.scheduling.max_running = absl::GetFlag(FLAGS_max_running);
+  options.scheduling.max_step_ms = absl::GetFlag(FLAGS_max_step_ms);
+  options.scheduling.max_partial_prefills =
+      absl::GetFlag(FLAGS_max_partial_prefills);
   options.max_waiting = absl::GetFlag(FLAGS_max_waiting);
   options.enable_prefix_cache = absl::GetFlag(FLAGS_prefix_cache);
   options.comm = comm.get();
@@ -166,6 +177,7 @@ absl::Status RunServe() {
         absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_metrics_port));
   }
   metrics_options.model_name = model_name;
+  metrics_options.max_step_ms = options.scheduling.max_step_ms;
   metrics_options.tensor_parallel_size = absl::GetFlag(FLAGS_tp);
   metrics_options.version = kVersion;
   ASSIGN_OR_RETURN(std::unique_ptr<ServerMetrics> metrics,
@@ -218,9 +230,7 @@ absl::Status RunServe() {
     kill(getpid(), SIGUSR1);
   });
   (*engine)->SetStepObserver(
-      [&metrics](absl::Duration t, int tokens, absl::Duration collectives) {
-        metrics->OnStep(t, tokens, collectives);
-      });
+      [&metrics](const StepReport& step) { metrics->OnStep(step); });
   if (const std::string note =
           ShortenedContextNote(options, **engine, "--kv_cache_bytes");
       !note.empty()) {

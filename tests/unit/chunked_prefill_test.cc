@@ -258,9 +258,9 @@ TEST(PrefillChunksTest, SharesThenOrderThenFloors) {
   limits.time_left_ms = 100;
   limits.min_chunk = 8;
   const std::vector<int> n = SizePrefillChunks(c, limits, model);
-  EXPECT_EQ(n[0], 30);  // all of it, within its share of 50 ms
-  EXPECT_EQ(n[1], 70);  // its share, then what the first left
-  EXPECT_EQ(n[2], 0);   // less important, nothing left, not started
+  EXPECT_EQ(n[0], 30);      // all of it, within its share of 50 ms
+  EXPECT_EQ(n[1], 70);      // its share, then what the first left
+  EXPECT_EQ(n[2], 0);       // less important, nothing left, not started
   limits.time_left_ms = 0;  // the decodes spent the budget
   const std::vector<int> floors = SizePrefillChunks(c, limits, model);
   EXPECT_EQ(floors, (std::vector<int>{8, 8, 0}));

@@ -101,7 +101,7 @@ std::unique_ptr<Engine> MakeEngine(int num_blocks, int block_size = 16,
   EngineConfig config;
   config.block_size = block_size;
   config.num_blocks = num_blocks;
-  config.max_batched_tokens = max_batched;
+  config.scheduling.max_batched_tokens = max_batched;
   config.enable_prefix_cache = prefix_cache;
   return std::make_unique<Engine>(config, std::move(*runner),
                                   std::move(*tokenizer));

@@ -18,6 +18,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -428,22 +429,25 @@ TEST(ServerMetricsTest, StepsFeedDurationAndBatchHistograms) {
   auto metrics = NewMetrics();
   ASSERT_NE(metrics, nullptr);
   // Installed exactly as the engine's observer would be.
-  StepObserver observer = [&metrics](absl::Duration step_time, int tokens,
-                                     absl::Duration collectives) {
-    metrics->OnStep(step_time, tokens, collectives);
+  StepObserver observer = [&metrics](const StepReport& step) {
+    metrics->OnStep(step);
   };
-  const std::pair<absl::Duration, int> steps[] = {{absl::Microseconds(750), 1},
-                                                  {absl::Milliseconds(3), 3},
-                                                  {absl::Milliseconds(42), 64},
-                                                  {absl::Seconds(1.5), 5000}};
+  // Duration, prefill tokens, decode tokens.
+  const std::tuple<absl::Duration, int, int> steps[] = {
+      {absl::Microseconds(750), 0, 1},
+      {absl::Milliseconds(3), 2, 1},
+      {absl::Milliseconds(42), 60, 4},
+      {absl::Seconds(1.5), 5000, 0}};  // prefill alone
   double seconds = 0;
-  for (const auto& [time, tokens] : steps) {
-    observer(time, tokens, absl::ZeroDuration());  // a world of one
+  for (const auto& [time, prefill, decode] : steps) {
+    observer({time, prefill, decode});  // a world of one
     seconds += absl::ToDoubleSeconds(time);
   }
   // Two tensor-parallel steps: only these feed the collective histogram.
-  observer(absl::Milliseconds(5), 8, absl::Microseconds(300));
-  observer(absl::Milliseconds(5), 8, absl::Microseconds(700));
+  observer({absl::Milliseconds(5), 0, 8, absl::ZeroDuration(),
+            absl::Microseconds(300)});
+  observer({absl::Milliseconds(5), 0, 8, absl::ZeroDuration(),
+            absl::Microseconds(700)});
   seconds += 0.010;
   const Exposition e(metrics->Serialize());
   EXPECT_EQ(e.Get("hydra_collective_seconds_count"), 2);
@@ -460,6 +464,41 @@ TEST(ServerMetricsTest, StepsFeedDurationAndBatchHistograms) {
   EXPECT_EQ(batch[13], std::make_pair(8192.0, 6.0));
   const auto step = e.Buckets("hydra_step_duration_seconds");
   EXPECT_EQ(step[0].second, 1);  // 750 µs ≤ 1 ms
+  // Split by kind; every step observes both.
+  EXPECT_EQ(e.Get("hydra_step_tokens_sum{kind=\"prefill\"}"), 5062);
+  EXPECT_EQ(e.Get("hydra_step_tokens_sum{kind=\"decode\"}"), 22);
+  EXPECT_EQ(e.Get("hydra_step_tokens_count{kind=\"decode\"}"), 6);
+  // Only steps with decodes: not the 1.5 s prefill.
+  EXPECT_EQ(e.Get("hydra_decode_step_duration_seconds_count"), 5);
+  EXPECT_NEAR(e.Get("hydra_decode_step_duration_seconds_sum"), seconds - 1.5,
+              1e-12);
+}
+
+TEST(ServerMetricsTest, SchedulingStatsByPriorityAndCostModel) {
+  MetricsOptions options;
+  options.max_step_ms = 120;
+  auto metrics = ServerMetrics::Create(options);
+  ASSERT_TRUE(metrics.ok());
+  EngineStats stats;
+  stats.partial_prefills = 3;
+  stats.waiting_by_priority = {{-2, 4}, {5, 1}};
+  stats.preemptions_by_priority = {{5, 2}};
+  stats.step_cost = {30.0, 0.5, 2e-4, 0.1};
+  (*metrics)->UpdateEngineStats(stats, 1, 1);
+  stats.waiting_by_priority = {{5, 2}};  // priority -2 no longer waits
+  stats.preemptions_by_priority = {{5, 3}, {0, 1}};
+  (*metrics)->UpdateEngineStats(stats, 1, 1);
+  const Exposition e((*metrics)->Serialize());
+  EXPECT_DOUBLE_EQ(e.Get("hydra_step_budget_seconds"), 0.12);
+  EXPECT_EQ(e.Get("hydra_partial_prefills"), 3);
+  EXPECT_EQ(e.Get("hydra_requests_waiting_by_priority{priority=\"-2\"}"), 0);
+  EXPECT_EQ(e.Get("hydra_requests_waiting_by_priority{priority=\"5\"}"), 2);
+  EXPECT_EQ(e.Get("hydra_preemptions_by_priority_total{priority=\"5\"}"), 3);
+  EXPECT_EQ(e.Get("hydra_preemptions_by_priority_total{priority=\"0\"}"), 1);
+  EXPECT_DOUBLE_EQ(e.Get("hydra_step_cost_coefficient{term=\"intercept\"}"),
+                   0.030);
+  EXPECT_DOUBLE_EQ(e.Get("hydra_step_cost_coefficient{term=\"key_read\"}"),
+                   2e-7);
 }
 
 TEST(ServerMetricsTest, GaugesFollowTheLastStatsAndCountersNeverDecrease) {
@@ -537,7 +576,7 @@ TEST(ServerMetricsTest, ConcurrentUpdatesLoseNothing) {
     threads.emplace_back([&metrics, t] {
       FeedRequests(*metrics, kRequests, t);
       for (int i = 0; i < 100; ++i) {
-        metrics->OnStep(absl::Milliseconds(1 + i), 1 + i);
+        metrics->OnStep({absl::Milliseconds(1 + i), 0, 1 + i});
         EngineStats stats;
         stats.preemptions = i;  // shared baseline: only checked for no crash
         metrics->UpdateEngineStats(stats, 1, 2);
@@ -574,7 +613,7 @@ TEST(ServerMetricsTest, PromtoolAcceptsTheExposition) {
   ASSERT_NE(fresh, nullptr);
   ASSERT_NE(fed, nullptr);
   FeedRequests(*fed, 50, 7);
-  fed->OnStep(absl::Milliseconds(12), 96);
+  fed->OnStep({absl::Milliseconds(12), 90, 6});
   EngineStats stats;
   stats.kv_used = 3;
   stats.kv_total = 10;
@@ -645,7 +684,7 @@ TEST(ServerMetricsTest, ServesMetricsOverHttpOnAnEphemeralPort) {
   ASSERT_NE(metrics, nullptr);
   const int port = metrics->port();
   ASSERT_GT(port, 0);
-  metrics->OnStep(absl::Milliseconds(5), 17);
+  metrics->OnStep({absl::Milliseconds(5), 16, 1});
   const std::string response = HttpGet(port, "/metrics");
   EXPECT_TRUE(absl::StartsWith(response, "HTTP/1.1 200") ||
               absl::StartsWith(response, "HTTP/1.0 200"))

@@ -9,8 +9,8 @@ namespace {
 
 // A machine whose steps cost exactly this (milliseconds).
 double TrueCost(const StepShape& s, double slowdown = 1.0) {
-  return slowdown * (20.0 + 0.8 * s.tokens + 2e-4 * s.key_reads +
-                     0.3 * s.sequences);
+  return slowdown *
+         (20.0 + 0.8 * s.tokens + 2e-4 * s.key_reads + 0.3 * s.sequences);
 }
 
 StepShape RandomStep(std::mt19937& rng) {
