@@ -2,9 +2,10 @@
 //
 //   closed loop:  hydra-bench --target=HOST:PORT --concurrency=16
 //   open loop:    hydra-bench --target=HOST:PORT --request_rate=4
-//   --arrival=poisson sweep:        --concurrency=1,4,16,64  or
-//   --request_rate=1,2,4,8 SLO search:   --slo_ttft_p95_ms=1000
-//   [--slo_itl_p95_ms=100]
+//                 [--arrival=poisson]
+//   sweep:        --concurrency=1,4,16,64  or  --request_rate=1,2,4,8
+//   SLO search:   --slo_ttft_p95_ms=1000 [--slo_itl_p95_ms=100]
+//   classes:      --mix=doc:0.1:1000-2000:32,chat:0.9:16-64:64
 //
 // Prints a table per run (and per sweep), and writes the summary as JSON
 // (--json_out) and every request as CSV or JSONL (--requests_out). Exits 0
@@ -20,6 +21,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
@@ -28,6 +30,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/loadgen/connection.h"
+#include "bench/loadgen/mix.h"
 #include "bench/loadgen/report.h"
 #include "bench/loadgen/runner.h"
 #include "bench/loadgen/slo_search.h"
@@ -62,6 +65,14 @@ ABSL_FLAG(int, output_len_spread, 0,
 ABSL_FLAG(std::string, dataset, "",
           "JSONL file of prompts, one {\"prompt\": ..., \"max_tokens\": ...} "
           "per line (max_tokens optional); replaces synthetic prompts");
+ABSL_FLAG(std::string, mix, "",
+          "Synthetic prompts from a weighted mix of request classes, each "
+          "with its own lengths: NAME:WEIGHT:INPUT:OUTPUT[,...], INPUT and "
+          "OUTPUT in tokens as N or LO-HI (uniform), weights relative "
+          "(e.g. doc:0.1:1000-2000:32,chat:0.9:16-64:64). Each request draws "
+          "its class from the weights and --seed; reports add per-class "
+          "figures. Replaces --input_len* and --output_len*; excludes "
+          "--dataset");
 ABSL_FLAG(int, shared_prefix_len, 0,
           "The first N tokens of every synthetic prompt are the same (part of "
           "--input_len), to measure prefix caching");
@@ -140,8 +151,33 @@ std::optional<double> ProcessCpuSeconds(int pid) {
   return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
 }
 
+// --mix's classes (empty without it), checked against the flags it
+// replaces: a --input_len left in a command line with --mix would otherwise
+// be silently ignored.
+absl::StatusOr<std::vector<RequestClass>> MixFromFlags() {
+  const std::string mix = absl::GetFlag(FLAGS_mix);
+  if (mix.empty()) return std::vector<RequestClass>{};
+  if (!absl::GetFlag(FLAGS_dataset).empty()) {
+    return absl::InvalidArgumentError(
+        "--mix and --dataset exclude each other: --mix makes synthetic "
+        "prompts");
+  }
+  for (const char* name :
+       {"input_len", "input_len_dist", "input_len_spread", "output_len",
+        "output_len_dist", "output_len_spread"}) {
+    const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    if (flag->CurrentValue() != flag->DefaultValue()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--mix sets every class's lengths; drop --", name,
+                       " (or add a class for it)"));
+    }
+  }
+  return ParseMix(mix);
+}
+
 absl::StatusOr<std::unique_ptr<Workload>> BuildWorkload(
-    v1::Inference::Stub& stub, const ConnectOptions& connect) {
+    v1::Inference::Stub& stub, const ConnectOptions& connect,
+    std::vector<RequestClass> mix) {
   absl::StatusOr<LengthDistribution> output = LengthDistribution::Create(
       "output_len", absl::GetFlag(FLAGS_output_len_dist),
       absl::GetFlag(FLAGS_output_len), absl::GetFlag(FLAGS_output_len_spread));
@@ -160,10 +196,13 @@ absl::StatusOr<std::unique_ptr<Workload>> BuildWorkload(
   absl::StatusOr<WordCosts> costs =
       MeasureWordCosts(stub, BuiltinWords(), connect);
   if (!costs.ok()) return costs.status();
-  absl::StatusOr<std::unique_ptr<Workload>> workload = MakeSyntheticWorkload(
-      *std::move(costs),
-      SyntheticOptions{*input, *output, absl::GetFlag(FLAGS_shared_prefix_len),
-                       seed});
+  const int prefix = absl::GetFlag(FLAGS_shared_prefix_len);
+  absl::StatusOr<std::unique_ptr<Workload>> workload =
+      mix.empty()
+          ? MakeSyntheticWorkload(
+                *std::move(costs),
+                SyntheticOptions{*input, *output, prefix, seed})
+          : MakeMixedWorkload(*std::move(costs), std::move(mix), prefix, seed);
   if (!workload.ok()) return workload.status();
   // Lengths are composed from per-word costs; check a few whole prompts
   // against the server's own count (keys far from the ones runs use).
@@ -242,6 +281,15 @@ int Main() {
                                 "--arrival must be poisson or constant (got \"",
                                 base.arrival, "\")")));
   }
+  absl::StatusOr<std::vector<RequestClass>> mix = MixFromFlags();
+  if (!mix.ok()) return Fail(kExitUsage, mix.status());
+  nlohmann::json mix_json = nlohmann::json::array();
+  for (const RequestClass& c : *mix) {
+    mix_json.push_back({{"name", c.name},
+                        {"weight", c.weight},
+                        {"input_len", c.input.ToString()},
+                        {"output_len", c.output.ToString()}});
+  }
 
   absl::StatusOr<std::vector<std::unique_ptr<v1::Inference::Stub>>> stubs =
       Connect(connect);
@@ -249,7 +297,7 @@ int Main() {
   absl::StatusOr<v1::ModelInfo> model = WaitForModel(*stubs->front(), connect);
   if (!model.ok()) return Fail(kExitFailedRequests, model.status());
   absl::StatusOr<std::unique_ptr<Workload>> workload =
-      BuildWorkload(*stubs->front(), connect);
+      BuildWorkload(*stubs->front(), connect, *std::move(mix));
   if (!workload.ok()) {
     return Fail(absl::IsInvalidArgument(workload.status()) ||
                         absl::IsNotFound(workload.status())
@@ -259,12 +307,15 @@ int Main() {
   }
   if (const int need = (*workload)->MaxTotalTokens();
       need > model->max_context()) {
-    return Fail(kExitUsage,
-                absl::InvalidArgumentError(absl::StrCat(
-                    "prompt + output can reach ", need,
-                    " tokens (--input_len, --output_len and their spreads), "
-                    "more than the server's context (max_context) of ",
-                    model->max_context())));
+    return Fail(
+        kExitUsage,
+        absl::InvalidArgumentError(absl::StrCat(
+            "prompt + output can reach ", need,
+            mix_json.empty() ? " tokens (--input_len, --output_len and their "
+                               "spreads), "
+                             : " tokens (--mix's longest INPUT + OUTPUT), ",
+            "more than the server's context (max_context) of ",
+            model->max_context())));
   }
   std::printf(
       "hydra-bench -> %s: model %s (%s, context %d, tensor parallel "
@@ -350,6 +401,7 @@ int Main() {
       {"workload",
        {{"description", (*workload)->Describe()},
         {"dataset", absl::GetFlag(FLAGS_dataset)},
+        {"mix", mix_json},
         {"input_len", absl::GetFlag(FLAGS_input_len)},
         {"input_len_dist", absl::GetFlag(FLAGS_input_len_dist)},
         {"input_len_spread", absl::GetFlag(FLAGS_input_len_spread)},

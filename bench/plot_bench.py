@@ -1,16 +1,22 @@
 #!/usr/bin/python3
 """Plots hydra-bench results with gnuplot (Debian: gnuplot-nox).
 
-Usage: plot_bench.py --out=DIR [--title=TEXT] SUMMARY.json REQUESTS.(csv|jsonl)
-           [SUMMARY2.json REQUESTS2.csv NAME2 ...]
+Usage: plot_bench.py --out=DIR [--title=TEXT] [--name=NAME]
+           SUMMARY.json REQUESTS.(csv|jsonl) [SUMMARY2.json REQUESTS2.csv NAME2 ...]
 
 Writes, into DIR:
   ttft_cdf.png, itl_cdf.png, e2e_cdf.png  latency CDFs, one curve per run
   sweep.png                               when the first summary holds several
                                           runs: output tokens/s, and p95 TTFT
                                           and ITL, against concurrency or rate
+  classes.png                             when a summary has request classes
+                                          (--mix): p50/p95/p99 of TTFT, ITL and
+                                          E2E per class, one bar group per class
+                                          and one colour per run, side by side
 Further summaries (each with its requests file and a name for the legend)
-add their runs' curves to the CDFs, to compare two configurations.
+add their runs' curves to the CDFs and their bars to classes.png, to compare
+two configurations (e.g. with and without a prefill budget); --name names
+the first in the legends.
 Needs only the Python standard library and gnuplot.
 """
 
@@ -39,6 +45,7 @@ def read_requests(path):
                     "tpot_ms": float(row["tpot_ms"]),
                     "e2e_ms": float(row["e2e_ms"]),
                     "itl_ms": [float(x) for x in row["itl_ms"].split()],
+                    "class": row.get("class", ""),
                 })
         else:
             rows = [json.loads(line) for line in f if line.strip()]
@@ -73,6 +80,58 @@ def option(name):
     return values[-1] if values else None
 
 
+# Per run, a colour family; within it p50, p95, p99 from light to dark.
+PALETTES = (("#9ecae1", "#4292c6", "#08519c"), ("#fdae6b", "#f16913", "#a63603"),
+            ("#a1d99b", "#41ab5d", "#006d2c"), ("#bcbddc", "#807dba", "#54278f"))
+
+
+def class_plot(inputs, data, path, title):
+    """gnuplot commands for classes.png, or [] when no run has classes."""
+    series = []  # (legend, {class: run's class entry}) per run with classes
+    names = []   # every class, in the order the runs list them
+    for name, summary, _ in inputs:
+        runs = summary["runs"]
+        for run in runs:
+            if not run.get("classes"):
+                continue
+            legend = ", ".join(x for x in (name, run_title(run) if len(runs) > 1 else "") if x)
+            series.append((legend, {c["name"]: c for c in run["classes"]}))
+            names += [c["name"] for c in run["classes"] if c["name"] not in names]
+    if not series:
+        return []
+    script = ["set terminal pngcairo size 900,%d font \"sans,10\"" % (300 * 3),
+              "set output " + quote(path), "set style data histograms",
+              "set style histogram clustered gap 1", "set style fill solid 0.9 border -1",
+              "set boxwidth 0.9", "set key outside right top", "set grid ytics",
+              "unset logscale", "set logscale y", "set autoscale", "unset y2tics",
+              "unset y2label", "unset xlabel",
+              "set multiplot layout 3,1 title " + quote(title), "unset title"]
+    for metric, label in (("ttft_ms", "TTFT (ms)"), ("itl_ms", "inter-token latency (ms)"),
+                          ("e2e_ms", "end-to-end latency (ms)")):
+        dat = os.path.join(data, "classes_%s.dat" % metric)
+        with open(dat, "w") as f:
+            for cls in names:
+                values = []
+                for _, by_class in series:
+                    entry = by_class.get(cls)
+                    for p in ("p50", "p95", "p99"):
+                        # No bar where a class had no samples (log scale).
+                        ok = entry is not None and entry[metric]["n"] > 0
+                        values.append("%g" % entry[metric][p] if ok else "NaN")
+                f.write("%s %s\n" % (quote(cls), " ".join(values)))
+        plots = []
+        for i, (legend, _) in enumerate(series):
+            for j, p in enumerate(("p50", "p95", "p99")):
+                column = 2 + 3 * i + j
+                using = "%d:xtic(1)" % column if column == 2 else "%d" % column
+                plots.append("%s using %s lc rgb %s title %s" % (
+                    "''" if plots else quote(dat), using,
+                    quote(PALETTES[i % len(PALETTES)][j]),
+                    quote(p + (", " + legend if legend else ""))))
+        script += ["set ylabel " + quote(label), "plot " + ", ".join(plots)]
+    return script + ["unset multiplot"]
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     out_dir = option("out")
@@ -82,7 +141,7 @@ def main():
         sys.exit("plot_bench.py: gnuplot not found (Debian: apt-get install gnuplot-nox)")
     # (name, summary, rows) per input; the first is unnamed.
     inputs = []
-    inputs.append(("", *load(args[0], args[1])))
+    inputs.append((option("name") or "", *load(args[0], args[1])))
     for i in range(2, len(args), 3):
         inputs.append((args[i + 2], *load(args[i], args[i + 1])))
     summary = inputs[0][1]
@@ -135,6 +194,8 @@ def main():
                    "'' using 1:3 axes x1y2 with linespoints lw 2 pt 5 title \"p95 TTFT (ms)\", "
                    "'' using 1:4 axes x1y2 with linespoints lw 2 pt 9 title \"p95 ITL (ms)\""
                    % quote(path)]
+
+    script += class_plot(inputs, data, os.path.join(out_dir, "classes.png"), title)
 
     gp = os.path.join(data, "plot.gp")
     with open(gp, "w") as f:

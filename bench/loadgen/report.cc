@@ -31,6 +31,55 @@ std::string CsvField(const std::string& s) {
   return absl::StrCat("\"", absl::StrReplaceAll(s, {{"\"", "\"\""}}), "\"");
 }
 
+// One row per --mix class, with the percentiles SLOs are usually set on.
+void PrintClasses(const std::vector<ClassSummary>& classes, std::FILE* out) {
+  int width = 5;  // "class"
+  for (const ClassSummary& c : classes) {
+    width = std::max(width, static_cast<int>(c.name.size()));
+  }
+  absl::FPrintF(out,
+                "| %-*s |     ok | failed | TTFT p50 |      p95 |      p99 |"
+                "  ITL p50 |      p95 |      p99 |  E2E p50 |      p95 |"
+                "      p99 |\n",
+                width, "class");
+  absl::FPrintF(out,
+                "|%s|-------:|-------:|---------:|---------:|---------:|"
+                "---------:|---------:|---------:|---------:|---------:|"
+                "---------:|\n",
+                std::string(width + 2, '-'));
+  for (const ClassSummary& c : classes) {
+    const RunSummary& s = c.summary;
+    absl::FPrintF(out, "| %-*s | %6d | %6d |", width, c.name, s.completed,
+                  s.failed);
+    for (const LatencySummary* l : {&s.ttft_ms, &s.itl_ms, &s.e2e_ms}) {
+      absl::FPrintF(out, " %8.1f | %8.1f | %8.1f |", l->p50, l->p95, l->p99);
+    }
+    absl::FPrintF(out, "\n");
+  }
+}
+
+// The figures a run and each of its classes share.
+nlohmann::json SummaryJson(const RunSummary& s) {
+  return {
+      {"issued", s.issued},
+      {"completed", s.completed},
+      {"failed", s.failed},
+      {"errors", s.errors},
+      {"error_examples", s.error_examples},
+      {"duration_s", s.duration_s},
+      {"requests_per_s", s.requests_per_s},
+      {"input_tokens", s.input_tokens},
+      {"cached_input_tokens", s.cached_input_tokens},
+      {"output_tokens", s.output_tokens},
+      {"output_tokens_per_s", s.output_tokens_per_s},
+      {"total_tokens_per_s", s.total_tokens_per_s},
+      {"ttft_ms", LatencyJson(s.ttft_ms)},
+      {"itl_ms", LatencyJson(s.itl_ms)},
+      {"tpot_ms", LatencyJson(s.tpot_ms)},
+      {"e2e_ms", LatencyJson(s.e2e_ms)},
+  };
+}
+
 }  // namespace
 
 void PrintPhase(const PhaseResult& phase, std::FILE* out) {
@@ -60,6 +109,7 @@ void PrintPhase(const PhaseResult& phase, std::FILE* out) {
         out, "| %-4s | %8.1f | %8.1f | %8.1f | %8.1f | %8.1f | %8.1f | %8d |\n",
         name, l->mean, l->p50, l->p90, l->p95, l->p99, l->max, l->count);
   }
+  if (!phase.classes.empty()) PrintClasses(phase.classes, out);
   if (s.failed > 0) absl::FPrintF(out, "errors: %s\n", ErrorsText(s));
 }
 
@@ -89,29 +139,25 @@ nlohmann::json LatencyJson(const LatencySummary& s) {
 nlohmann::json PhaseJson(const PhaseResult& phase) {
   const PhaseSpec& spec = phase.spec;
   const RunSummary& s = phase.summary;
-  nlohmann::json j = {
-      {"label", spec.Label()},
-      {"mode", IsOpenLoop(spec) ? "open_loop" : "closed_loop"},
-      {"num_requests_bound", spec.num_requests},
-      {"duration_bound_s", spec.duration_s},
-      {"issued", s.issued},
-      {"completed", s.completed},
-      {"failed", s.failed},
-      {"errors", s.errors},
-      {"error_examples", s.error_examples},
-      {"duration_s", s.duration_s},
-      {"requests_per_s", s.requests_per_s},
-      {"input_tokens", s.input_tokens},
-      {"cached_input_tokens", s.cached_input_tokens},
-      {"output_tokens", s.output_tokens},
-      {"output_tokens_per_s", s.output_tokens_per_s},
-      {"total_tokens_per_s", s.total_tokens_per_s},
-      {"ttft_ms", LatencyJson(s.ttft_ms)},
-      {"itl_ms", LatencyJson(s.itl_ms)},
-      {"tpot_ms", LatencyJson(s.tpot_ms)},
-      {"e2e_ms", LatencyJson(s.e2e_ms)},
-      {"client_cpu_cores", phase.client_cpu_cores},
-  };
+  nlohmann::json j = SummaryJson(s);
+  j["label"] = spec.Label();
+  j["mode"] = IsOpenLoop(spec) ? "open_loop" : "closed_loop";
+  j["num_requests_bound"] = spec.num_requests;
+  j["duration_bound_s"] = spec.duration_s;
+  j["client_cpu_cores"] = phase.client_cpu_cores;
+  if (!phase.classes.empty()) {
+    nlohmann::json classes = nlohmann::json::array();
+    for (const ClassSummary& c : phase.classes) {
+      nlohmann::json one = SummaryJson(c.summary);
+      one["name"] = c.name;
+      one["label"] = absl::StrCat(spec.Label(), ", class ", c.name);
+      one["share"] = s.issued > 0 ? static_cast<double>(c.summary.issued) /
+                                        static_cast<double>(s.issued)
+                                  : 0.0;
+      classes.push_back(std::move(one));
+    }
+    j["classes"] = std::move(classes);
+  }
   if (IsOpenLoop(spec)) {
     j["request_rate"] = spec.request_rate;
     j["sent_per_s"] = s.sent_per_s;
@@ -139,14 +185,14 @@ absl::Status WriteRequests(const std::string& path,
   if (*format == RequestsFormat::kCsv) {
     out << "run,index,start_s,status,finish_reason,input_tokens,"
            "cached_input_tokens,output_tokens,ttft_ms,tpot_ms,e2e_ms,itl_ms,"
-           "error\n";
+           "error,class\n";
   }
   for (size_t run = 0; run < phases.size(); ++run) {
     for (const RequestRecord& r : phases[run].records) {
       if (*format == RequestsFormat::kCsv) {
         // Inter-token gaps in one field, space-separated.
         out << absl::StrFormat(
-            "%d,%d,%.6f,%s,%s,%d,%d,%d,%.4f,%.4f,%.4f,%s,%s\n", run, r.index,
+            "%d,%d,%.6f,%s,%s,%d,%d,%d,%.4f,%.4f,%.4f,%s,%s,%s\n", run, r.index,
             r.start_s, StatusName(r.code), r.finish_reason, r.input_tokens,
             r.cached_input_tokens, r.output_tokens, r.ttft_ms, r.tpot_ms(),
             r.e2e_ms,
@@ -154,7 +200,7 @@ absl::Status WriteRequests(const std::string& path,
                           [](std::string* o, double v) {
                             absl::StrAppendFormat(o, "%.4f", v);
                           }),
-            CsvField(r.error));
+            CsvField(r.error), CsvField(r.request_class));
       } else {
         const nlohmann::json j = {
             {"run", run},
@@ -170,6 +216,7 @@ absl::Status WriteRequests(const std::string& path,
             {"e2e_ms", r.e2e_ms},
             {"itl_ms", r.itl_ms},
             {"error", r.error},
+            {"class", r.request_class},
         };
         out << j.dump() << "\n";
       }

@@ -1,6 +1,7 @@
 #include "bench/loadgen/request_record.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace hydra::loadgen {
 
@@ -49,6 +50,23 @@ RunSummary SummarizeRun(const std::vector<RequestRecord>& records,
   s.tpot_ms = Summarize(std::move(tpot));
   s.e2e_ms = Summarize(std::move(e2e));
   return s;
+}
+
+std::vector<ClassSummary> SummarizeByClass(
+    const std::vector<RequestRecord>& records, double duration_s,
+    const std::vector<std::string>& names) {
+  std::vector<std::string> order = names;
+  std::map<std::string, std::vector<RequestRecord>> by_class;
+  for (const std::string& name : names) by_class[name];
+  for (const RequestRecord& r : records) {
+    if (by_class.count(r.request_class) == 0) order.push_back(r.request_class);
+    by_class[r.request_class].push_back(r);
+  }
+  std::vector<ClassSummary> out;
+  for (const std::string& name : order) {
+    out.push_back(ClassSummary{name, SummarizeRun(by_class[name], duration_s)});
+  }
+  return out;
 }
 
 }  // namespace hydra::loadgen

@@ -27,6 +27,7 @@ struct RequestRecord {
   absl::StatusCode code = absl::StatusCode::kOk;
   std::string error;          // the server's message when code != OK
   std::string finish_reason;  // e.g. "length"; empty when failed
+  std::string request_class;  // --mix's class; empty without one
 
   bool ok() const { return code == absl::StatusCode::kOk; }
   // Time per output token after the first: (e2e - ttft) / (output - 1); 0
@@ -57,6 +58,19 @@ struct RunSummary {
 
 RunSummary SummarizeRun(const std::vector<RequestRecord>& records,
                         double duration_s);
+
+// One request class's figures within a run; rates are over the whole run's
+// duration, so the classes' requests/s add up to the run's.
+struct ClassSummary {
+  std::string name;
+  RunSummary summary;
+};
+
+// A summary per class in `names` order, each present even when no request
+// drew it (counts 0), then any class the records hold but `names` lacks.
+std::vector<ClassSummary> SummarizeByClass(
+    const std::vector<RequestRecord>& records, double duration_s,
+    const std::vector<std::string>& names);
 
 // "UNAVAILABLE" for kUnavailable: the gRPC spelling of a status code.
 std::string StatusName(absl::StatusCode code);

@@ -147,22 +147,23 @@ absl::StatusOr<PhaseResult> Runner::Run(
       absl::MutexLock lock(&state->mu);
       ++state->in_flight;
     }
-    StreamCall::Start(*stubs_[issued % stubs_.size()], request, timeout,
-                      options_.api_key, start, issued,
-                      [state](RequestRecord r) {
-                        absl::MutexLock lock(&state->mu);
-                        Progress& p = state->progress;
-                        ++p.done;
-                        if (r.ok()) {
-                          p.output_tokens += r.output_tokens;
-                          if (r.ttft_ms >= 0)
-                            state->ttft_ms.push_back(r.ttft_ms);
-                        } else {
-                          ++p.failed;
-                        }
-                        state->records.push_back(std::move(r));
-                        --state->in_flight;
-                      });
+    StreamCall::Start(
+        *stubs_[issued % stubs_.size()], request, timeout, options_.api_key,
+        start, issued,
+        [state, request_class = prompt.request_class](RequestRecord r) {
+          r.request_class = request_class;
+          absl::MutexLock lock(&state->mu);
+          Progress& p = state->progress;
+          ++p.done;
+          if (r.ok()) {
+            p.output_tokens += r.output_tokens;
+            if (r.ttft_ms >= 0) state->ttft_ms.push_back(r.ttft_ms);
+          } else {
+            ++p.failed;
+          }
+          state->records.push_back(std::move(r));
+          --state->in_flight;
+        });
     ++issued;
   }
   wait([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(
@@ -183,6 +184,10 @@ absl::StatusOr<PhaseResult> Runner::Run(
               return a.index < b.index;
             });
   result.summary = SummarizeRun(result.records, result.duration_s);
+  if (const std::vector<std::string> names = workload_.ClassNames();
+      !names.empty()) {
+    result.classes = SummarizeByClass(result.records, result.duration_s, names);
+  }
   return result;
 }
 

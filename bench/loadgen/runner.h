@@ -55,6 +55,7 @@ struct PhaseResult {
   double duration_s = 0;
   double client_cpu_cores = 0;  // this process, over the phase
   RunSummary summary;
+  std::vector<ClassSummary> classes;  // per --mix class; empty without one
 };
 
 class Runner {

@@ -13,10 +13,7 @@
 #include "nlohmann/json.hpp"
 
 namespace hydra::loadgen {
-namespace {
 
-// Seeds a generator for one prompt from the workload seed and the prompt's
-// key, so that any thread can make prompt k without shared state.
 std::mt19937_64 RngFor(uint64_t seed, uint64_t key, uint64_t stream) {
   std::seed_seq seq{
       static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32),
@@ -24,6 +21,8 @@ std::mt19937_64 RngFor(uint64_t seed, uint64_t key, uint64_t stream) {
       static_cast<uint32_t>(stream)};
   return std::mt19937_64(seq);
 }
+
+namespace {
 
 class SyntheticWorkload final : public Workload {
  public:
@@ -123,6 +122,11 @@ absl::StatusOr<LengthDistribution> LengthDistribution::Create(
       "\")"));
 }
 
+LengthDistribution LengthDistribution::Range(int lo, int hi) {
+  if (lo == hi) return LengthDistribution(Kind::kFixed, lo, 0);
+  return LengthDistribution(Kind::kRange, lo + (hi - lo) / 2, 0, lo, hi);
+}
+
 int LengthDistribution::Sample(std::mt19937_64& rng, int min) const {
   int v = mean_;
   switch (kind_) {
@@ -138,8 +142,25 @@ int LengthDistribution::Sample(std::mt19937_64& rng, int min) const {
           std::clamp(std::normal_distribution<double>(mean_, spread_)(rng),
                      mean_ - 4.0 * spread_, mean_ + 4.0 * spread_)));
       break;
+    case Kind::kRange:
+      v = std::uniform_int_distribution<int>(lo_, hi_)(rng);
+      break;
   }
   return std::max(v, min);
+}
+
+int LengthDistribution::min() const {
+  switch (kind_) {
+    case Kind::kFixed:
+      return mean_;
+    case Kind::kUniform:
+      return mean_ - spread_;
+    case Kind::kNormal:
+      return mean_ - 4 * spread_;
+    case Kind::kRange:
+      return lo_;
+  }
+  return mean_;
 }
 
 int LengthDistribution::max() const {
@@ -150,6 +171,8 @@ int LengthDistribution::max() const {
       return mean_ + spread_;
     case Kind::kNormal:
       return mean_ + 4 * spread_;
+    case Kind::kRange:
+      return hi_;
   }
   return mean_;
 }
@@ -162,6 +185,8 @@ std::string LengthDistribution::ToString() const {
       return absl::StrCat("uniform ", mean_, "±", spread_);
     case Kind::kNormal:
       return absl::StrCat("normal ", mean_, " sd ", spread_);
+    case Kind::kRange:
+      return absl::StrCat(lo_, "-", hi_);
   }
   return "";
 }

@@ -17,26 +17,32 @@
 
 namespace hydra::loadgen {
 
-// A length in tokens: fixed, uniform in [mean - spread, mean + spread], or
-// normal with standard deviation `spread`; draws are clamped to >= `min`.
+// A length in tokens: fixed, uniform in [mean - spread, mean + spread] or in
+// [lo, hi], or normal with standard deviation `spread`; draws are clamped to
+// >= `min`.
 class LengthDistribution {
  public:
   // kind: "fixed", "uniform" or "normal". `flag` names the option in errors.
   static absl::StatusOr<LengthDistribution> Create(absl::string_view flag,
                                                    absl::string_view kind,
                                                    int mean, int spread);
+  // Uniform in [lo, hi], for --mix's LO-HI (whose parser checks
+  // 1 <= lo <= hi): a range of odd width has no integer mean +- spread.
+  static LengthDistribution Range(int lo, int hi);
   int Sample(std::mt19937_64& rng, int min = 1) const;
   int mean() const { return mean_; }
+  int min() const;  // the smallest value a draw has before Sample's clamp
   int max() const;  // the largest value Sample can return
   std::string ToString() const;
 
  private:
-  enum class Kind { kFixed, kUniform, kNormal };
-  LengthDistribution(Kind kind, int mean, int spread)
-      : kind_(kind), mean_(mean), spread_(spread) {}
+  enum class Kind { kFixed, kUniform, kNormal, kRange };
+  LengthDistribution(Kind kind, int mean, int spread, int lo = 0, int hi = 0)
+      : kind_(kind), mean_(mean), spread_(spread), lo_(lo), hi_(hi) {}
   Kind kind_;
   int mean_;
   int spread_;
+  int lo_, hi_;  // kRange only
 };
 
 // Words and what each costs in tokens, measured once through the server's
@@ -70,10 +76,17 @@ absl::StatusOr<std::vector<DatasetEntry>> ParseDataset(std::istream& in,
                                                        absl::string_view name);
 absl::StatusOr<std::vector<DatasetEntry>> LoadDataset(const std::string& path);
 
+// Seeds a generator for one prompt from the workload seed and the prompt's
+// key, so that any thread can make prompt k without shared state. Streams
+// keep draws for different purposes apart: 0 a prompt's lengths and words,
+// 1 the shared prefix, 2 a dataset prompt's output length, 3 --mix's class.
+std::mt19937_64 RngFor(uint64_t seed, uint64_t key, uint64_t stream);
+
 struct Prompt {
   std::string text;
   int max_tokens = 0;
   int expected_input_tokens = 0;  // 0 when unknown (dataset prompts)
+  std::string request_class;      // --mix's class; empty without one
 };
 
 class Workload {
@@ -87,6 +100,9 @@ class Workload {
   // unknown, the server will judge).
   virtual int MaxTotalTokens() const = 0;
   virtual std::string Describe() const = 0;
+  // The request classes Make draws from, in the order reports list them;
+  // empty for a workload of one kind of request.
+  virtual std::vector<std::string> ClassNames() const { return {}; }
 };
 
 struct SyntheticOptions {

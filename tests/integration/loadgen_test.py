@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """hydra-bench against a real `hydra serve` on loopback.
 
-Checks that closed-loop, Poisson, sweep, shared-prefix and SLO-search runs
-complete; that the JSON summary agrees with the per-request file (counts,
-tokens, and percentiles recomputed here with Python's own statistics module);
+Checks that closed-loop, Poisson, sweep, shared-prefix, mixed-class (--mix)
+and SLO-search runs complete; that the JSON summary agrees with the
+per-request file (counts, tokens, and percentiles recomputed here with
+Python's own statistics module, per run and per request class);
 that the TTFT p95 hydra-bench reports agrees with the one Prometheus would
 compute from the server's histogram over the same run, within that
 histogram's bucket width; and that bad input, an unreachable server and a
@@ -234,6 +235,67 @@ def main():
               "requests after the first reuse the shared prefix's blocks: "
               + str([r["cached_input_tokens"] for r in rows]))
         check_agreement(summary, rows, abs_tol=1e-6)
+
+        # A mix of request classes under Poisson arrivals: long "doc" prompts
+        # among short "chat" turns (stories15M's context is 256 tokens).
+        mixed = os.path.join(work, "mixed.csv")
+        rc, out, summary = bench.run(
+            "mixed", "--mix=doc:0.25:120-180:6,chat:0.75:16-32:4", "--request_rate=16",
+            "--num_requests=32", "--warmup_requests=0", "--requests_out=" + mixed)
+        check(rc == 0, f"mixed run exited {rc}")
+        check([c["name"] for c in summary["workload"]["mix"]] == ["doc", "chat"],
+              "the summary's workload lists the classes")
+        run = summary["runs"][0]
+        classes = run["classes"]
+        check([c["name"] for c in classes] == ["doc", "chat"], "one entry per class, in --mix order")
+        for field in ("issued", "completed", "failed", "input_tokens", "output_tokens"):
+            total = sum(c[field] for c in classes)
+            check(total == run[field], f"classes' {field} sum to {total}, run has {run[field]}")
+        check(all(c["issued"] > 0 for c in classes),
+              "both classes drew requests: " + str([c["issued"] for c in classes]))
+        check(abs(sum(c["share"] for c in classes) - 1) < 1e-9, "the classes' shares sum to 1")
+        check(sum(c["itl_ms"]["n"] for c in classes) == run["itl_ms"]["n"],
+              "the classes' ITL samples are the run's")
+        for c in classes:
+            for metric in ("ttft_ms", "itl_ms", "e2e_ms"):
+                figures = c[metric]
+                check(figures["p50"] <= figures["p95"] <= figures["p99"] <= figures["max"],
+                      f"class {c['name']}: {metric} percentiles in order")
+        check("| class |" in out and "| doc " in out and "| chat " in out,
+              "the table has a row per class")
+        rows = read_requests(mixed)
+        check({r["class"] for r in rows} == {"doc", "chat"}, "every request row names its class")
+        lengths = {"doc": (120, 180, 6), "chat": (16, 32, 4)}
+        for r in rows:
+            lo, hi, out_len = lengths[r["class"]]
+            check(lo <= r["input_tokens"] <= hi and r["output_tokens"] == out_len,
+                  f"a {r['class']} request has its class's lengths: {r}")
+        # Each class's figures, recomputed from its own rows (CSV: 4 decimals).
+        for c in classes:
+            mine = [dict(r, run=0) for r in rows if r["class"] == c["name"]]
+            check_agreement({"runs": [c]}, mine, abs_tol=1e-3)
+        # The same seed draws the same classes again.
+        again = os.path.join(work, "mixed_again.csv")
+        rc, _, _ = bench.run(
+            "mixed_again", "--mix=doc:0.25:120-180:6,chat:0.75:16-32:4", "--request_rate=16",
+            "--num_requests=32", "--warmup_requests=0", "--requests_out=" + again)
+        check(rc == 0, f"second mixed run exited {rc}")
+        check([r["class"] for r in read_requests(again)] == [r["class"] for r in rows],
+              "the seed fixes each request's class")
+        # The per-class plot, two runs side by side.
+        plots = os.path.join(work, "mixed_plots")
+        subprocess.run([sys.executable, PLOT_SCRIPT, "--out=" + plots, "--name=first",
+                        os.path.join(work, "mixed.json"), mixed,
+                        os.path.join(work, "mixed_again.json"), again, "second"],
+                       check=True, timeout=120)
+        with open(os.path.join(plots, "classes.png"), "rb") as f:
+            check(f.read(8) == b"\x89PNG\r\n\x1a\n", "classes.png is a PNG")
+        # A malformed mix is refused before any request, naming the flag.
+        rc, out, _ = bench.run("bad_mix", "--mix=doc:0:100:8")
+        check(rc == 2 and '--mix: class "doc": WEIGHT must be a positive number' in out,
+              "a zero weight is refused with the flag named")
+        rc, out, _ = bench.run("mix_and_len", "--mix=doc:1:100:8", "--input_len=32")
+        check(rc == 2 and "drop --input_len" in out, "--mix refuses --input_len beside it")
 
         # SLO search over open-loop runs.
         rc, out, summary = bench.run(

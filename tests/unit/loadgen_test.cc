@@ -1,17 +1,22 @@
 // The load generator's arithmetic and parsing, on known inputs: percentiles,
 // rates, arrival processes, length distributions, prompt composition, JSONL
-// datasets, the SLO search and the per-request file.
+// datasets, request-class mixes, the SLO search and the per-request file.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_split.h"
 #include "bench/loadgen/arrivals.h"
+#include "bench/loadgen/mix.h"
 #include "bench/loadgen/report.h"
 #include "bench/loadgen/request_record.h"
 #include "bench/loadgen/slo_search.h"
@@ -272,6 +277,174 @@ TEST(SyntheticWorkload, RejectsPrefixNotInsideTheInput) {
       HasSubstr("--input_len must be > 1"));
 }
 
+TEST(Mix, ParsesClassesInOrder) {
+  auto mix = ParseMix("doc:0.1:1000-2000:32, chat : 0.9 : 16-64 : 64-64");
+  ASSERT_TRUE(mix.ok()) << mix.status();
+  ASSERT_EQ(mix->size(), 2u);
+  const RequestClass& doc = (*mix)[0];
+  const RequestClass& chat = (*mix)[1];
+  EXPECT_EQ(doc.name, "doc");
+  EXPECT_DOUBLE_EQ(doc.weight, 0.1);
+  EXPECT_EQ(doc.input.min(), 1000);
+  EXPECT_EQ(doc.input.max(), 2000);
+  EXPECT_EQ(doc.input.ToString(), "1000-2000");
+  EXPECT_EQ(doc.output.min(), 32);
+  EXPECT_EQ(doc.output.max(), 32);
+  EXPECT_EQ(chat.name, "chat");
+  EXPECT_DOUBLE_EQ(chat.weight, 0.9);
+  EXPECT_EQ(chat.input.min(), 16);
+  EXPECT_EQ(chat.input.max(), 64);
+  EXPECT_EQ(chat.output.ToString(), "64");  // LO == HI is a fixed length
+
+  // An odd-width range is drawn whole, both ends included.
+  std::mt19937_64 rng(5);
+  std::map<int, int> seen;
+  for (int i = 0; i < 4000; ++i) ++seen[doc.input.Sample(rng)];
+  EXPECT_EQ(seen.begin()->first, 1000);
+  EXPECT_EQ(seen.rbegin()->first, 2000);
+}
+
+TEST(Mix, BadSpecsNameTheFlagTheClassAndTheField) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"", "it is empty"},
+      {"  ", "it is empty"},
+      {"doc:0.1:1000-2000", "class 1 (\"doc:0.1:1000-2000\") has 3 fields"},
+      {"doc:0.1:8:8:fast", "has 5 fields, not the 4 NAME:WEIGHT:INPUT:OUTPUT"},
+      {"doc:0:8:8",
+       "class \"doc\": WEIGHT must be a positive number (got "
+       "\"0\")"},
+      {"doc:-0.5:8:8", "WEIGHT must be a positive number (got \"-0.5\")"},
+      {"doc:nan:8:8", "WEIGHT must be a positive number (got \"nan\")"},
+      {"doc:inf:8:8", "WEIGHT must be a positive number (got \"inf\")"},
+      {"doc:lots:8:8", "WEIGHT must be a positive number (got \"lots\")"},
+      {"doc:1:0:8", "class \"doc\": INPUT must be N or LO-HI tokens"},
+      {"doc:1:20-10:8",
+       "INPUT must be N or LO-HI tokens with 1 <= LO <= HI "
+       "<= 1000000 (got \"20-10\")"},
+      {"doc:1:8-:8", "INPUT must be N or LO-HI tokens"},
+      {"doc:1:8:1-2-3", "OUTPUT must be N or LO-HI tokens"},
+      {"doc:1:8:-4", "OUTPUT must be N or LO-HI tokens"},
+      {"doc:1:8:2000000", "OUTPUT must be N or LO-HI tokens"},
+      {"doc:1:8:8,,chat:1:8:8", "class 2 is empty (a stray comma?)"},
+      {"doc:1:8:8,", "class 2 is empty"},
+      {"doc:1:8:8,doc:2:8:8", "class \"doc\" appears twice"},
+      {":1:8:8", "class 1: NAME \"\" must be letters, digits, '_' or '-'"},
+      {"a/b:1:8:8", "NAME \"a/b\" must be"},
+  };
+  for (const auto& [spec, want] : cases) {
+    const absl::StatusOr<std::vector<RequestClass>> mix = ParseMix(spec);
+    ASSERT_FALSE(mix.ok()) << spec;
+    EXPECT_EQ(mix.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(mix.status().message()),
+                ::testing::StartsWith("--mix: "))
+        << spec;
+    EXPECT_THAT(mix.status().message(), HasSubstr(want)) << spec;
+    // Every error shows the grammar, so the fix is at hand.
+    EXPECT_THAT(mix.status().message(), HasSubstr("NAME:WEIGHT:INPUT:OUTPUT"));
+  }
+}
+
+TEST(Mix, ClassDrawsFollowTheWeights) {
+  const ClassDraw draw({1, 3, 6});
+  std::vector<int> counts(3);
+  const int n = 30000;
+  for (uint64_t key = 0; key < n; ++key) ++counts[draw.Pick(7, key)];
+  // A share's standard deviation is at most sqrt(0.25 / n) ~ 0.003.
+  EXPECT_NEAR(counts[0] / double{n}, 0.1, 0.012);
+  EXPECT_NEAR(counts[1] / double{n}, 0.3, 0.012);
+  EXPECT_NEAR(counts[2] / double{n}, 0.6, 0.012);
+
+  // A single class always wins; a tiny weight still gets its share.
+  const ClassDraw one({2.5});
+  for (uint64_t key = 0; key < 100; ++key) EXPECT_EQ(one.Pick(1, key), 0u);
+  const ClassDraw rare({0.002, 1});
+  int rare_count = 0;
+  for (uint64_t key = 0; key < 100000; ++key)
+    rare_count += rare.Pick(3, key) == 0;
+  EXPECT_GT(rare_count, 120);  // expected 200, standard deviation 14
+  EXPECT_LT(rare_count, 280);
+}
+
+absl::StatusOr<std::unique_ptr<Workload>> Mixed(const std::string& spec,
+                                                int prefix = 0,
+                                                uint64_t seed = 1) {
+  absl::StatusOr<std::vector<RequestClass>> mix = ParseMix(spec);
+  if (!mix.ok()) return mix.status();
+  return MakeMixedWorkload(FakeCosts(), *std::move(mix), prefix, seed);
+}
+
+TEST(Mix, PromptsTakeTheirClassLengthsInTheWeightsShares) {
+  auto w = Mixed("doc:1:100-200:32,chat:9:16-24:8");
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ((*w)->ClassNames(), (std::vector<std::string>{"doc", "chat"}));
+  EXPECT_EQ((*w)->MaxTotalTokens(), 232);
+  EXPECT_THAT((*w)->Describe(),
+              HasSubstr("doc 10% (input 100-200, output 32 tokens), chat 90%"));
+  std::map<std::string, int> counts;
+  const int n = 5000;
+  for (uint64_t key = 0; key < n; ++key) {
+    const Prompt p = (*w)->Make(key);
+    ++counts[p.request_class];
+    EXPECT_EQ(CostOf(FakeCosts(), p.text) + 1, p.expected_input_tokens);
+    if (p.request_class == "doc") {
+      EXPECT_GE(p.expected_input_tokens, 100);
+      EXPECT_LE(p.expected_input_tokens, 200);
+      EXPECT_EQ(p.max_tokens, 32);
+    } else {
+      ASSERT_EQ(p.request_class, "chat");
+      EXPECT_GE(p.expected_input_tokens, 16);
+      EXPECT_LE(p.expected_input_tokens, 24);
+      EXPECT_EQ(p.max_tokens, 8);
+    }
+  }
+  ASSERT_EQ(counts.size(), 2u);
+  EXPECT_NEAR(counts["doc"] / double{n}, 0.1, 0.02);
+}
+
+TEST(Mix, DeterministicInSeedAndKey) {
+  auto a = Mixed("doc:1:100-200:32,chat:1:16-24:8", 0, /*seed=*/11);
+  auto b = Mixed("doc:1:100-200:32,chat:1:16-24:8", 0, /*seed=*/11);
+  auto other = Mixed("doc:1:100-200:32,chat:1:16-24:8", 0, /*seed=*/12);
+  ASSERT_TRUE(a.ok() && b.ok() && other.ok());
+  int differing_classes = 0;
+  for (uint64_t key = 0; key < 64; ++key) {
+    const Prompt pa = (*a)->Make(key), pb = (*b)->Make(key);
+    EXPECT_EQ(pa.request_class, pb.request_class);
+    EXPECT_EQ(pa.text, pb.text);
+    EXPECT_EQ(pa.max_tokens, pb.max_tokens);
+    EXPECT_EQ((*a)->Make(key).text, pa.text);  // again: no hidden state
+    differing_classes += (*other)->Make(key).request_class != pa.request_class;
+  }
+  // Another seed draws other classes (equal weights: half differ).
+  EXPECT_GT(differing_classes, 10);
+}
+
+TEST(Mix, SharedPrefixIsCommonToEveryClass) {
+  auto w = Mixed("doc:1:60-80:4,chat:1:30-40:4", /*prefix=*/20);
+  ASSERT_TRUE(w.ok()) << w.status();
+  std::map<std::string, Prompt> first;
+  for (uint64_t key = 0; key < 1000 && first.size() < 2; ++key) {
+    const Prompt p = (*w)->Make(key);
+    first.emplace(p.request_class, p);
+  }
+  ASSERT_EQ(first.size(), 2u) << "1000 keys drew one class only";
+  const std::string& doc = first.at("doc").text;
+  const std::string& chat = first.at("chat").text;
+  const size_t same =
+      std::mismatch(doc.begin(), doc.end(), chat.begin(), chat.end()).first -
+      doc.begin();
+  EXPECT_GE(CostOf(FakeCosts(), doc.substr(0, doc.rfind(' ', same))), 18);
+}
+
+TEST(Mix, RejectsLengthsTheWorkloadCannotMake) {
+  EXPECT_THAT(
+      Mixed("doc:1:60-80:4,chat:1:20-40:4", /*prefix=*/20).status().message(),
+      HasSubstr("--shared_prefix_len must be 0 or in (1, 20), below "
+                "the shortest prompt of --mix class \"chat\""));
+  EXPECT_THAT(Mixed("doc:1:60:4,tiny:1:1-4:4").status().message(),
+              HasSubstr("--mix: class \"tiny\": INPUT must be > 1"));
+}
+
 absl::StatusOr<std::vector<DatasetEntry>> Parse(const std::string& text) {
   std::istringstream in(text);
   return ParseDataset(in, "prompts.jsonl");
@@ -435,6 +608,116 @@ TEST(Report, RequestsCsvQuotesMessagesAndJsonlKeepsGaps) {
 
   EXPECT_THAT(WriteRequests(dir + "/r.txt", {phase}).message(),
               HasSubstr("--requests_out must end in .csv or .jsonl"));
+}
+
+RequestRecord OfClass(std::string name, RequestRecord r) {
+  r.request_class = std::move(name);
+  return r;
+}
+
+TEST(RunSummary, PerClassFiguresInTheMixOrder) {
+  std::vector<RequestRecord> records = {
+      OfClass("chat", Ok(10, 40, 16, 4, {10, 10, 10})),
+      OfClass("doc", Ok(200, 260, 900, 3, {30, 30})),
+      OfClass("chat", Ok(20, 50, 16, 4, {5, 10, 15})),
+      OfClass("doc", Ok(300, 330, 1100, 2, {30})),
+      OfClass("chat", Ok(30, 30, 8, 1, {})),
+  };
+  RequestRecord failed;
+  failed.code = absl::StatusCode::kResourceExhausted;
+  failed.error = "queue full";
+  records.push_back(OfClass("doc", failed));
+
+  const std::vector<ClassSummary> classes =
+      SummarizeByClass(records, 2.0, {"doc", "chat", "idle"});
+  ASSERT_EQ(classes.size(), 3u);
+  EXPECT_EQ(classes[0].name, "doc");
+  EXPECT_EQ(classes[1].name, "chat");
+  EXPECT_EQ(classes[2].name, "idle");
+  const RunSummary& doc = classes[0].summary;
+  EXPECT_EQ(doc.issued, 3);
+  EXPECT_EQ(doc.completed, 2);
+  EXPECT_EQ(doc.failed, 1);
+  EXPECT_EQ(doc.errors.at("RESOURCE_EXHAUSTED"), 1);
+  EXPECT_EQ(doc.input_tokens, 2000);
+  EXPECT_DOUBLE_EQ(doc.ttft_ms.p50, 250);
+  EXPECT_DOUBLE_EQ(doc.ttft_ms.p99, 200 + 0.99 * 100);
+  EXPECT_EQ(doc.itl_ms.count, 3u);
+  EXPECT_DOUBLE_EQ(doc.e2e_ms.p95, 260 + 0.95 * 70);
+  EXPECT_DOUBLE_EQ(doc.requests_per_s, 1.0);  // over the whole run
+  const RunSummary& chat = classes[1].summary;
+  EXPECT_EQ(chat.completed, 3);
+  EXPECT_DOUBLE_EQ(chat.ttft_ms.p50, 20);
+  EXPECT_EQ(chat.itl_ms.count, 6u);
+  EXPECT_DOUBLE_EQ(chat.itl_ms.max, 15);
+  EXPECT_EQ(classes[2].summary.issued, 0);
+  EXPECT_EQ(classes[2].summary.ttft_ms.count, 0u);
+
+  // The classes partition the run.
+  const RunSummary all = SummarizeRun(records, 2.0);
+  int64_t issued = 0, completed = 0, output = 0;
+  size_t itl = 0;
+  for (const ClassSummary& c : classes) {
+    issued += c.summary.issued;
+    completed += c.summary.completed;
+    output += c.summary.output_tokens;
+    itl += c.summary.itl_ms.count;
+  }
+  EXPECT_EQ(issued, all.issued);
+  EXPECT_EQ(completed, all.completed);
+  EXPECT_EQ(output, all.output_tokens);
+  EXPECT_EQ(itl, all.itl_ms.count);
+
+  // A class the names lack is not dropped.
+  const std::vector<ClassSummary> extra = SummarizeByClass(records, 2, {"doc"});
+  ASSERT_EQ(extra.size(), 2u);
+  EXPECT_EQ(extra[1].name, "chat");
+}
+
+TEST(Report, PerClassJsonTableAndRequestColumn) {
+  PhaseResult phase;
+  phase.records = {OfClass("doc", Ok(200, 260, 900, 3, {30, 30})),
+                   OfClass("chat", Ok(10, 40, 16, 4, {10, 10, 10})),
+                   OfClass("chat", Ok(20, 50, 16, 4, {5, 10, 15}))};
+  phase.records[1].index = 1;
+  phase.records[2].index = 2;
+  phase.summary = SummarizeRun(phase.records, 1.0);
+  phase.classes = SummarizeByClass(phase.records, 1.0, {"doc", "chat"});
+
+  const nlohmann::json j = PhaseJson(phase);
+  ASSERT_EQ(j["classes"].size(), 2u);
+  EXPECT_EQ(j["classes"][0]["name"], "doc");
+  EXPECT_EQ(j["classes"][0]["issued"], 1);
+  EXPECT_EQ(j["classes"][1]["completed"], 2);
+  EXPECT_DOUBLE_EQ(j["classes"][1]["share"].get<double>(), 2.0 / 3);
+  EXPECT_DOUBLE_EQ(j["classes"][1]["ttft_ms"]["p50"].get<double>(), 15);
+  EXPECT_DOUBLE_EQ(j["classes"][0]["e2e_ms"]["p99"].get<double>(), 260);
+  EXPECT_EQ(j["classes"][1]["itl_ms"]["n"], 6);
+  EXPECT_FALSE(PhaseJson(PhaseResult{}).contains("classes"));
+
+  const std::string dir = testing::TempDir();
+  std::FILE* table = std::fopen((dir + "/table.txt").c_str(), "w");
+  ASSERT_NE(table, nullptr);
+  PrintPhase(phase, table);
+  std::fclose(table);
+  std::ifstream in(dir + "/table.txt");
+  const std::string text((std::istreambuf_iterator<char>(in)),
+                         std::istreambuf_iterator<char>());
+  EXPECT_THAT(text, HasSubstr("| class |     ok | failed | TTFT p50 |"));
+  EXPECT_THAT(text, HasSubstr("| doc   |      1 |      0 |    200.0 |"));
+  EXPECT_THAT(text, HasSubstr("| chat  |      2 |      0 |     15.0 |"));
+
+  ASSERT_TRUE(WriteRequests(dir + "/c.csv", {phase}).ok());
+  std::ifstream csv(dir + "/c.csv");
+  std::string header, first;
+  std::getline(csv, header);
+  std::getline(csv, first);
+  EXPECT_THAT(header, ::testing::EndsWith(",error,class"));
+  EXPECT_THAT(first, ::testing::EndsWith(",,doc"));
+  ASSERT_TRUE(WriteRequests(dir + "/c.jsonl", {phase}).ok());
+  std::ifstream jsonl(dir + "/c.jsonl");
+  std::getline(jsonl, first);
+  EXPECT_EQ(nlohmann::json::parse(first)["class"], "doc");
 }
 
 }  // namespace
