@@ -14,17 +14,14 @@ Exit status 77 means skipped (a tokenizer missing: run scripts/setup.sh).
 """
 
 import os
-import signal
 import subprocess
 import sys
-import time
-
-import grpc
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "examples", "python")]
-from free_ports import free_ports  # noqa: E402
+sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "integration"),
+                os.path.join(ROOT, "examples", "python")]
 from client import load_stubs  # noqa: E402
+from hydra_server import Server, check, fail  # noqa: E402
 
 MODELS = {
     # name: (synthetic tool flags, tokenizer, model context)
@@ -35,16 +32,6 @@ MODELS = {
 }
 # serve's default --kv_cache_bytes; generate's default --kv_cache_mb.
 SERVE_KV_BYTES = 512 << 20
-
-
-def fail(message):
-    print("FAIL: " + message, file=sys.stderr)
-    sys.exit(1)
-
-
-def check(condition, message):
-    if not condition:
-        fail(message)
 
 
 def make_model(tool, work, name, tokenizers):
@@ -88,42 +75,6 @@ def peak_rss_of_generate(hydra, path):
     _, status, usage = os.wait4(proc.pid, 0)
     check(os.waitstatus_to_exitcode(status) == 0, "generate for the RSS check failed")
     return usage.ru_maxrss * 1024
-
-
-class Server:
-    def __init__(self, hydra, path, *flags):
-        self.port, self.metrics_port = free_ports(2)
-        self.log = open(os.path.join(os.path.dirname(path), "serve.log"), "w+")
-        self.proc = subprocess.Popen(
-            [hydra, "serve", "--model=" + path, "--host=127.0.0.1", "--port=%d" % self.port,
-             "--metrics_port=%d" % self.metrics_port, "--drain_seconds=5"] + list(flags),
-            stdout=self.log, stderr=subprocess.STDOUT)
-        self.channel = grpc.insecure_channel("127.0.0.1:%d" % self.port)
-
-    def wait_serving(self, stubs, timeout=120):
-        stub = stubs.health_grpc.HealthStub(self.channel)
-        serving = stubs.health_pb.HealthCheckResponse.SERVING
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            check(self.proc.poll() is None, "server exited early:\n" + self.output())
-            try:
-                if stub.Check(stubs.health_pb.HealthCheckRequest(), timeout=2).status == serving:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-        fail("server not SERVING within %d s:\n%s" % (timeout, self.output()))
-
-    def output(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
-
-    def stop(self):
-        self.channel.close()
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=60)
-        check(code == 0, "server exited %d on SIGTERM:\n%s" % (code, self.output()))
 
 
 def serve_and_ask(hydra, stubs, path, context, expect_weights, *flags):
