@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <type_traits>
 #include <vector>
 
 #include "worker/cpu/number_formats.h"
@@ -71,7 +72,7 @@ struct Scratch {
   std::vector<float> m;        // running max score per row
   std::vector<float> l;        // running sum of exp(score - m) per row
   std::vector<float> corr;     // exp(old m - new m) of the last KV tile
-  std::vector<float> row_pos;  // each row's position (as float, exact)
+  std::vector<float> row_pos;  // each row's position (exact below 2^24)
 };
 
 // c[i][8v .. 8v+8) for i < I, v < V, 8 query rows per vector:
@@ -214,8 +215,8 @@ void PackKv(const PagedKvLayer& cache, const int32_t* table, int kv_head,
 }
 
 // Asks for the K/V rows of keys [kv0, kv0 + n) while the current tile is
-// computed: rows one KV-head slice apart are too far apart for the hardware
-// prefetcher, and the conversion would otherwise wait on each.
+// computed: consecutive keys' rows are a slot apart, in blocks anywhere in
+// the pool, which is more than the hardware prefetcher follows.
 template <typename T>
 void PrefetchKv(const PagedKvLayer& cache, const int32_t* table, int kv_head,
                 int kv0, int n) {
