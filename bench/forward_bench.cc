@@ -5,6 +5,7 @@
 // Usage: hydra_forward_bench [--model=models/stories15M] [--threads=N]
 //        [--weight_dtype=auto|fp32|bf16|f16|int8] [--kv_cache_dtype=...]
 //        [--context=128] [--batches=8,32,64]
+//        [--prefill_chunk=N [--chunk_contexts=512,2048,8192,32768]]
 #include <omp.h>
 
 #include <algorithm>
@@ -33,6 +34,11 @@ ABSL_FLAG(std::string, kv_cache_dtype, "auto", "auto, fp32, bf16, f16, int8");
 ABSL_FLAG(int, context, 128,
           "Context of the batched decode figures; the prefill prompt length");
 ABSL_FLAG(std::string, batches, "8,32,64", "Batched decode sizes");
+ABSL_FLAG(int, prefill_chunk, 0,
+          "When > 0, only time one prefill chunk of this many tokens ending "
+          "at each of --chunk_contexts (earlier positions cached)");
+ABSL_FLAG(std::string, chunk_contexts, "512,2048,8192,32768",
+          "Contexts (chunk included) of the --prefill_chunk figures");
 
 namespace hydra::bench {
 namespace {
@@ -47,22 +53,47 @@ double Best(int repeats, F f) {
   return best;
 }
 
+// A comma-separated list of positive integers; false (and a message) if
+// an item is not one.
+bool ParseList(const char* flag, const std::string& text,
+               std::vector<int>& out) {
+  for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    int n = 0;
+    if (!absl::SimpleAtoi(item, &n) || n <= 0) {
+      std::fprintf(stderr, "--%s: '%s' is not a positive integer\n", flag,
+                   std::string(item).c_str());
+      return false;
+    }
+    out.push_back(n);
+  }
+  return true;
+}
+
 int Main() {
   if (absl::GetFlag(FLAGS_threads) > 0)
     omp_set_num_threads(absl::GetFlag(FLAGS_threads));
   const int repeats = absl::GetFlag(FLAGS_repeats);
-  const int context = absl::GetFlag(FLAGS_context);
-  std::vector<int> batches;
-  for (absl::string_view b :
-       absl::StrSplit(absl::GetFlag(FLAGS_batches), ',', absl::SkipEmpty())) {
-    int n = 0;
-    if (!absl::SimpleAtoi(b, &n) || n <= 0) {
-      std::fprintf(stderr, "--batches: '%s' is not a positive integer\n",
-                   std::string(b).c_str());
-      return 2;
-    }
-    batches.push_back(n);
+  const int chunk = absl::GetFlag(FLAGS_prefill_chunk);
+  std::vector<int> batches, chunk_contexts;
+  if (!ParseList("batches", absl::GetFlag(FLAGS_batches), batches) ||
+      !ParseList("chunk_contexts", absl::GetFlag(FLAGS_chunk_contexts),
+                 chunk_contexts)) {
+    return 2;
   }
+  if (chunk > 0) {
+    // One sequence, as long as the longest chunk context.
+    batches.clear();
+    for (int c : chunk_contexts) {
+      if (c < chunk) {
+        std::fprintf(stderr, "--chunk_contexts: %d is under the chunk (%d)\n",
+                     c, chunk);
+        return 2;
+      }
+    }
+  }
+  const int context = chunk > 0 ? *std::max_element(chunk_contexts.begin(),
+                                                    chunk_contexts.end())
+                                : absl::GetFlag(FLAGS_context);
   const int max_batch = std::max(
       1,
       batches.empty() ? 1 : *std::max_element(batches.begin(), batches.end()));
@@ -150,6 +181,29 @@ int Main() {
       "%.1f GOP/s\n\n",
       bandwidth, fma_peak, int8_peak);
 
+  if (chunk > 0) {
+    if (context > max_context) {
+      std::fprintf(stderr, "context %d is over the model's %d positions\n",
+                   context, max_context);
+      return 2;
+    }
+    std::printf(
+        "| workload | tokens/s | ceiling | %% of ceiling "
+        "|\n|---|---:|---:|---:|\n");
+    for (int c : chunk_contexts) {
+      const double rate =
+          Best(repeats, [&] { return bench.PrefillChunkRate(c, chunk); });
+      // Token i of the chunk attends to c - chunk + i + 1 positions.
+      const double ceiling =
+          compute_ceiling(layer_flops + classifier_flops / chunk,
+                          c - chunk + (chunk + 1) / 2.0);
+      std::printf(
+          "| prefill chunk, %d tokens at context %d | %.0f | %.0f (compute) "
+          "| %.0f%% |\n",
+          chunk, c, rate, ceiling, 100 * rate / ceiling);
+    }
+    return 0;
+  }
   if (const int only = absl::GetFlag(FLAGS_only_batch); only > 0) {
     std::printf("decode, %d sequences: %.0f tokens/s\n", only,
                 Best(repeats, [&] {

@@ -5,6 +5,7 @@
 #ifndef HYDRA_BENCH_FORWARD_WORKLOAD_H_
 #define HYDRA_BENCH_FORWARD_WORKLOAD_H_
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -54,6 +55,21 @@ class ForwardWorkload {
     return double(batch) * length / Seconds(start);
   }
 
+  // Prefill tokens/s of one step of `chunk` tokens at positions
+  // [context - chunk, context) of sequence 0, whose earlier positions are
+  // already cached. Those are random K/V written straight into the cache
+  // (FillCache): a real 32k-token prefill would take far longer than the
+  // figure being measured, and attention's cost does not depend on values.
+  double PrefillChunkRate(int context, int chunk) {
+    FillCache(context - chunk);
+    std::vector<int> tokens(chunk);
+    for (int& t : tokens) t = RandomToken();
+    builder_.Add(tokens, context - chunk, Table(0), true);
+    const auto start = Clock::now();
+    Run();
+    return chunk / Seconds(start);
+  }
+
   // Seconds the last Decode's steps spent in tensor-parallel collectives.
   double collective_seconds() const { return collective_seconds_; }
 
@@ -65,6 +81,33 @@ class ForwardWorkload {
       builder_.Add(tokens, 0, Table(b), true);
     }
     Run();
+  }
+  // Random K/V (one 1024-token pattern, repeated) at positions [filled_,
+  // length) of sequence 0 on every layer.
+  void FillCache(int length) {
+    constexpr int kPattern = 1024;
+    const worker::KvCache& kv = runner_.kv_cache();
+    const int width = kv.shape().kv_heads * kv.shape().head_dim;
+    if (pattern_.empty()) {
+      pattern_.resize(size_t(2) * kPattern * width);
+      std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+      for (float& x : pattern_) x = dist(rng_);
+    }
+    const std::span<const int> table = Table(0);
+    std::vector<int32_t> slots;
+    for (int p = filled_; p < length; p += kPattern) {
+      const int n = std::min(kPattern, length - p);
+      slots.resize(n);
+      for (int i = 0; i < n; ++i) {
+        slots[i] =
+            table[(p + i) / kBlockSize] * kBlockSize + (p + i) % kBlockSize;
+      }
+      for (int l = 0; l < kv.shape().num_layers; ++l) {
+        cpu::WriteKv(pattern_.data(), pattern_.data() + size_t(n) * width,
+                     width, n, slots.data(), kv.layer(l));
+      }
+    }
+    filled_ = std::max(filled_, length);
   }
   void Run() {
     const absl::Status status = runner_.Step(builder_.Take(), logits_);
@@ -94,6 +137,8 @@ class ForwardWorkload {
   worker::StepPlanBuilder builder_{kBlockSize};
   std::vector<int> table_;
   std::vector<float> logits_;
+  std::vector<float> pattern_;  // FillCache's K rows, then its V rows
+  int filled_ = 0;              // positions of sequence 0 FillCache wrote
   double collective_seconds_ = 0;
 };
 

@@ -6,6 +6,11 @@
 // cache between iterations. MatMulCold/n/k cycles through enough copies
 // (>= 256 MiB) that every call streams its weights from DRAM, as a decode
 // step through a model larger than the L3 does.
+//
+// PrefillAttention/tiled/kv/context is one layer's attention on
+// Qwen2.5-0.5B's heads (14 query, 2 KV, head size 64): a 512-token chunk
+// ending at `context`, through the tiled kernel (tiled:1, what
+// PagedAttention runs) or the per-token one (tiled:0).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -14,6 +19,7 @@
 #include <vector>
 
 #include "worker/cpu/kernels.h"
+#include "worker/cpu/paged_attention.h"
 
 namespace hydra::cpu {
 namespace {
@@ -173,6 +179,60 @@ BENCHMARK(BM_EmbeddingLookup)
     ->Arg(1)
     ->Arg(64)
     ->Arg(512)
+    ->UseRealTime();
+
+void BM_PrefillAttention(benchmark::State& state) {
+  constexpr int kHeads = 14, kKvHeads = 2, kHeadDim = 64, kBlock = 16;
+  constexpr int kChunk = 512;
+  const bool tiled = state.range(0) != 0;
+  const KvType type = static_cast<KvType>(state.range(1));
+  const int context = int(state.range(2));
+  const int blocks = (context + kBlock - 1) / kBlock;
+  const size_t slots = size_t(blocks) * kBlock;
+  const int row = kKvHeads * kHeadDim;
+  const size_t bytes = slots * kKvHeads * KvBytesPerHead(type, kHeadDim);
+  std::vector<uint8_t> k(bytes), v(bytes);
+  std::vector<float> k_scale(slots * kKvHeads), v_scale(k_scale.size());
+  const PagedKvLayer cache{.k = k.data(),
+                           .v = v.data(),
+                           .k_scale = k_scale.data(),
+                           .v_scale = v_scale.data(),
+                           .type = type,
+                           .num_blocks = blocks,
+                           .block_size = kBlock,
+                           .kv_heads = kKvHeads,
+                           .head_dim = kHeadDim};
+  std::vector<int32_t> table(blocks), all(slots);
+  for (int b = 0; b < blocks; ++b) table[b] = b;
+  for (size_t i = 0; i < slots; ++i) all[i] = int32_t(i);
+  const std::vector<float> kv = RandomVector(slots * row, 1);
+  WriteKv(kv.data(), kv.data(), row, int(slots), all.data(), cache);
+  const int q_width = kHeads * kHeadDim;
+  const std::vector<float> q = RandomVector(size_t(kChunk) * q_width, 2);
+  std::vector<int32_t> positions(kChunk);
+  std::vector<const int32_t*> tables(kChunk, table.data());
+  for (int t = 0; t < kChunk; ++t) positions[t] = context - kChunk + t;
+  std::vector<float> out(size_t(kChunk) * q_width);
+  auto kernel = tiled ? PagedAttention : PerTokenPagedAttention;
+  for (auto _ : state) {
+    kernel(q.data(), q_width, kChunk, kHeads, cache, positions.data(),
+           tables.data(), out.data());
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  // QK^T and PV: 2 FMAs per (query head, position, dimension).
+  const double positions_attended =
+      double(kChunk) * (context - kChunk) + kChunk * (kChunk + 1) / 2.0;
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(4.0 * kHeads * kHeadDim * positions_attended * 1e-9,
+                         benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_PrefillAttention)
+    ->ArgNames({"tiled", "kv", "context"})
+    ->ArgsProduct({{0, 1},
+                   {int(KvType::kF32), int(KvType::kBF16), int(KvType::kInt8)},
+                   {512, 2048, 8192, 32768}})
+    ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
 }  // namespace

@@ -5,9 +5,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
+#include <span>
 #include <vector>
 
 #include "worker/cpu/number_formats.h"
+#include "worker/cpu/tiled_attention.h"
 #include "worker/cpu/vector_math.h"
 
 namespace hydra::cpu {
@@ -162,10 +165,12 @@ void WriteRows(const float* src, int stride, int m, const int32_t* slots,
   }
 }
 
+// The per-token kernel, for the call's tokens listed in `tokens`.
 template <typename T>
-void Attention(const float* q, int q_stride, int m, int num_heads,
-               const PagedKvLayer& cache, const int32_t* positions,
-               const int32_t* const* block_tables, float* out) {
+void Attention(const float* q, int q_stride, std::span<const int> tokens,
+               int num_heads, const PagedKvLayer& cache,
+               const int32_t* positions, const int32_t* const* block_tables,
+               float* out) {
   const int hd = cache.head_dim;
   const int group = num_heads / cache.kv_heads;
   const int row = cache.slot_values();
@@ -174,9 +179,10 @@ void Attention(const float* q, int q_stride, int m, int num_heads,
   const T* k_cache = static_cast<const T*>(cache.k);
   const T* v_cache = static_cast<const T*>(cache.v);
   constexpr bool kScaled = std::is_same_v<T, int8_t>;
+  const int m = static_cast<int>(tokens.size());
   int max_ctx = 0;
   long work = 0;
-  for (int t = 0; t < m; ++t) {
+  for (int t : tokens) {
     max_ctx = std::max(max_ctx, positions[t] + 1);
     work += long(positions[t] + 1) * num_heads * hd;
   }
@@ -235,13 +241,13 @@ void Attention(const float* q, int q_stride, int m, int num_heads,
     };
     if (split_heads) {
 #pragma omp for collapse(2) schedule(dynamic, 1)
-      for (int t = 0; t < m; ++t) {
-        for (int h = 0; h < num_heads; ++h) attend(t, h);
+      for (int i = 0; i < m; ++i) {
+        for (int h = 0; h < num_heads; ++h) attend(tokens[i], h);
       }
     } else {
 #pragma omp for schedule(dynamic, 1)
-      for (int t = 0; t < m; ++t) {
-        for (int h = 0; h < num_heads; ++h) attend(t, h);
+      for (int i = 0; i < m; ++i) {
+        for (int h = 0; h < num_heads; ++h) attend(tokens[i], h);
       }
     }
   }
@@ -260,6 +266,32 @@ void WithElementType(KvType type, F&& f) {
       return f(F16{});
     case KvType::kInt8:
       return f(int8_t{});
+  }
+}
+
+// Runs of at least this many tokens take the tiled kernel. Below it a tile
+// would be mostly padding (a 2-token run of a group-1 model fills 2 of 8
+// vector lanes), and decodes are single tokens anyway.
+constexpr int kMinTiledRun = 4;
+
+// Splits the call's tokens into runs of one sequence at consecutive
+// positions (a prefill chunk), which go to `runs`, and the tokens of
+// shorter runs, which go to `single`.
+void SplitTokens(int m, const int32_t* positions,
+                 const int32_t* const* block_tables,
+                 std::vector<QueryRun>& runs, std::vector<int>& single) {
+  for (int t = 0; t < m;) {
+    int end = t + 1;
+    while (end < m && block_tables[end] == block_tables[t] &&
+           positions[end] == positions[end - 1] + 1) {
+      ++end;
+    }
+    if (end - t >= kMinTiledRun) {
+      runs.push_back({t, end - t});
+    } else {
+      for (int i = t; i < end; ++i) single.push_back(i);
+    }
+    t = end;
   }
 }
 
@@ -307,8 +339,29 @@ void WriteKv(const float* k, const float* v, int stride, int m,
 void PagedAttention(const float* q, int q_stride, int m, int num_heads,
                     const PagedKvLayer& cache, const int32_t* positions,
                     const int32_t* const* block_tables, float* out) {
+  std::vector<QueryRun> runs;
+  std::vector<int> single;
+  SplitTokens(m, positions, block_tables, runs, single);
   WithElementType(cache.type, [&](auto tag) {
-    Attention<decltype(tag)>(q, q_stride, m, num_heads, cache, positions,
+    using T = decltype(tag);
+    if (!runs.empty()) {
+      TiledAttention<T>(q, q_stride, num_heads, cache, positions, block_tables,
+                        runs, out);
+    }
+    if (!single.empty()) {
+      Attention<T>(q, q_stride, single, num_heads, cache, positions,
+                   block_tables, out);
+    }
+  });
+}
+
+void PerTokenPagedAttention(const float* q, int q_stride, int m, int num_heads,
+                            const PagedKvLayer& cache, const int32_t* positions,
+                            const int32_t* const* block_tables, float* out) {
+  std::vector<int> tokens(m);
+  std::iota(tokens.begin(), tokens.end(), 0);
+  WithElementType(cache.type, [&](auto tag) {
+    Attention<decltype(tag)>(q, q_stride, tokens, num_heads, cache, positions,
                              block_tables, out);
   });
 }

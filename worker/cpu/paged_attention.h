@@ -41,9 +41,19 @@ void WriteKv(const float* k, const float* v, int stride, int m,
 // [0, positions[t]] of its sequence, read through `block_tables[t]`.
 // q: [m, num_heads * head_dim] at `q_stride`; out: [m, num_heads * head_dim].
 // Query head h reads KV head h / (num_heads / kv_heads) (grouped-query).
+// Runs of consecutive tokens of one sequence (same block table pointer,
+// consecutive positions: a prefill chunk) take the tiled kernel
+// (tiled_attention.h), which reads each K/V row once per tile of tokens;
+// other tokens (decodes) take a per-token kernel.
 void PagedAttention(const float* q, int q_stride, int m, int num_heads,
                     const PagedKvLayer& cache, const int32_t* positions,
                     const int32_t* const* block_tables, float* out);
+
+// The same attention with the per-token kernel for every token, runs
+// included: the baseline tests and benchmarks hold the tiled kernel to.
+void PerTokenPagedAttention(const float* q, int q_stride, int m, int num_heads,
+                            const PagedKvLayer& cache, const int32_t* positions,
+                            const int32_t* const* block_tables, float* out);
 
 }  // namespace hydra::cpu
 
