@@ -141,6 +141,35 @@ TEST_P(TypedMatMulTest, ThreadCountDoesNotChangeTheResult) {
   EXPECT_EQ(many, one);
 }
 
+// A row's result must not depend on the rows batched with it, so that a
+// greedy stream gives the same tokens alone and under load: bit for bit.
+TEST_P(TypedMatMulTest, ARowGivesTheSameBitsInEveryBatch) {
+  const WeightType type = GetParam();
+  std::mt19937 rng(int(type) + 17);
+  // n: whole panels and a ragged tail; k: past one k block (384).
+  for (int n : {64, 100, 300}) {
+    for (int k : {160, 900}) {
+      const std::vector<float> w = Random(size_t(n) * k, rng);
+      const std::vector<float> bias = Random(n, rng);
+      const PackedMatrix packed(w, n, k, type);
+      const std::vector<float> row = Random(k, rng);
+      std::vector<float> alone(n);
+      MatMul(row.data(), 1, k, packed, bias.data(), alone.data(), n);
+      for (int m : {2, 3, 4, 6, 7, 13, 40}) {
+        SCOPED_TRACE(testing::Message() << WeightTypeName(type) << " n=" << n
+                                        << " k=" << k << " m=" << m);
+        std::vector<float> x = Random(size_t(m) * k, rng);
+        const int at = m / 2;  // the row somewhere inside the batch
+        std::copy(row.begin(), row.end(), x.begin() + size_t(at) * k);
+        std::vector<float> y(size_t(m) * n);
+        MatMul(x.data(), m, k, packed, bias.data(), y.data(), n);
+        ASSERT_TRUE(
+            std::equal(alone.begin(), alone.end(), y.begin() + size_t(at) * n));
+      }
+    }
+  }
+}
+
 TEST_P(TypedMatMulTest, ReadRowReturnsTheStoredValues) {
   const WeightType type = GetParam();
   std::mt19937 rng(9);

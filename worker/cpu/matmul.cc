@@ -162,44 +162,32 @@ void Tile<T, R>::Run(const float* x, int x_stride, const T* panel, int kc,
   }
 }
 
-// A single row has only two accumulator chains, which would leave the loop
-// waiting on FMA latency; four interleaved k phases give eight chains, enough
-// to keep up with memory for decode and with L2 for small hot matrices.
-template <typename T>
-struct Tile<T, 1> {
-  static void Run(const float* x, int x_stride, const T* panel, int kc,
-                  const TileOut& out);
-};
+// A single row against one panel has only two accumulator chains, which
+// would leave the loop waiting on FMA latency. Splitting k into interleaved
+// phases would fix that but sum in another order than the multi-row tiles,
+// and then a sequence's logits would depend on what it was batched with. So
+// a lone row takes kRowPanels panels at once instead: eight chains, each
+// still summing k in order, bit for bit what Tile<T, R> computes for it.
+constexpr int kRowPanels = 4;
 
 template <typename T>
-void Tile<T, 1>::Run(const float* x, int x_stride, const T* panel, int kc,
-                     const TileOut& out) {
-  constexpr int kPhases = 4;
-  __m256 lo[kPhases], hi[kPhases];
-  out.Init(0, lo[0], hi[0]);
-  for (int u = 1; u < kPhases; ++u) lo[u] = hi[u] = _mm256_setzero_ps();
-  int kk = 0;
-  for (; kk + kPhases <= kc; kk += kPhases) {
+void RowPanels(const float* x, const T* panel, size_t panel_stride, int kc,
+               const TileOut* out) {
+  __m256 lo[kRowPanels], hi[kRowPanels];
 #pragma GCC unroll 4
-    for (int u = 0; u < kPhases; ++u) {
+  for (int p = 0; p < kRowPanels; ++p) out[p].Init(0, lo[p], hi[p]);
+  for (int kk = 0; kk < kc; ++kk) {
+    const __m256 xv = _mm256_broadcast_ss(x + kk);
+#pragma GCC unroll 4
+    for (int p = 0; p < kRowPanels; ++p) {
       __m256 w0, w1;
-      Load16(panel + size_t(kk + u) * kPanel, w0, w1);
-      const __m256 xv = _mm256_broadcast_ss(x + kk + u);
-      lo[u] = _mm256_fmadd_ps(xv, w0, lo[u]);
-      hi[u] = _mm256_fmadd_ps(xv, w1, hi[u]);
+      Load16(panel + p * panel_stride + size_t(kk) * kPanel, w0, w1);
+      lo[p] = _mm256_fmadd_ps(xv, w0, lo[p]);
+      hi[p] = _mm256_fmadd_ps(xv, w1, hi[p]);
     }
   }
-  for (; kk < kc; ++kk) {
-    __m256 w0, w1;
-    Load16(panel + size_t(kk) * kPanel, w0, w1);
-    const __m256 xv = _mm256_broadcast_ss(x + kk);
-    lo[0] = _mm256_fmadd_ps(xv, w0, lo[0]);
-    hi[0] = _mm256_fmadd_ps(xv, w1, hi[0]);
-  }
-  out.io.Store(
-      out.y,
-      _mm256_add_ps(_mm256_add_ps(lo[0], lo[1]), _mm256_add_ps(lo[2], lo[3])),
-      _mm256_add_ps(_mm256_add_ps(hi[0], hi[1]), _mm256_add_ps(hi[2], hi[3])));
+#pragma GCC unroll 4
+  for (int p = 0; p < kRowPanels; ++p) out[p].io.Store(out[p].y, lo[p], hi[p]);
 }
 
 template <typename T>
@@ -273,13 +261,30 @@ void RunTiles(const Plan& plan, int row0, int rows, int p0, int p1, int k0,
   // too few accumulator chains to keep the FMA pipes busy.
   const int blocks = CeilDiv(rows, kRowBlock);
   const int base = rows / blocks, extra = rows % blocks;
-  for (int p = p0; p < p1; ++p) {
+  auto tile_out = [&](int p, int r) {
     const int col0 = p * kPanel;
-    const T* panel = w.panel<T>(p) + size_t(k0) * kPanel;
-    const TileOut out_proto{
-        nullptr, plan.y_stride,
+    return TileOut{
+        plan.y + size_t(r) * plan.y_stride + col0, plan.y_stride,
         (plan.bias != nullptr && k0 == 0) ? plan.bias + col0 : nullptr, k0 > 0,
         RowIo(std::min(kPanel, w.rows() - col0))};
+  };
+  int p = p0;
+  if (rows == 1) {
+    const int full_panels = w.rows() / kPanel;
+    for (; p + kRowPanels <= std::min(p1, full_panels); p += kRowPanels) {
+      static_assert(kRowPanels == 4);
+      const TileOut outs[kRowPanels] = {
+          tile_out(p, row0), tile_out(p + 1, row0), tile_out(p + 2, row0),
+          tile_out(p + 3, row0)};
+      RowPanels(plan.x + size_t(row0) * plan.x_stride + k0,
+                w.panel<T>(p) + size_t(k0) * kPanel, size_t(w.cols()) * kPanel,
+                kc, outs);
+    }
+  }
+  for (; p < p1; ++p) {
+    const int col0 = p * kPanel;
+    const T* panel = w.panel<T>(p) + size_t(k0) * kPanel;
+    const TileOut out_proto = tile_out(p, 0);
     int r = row0;
     for (int b = 0; b < blocks; ++b) {
       const int block_rows = base + (b < extra ? 1 : 0);
