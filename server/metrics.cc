@@ -205,6 +205,10 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
            .Name("hydra_preemptions_by_priority_total")
            .Help("Preemptions by the priority of the preempted request.")
            .Register(r);
+  // The default priority's series exist from the start, so dashboards and
+  // rules find both families before any request sets a priority.
+  waiting_gauges_[0] = &waiting_by_priority_->Add({{"priority", "0"}});
+  preemptions_by_priority_->Add({{"priority", "0"}});
   collective_ = AddHistogram(
       r, "hydra_collective_seconds",
       "Time one engine step spent in tensor-parallel collectives on rank 0 "
@@ -273,7 +277,8 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
   }
   preemptions_ =
       AddCounter(r, "hydra_preemptions_total",
-                 "Running requests preempted (to be recomputed) for KV space.");
+                 "Running requests preempted (to be recomputed) for KV space "
+                 "or for a more important waiting request.");
   prefix_queries_ = AddCounter(r, "hydra_prefix_cache_queries_total",
                                "Prompt tokens looked up in the prefix cache.");
   prefix_hits_ = AddCounter(r, "hydra_prefix_cache_hits_total",

@@ -449,6 +449,9 @@ const REQUIRED_PANELS = {
   "preemptions": ["hydra_preemptions_total"],
   "step time": ["hydra_step_duration_seconds_bucket"],
   "collective time": ["hydra_collective_seconds_bucket"],
+  "decode step time p50/p95/p99 vs budget": ["hydra_decode_step_duration_seconds_bucket", "hydra_step_budget_seconds"],
+  "prefill and decode tokens per step": ["hydra_step_tokens_sum"],
+  "partial prefills and priorities": ["hydra_partial_prefills", "hydra_requests_waiting_by_priority"],
 };
 
 function checkMetrics(renders, scrapeFile) {

@@ -15,17 +15,15 @@ Exit status 77 means skipped (no tokenizer: run scripts/setup.sh).
 """
 
 import os
-import random
 import subprocess
 import sys
-import threading
-import time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "integration"),
-                os.path.join(ROOT, "examples", "python")]
+                os.path.join(ROOT, "examples", "python"), os.path.join(ROOT, "bench")]
 from client import load_stubs  # noqa: E402
-from hydra_server import Server, check  # noqa: E402
+from hydra_server import Server, check, fail  # noqa: E402
+from long_prompt_stall import greedy, prompts, run_scenario  # noqa: E402
 
 MODEL_FLAGS = ["--preset=llama-tiny", "--dtype=bf16", "--hidden=768", "--layers=6",
                "--heads=12", "--kv_heads=4", "--intermediate=2048", "--vocab=32000",
@@ -52,79 +50,22 @@ def make_model(tool, work, tokenizer):
     return path
 
 
-def prompts():
-    rng = random.Random(13)
-    streams = [[1] + [rng.randrange(3, 32000) for _ in range(24)] for _ in range(STREAMS)]
-    long_prompt = [1] + [rng.randrange(3, 32000) for _ in range(LONG_PROMPT - 1)]
-    return streams, long_prompt
-
-
-def request(stubs, ids, max_tokens):
-    r = stubs.pb.GenerateRequest(prompt_token_ids=stubs.pb.TokenIds(ids=ids))
-    r.sampling.temperature = 0
-    r.stopping.max_tokens = max_tokens
-    r.stopping.ignore_eos = True
-    return r
-
-
-class Stream(threading.Thread):
-    """One streaming call; records each token with its arrival time."""
-
-    def __init__(self, stub, req):
-        super().__init__(daemon=True)
-        self.stub, self.req = stub, req
-        self.tokens, self.times = [], []
-        self.error = None
-
-    def run(self):
-        try:
-            for msg in self.stub.GenerateStream(self.req, timeout=300):
-                now = time.monotonic()
-                for t in msg.token_ids:
-                    self.tokens.append(t)
-                    self.times.append(now)
-        except Exception as e:  # reported by the main thread
-            self.error = e
-
-
 def scenario(stub, stubs):
-    """Streams decode, the long prompt arrives. Returns (stream outputs,
-    long output, the streams' largest gap during the prefill in ms, the long
-    prompt's time to first token in ms)."""
-    stream_prompts, long_prompt = prompts()
-    streams = [Stream(stub, request(stubs, p, STREAM_TOKENS)) for p in stream_prompts]
-    for s in streams:
-        s.start()
-    deadline = time.monotonic() + 120
-    while min(len(s.tokens) for s in streams) < 8:
-        check(time.monotonic() < deadline and all(s.error is None for s in streams),
-              "the streams did not start: %s" % [s.error for s in streams])
-        time.sleep(0.01)
-    long_call = Stream(stub, request(stubs, long_prompt, LONG_TOKENS))
-    sent = time.monotonic()
-    long_call.start()
-    long_call.join(300)
-    for s in streams:
-        s.join(300)
-    for s in streams + [long_call]:
-        check(s.error is None, "a call failed: %s" % s.error)
-    first_token = long_call.times[0]
-    check(all(s.times[-1] > first_token for s in streams),
-          "a stream ended before the long prompt's first token; the window is not covered")
-    gap = 0.0
-    for s in streams:
-        for a, b in zip(s.times, s.times[1:]):
-            if b >= sent and a <= first_token:
-                gap = max(gap, b - a)
-    return ([s.tokens for s in streams], long_call.tokens, gap * 1e3,
-            (first_token - sent) * 1e3)
+    """Returns (stream outputs, long output, the streams' largest gap during
+    the prefill in ms, the long prompt's time to first token in ms)."""
+    short, long_prompt = prompts(STREAMS, LONG_PROMPT, 32000)
+    try:
+        r = run_scenario(stub, stubs, short, long_prompt, STREAM_TOKENS, LONG_TOKENS)
+    except RuntimeError as e:
+        fail(str(e))
+    return r.stream_tokens, r.long_tokens, max(r.gaps_during_ms), r.ttft_ms
 
 
 def alone(stub, stubs):
-    stream_prompts, long_prompt = prompts()
-    outs = [list(stub.Generate(request(stubs, p, STREAM_TOKENS), timeout=300).token_ids)
+    stream_prompts, long_prompt = prompts(STREAMS, LONG_PROMPT, 32000)
+    outs = [list(stub.Generate(greedy(stubs, p, STREAM_TOKENS), timeout=300).token_ids)
             for p in stream_prompts]
-    return outs, list(stub.Generate(request(stubs, long_prompt, LONG_TOKENS),
+    return outs, list(stub.Generate(greedy(stubs, long_prompt, LONG_TOKENS),
                                     timeout=300).token_ids)
 
 
@@ -136,7 +77,7 @@ def run_server(hydra, path, stubs, *flags):
     server.wait_serving(stubs)
     stub = stubs.grpc.InferenceStub(server.channel)
     # Warm up: the first steps touch fresh KV pages and teach the cost model.
-    stub.Generate(request(stubs, prompts()[1][:600], 2), timeout=300)
+    stub.Generate(greedy(stubs, prompts(STREAMS, LONG_PROMPT, 32000)[1][:600], 2), timeout=300)
     return server, stub
 
 
