@@ -37,7 +37,7 @@ struct ChunkLimits {
   // Predicted time the candidates may add to the step; infinite without a
   // step-time budget (or when nothing decodes, so nobody waits on the step).
   double time_left_ms = std::numeric_limits<double>::infinity();
-  int min_chunk = 32;
+  int min_chunk = 16;
 };
 
 // Tokens for each candidate, in the candidates' order (0: none this step).
