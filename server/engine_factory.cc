@@ -225,6 +225,17 @@ absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(
   ASSIGN_OR_RETURN(auto tokenizer, tokenizer_load.get());
   ASSIGN_OR_RETURN(LoadedRunner loaded, std::move(runner_load));
   auto runner = std::move(loaded.runner);
+  // A tokenizer of another model would serve garbage and refuse text
+  // prompts with a message about token ids; say what is wrong at start.
+  if (tokenizer->vocab_size() > runner->config().vocab_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the tokenizer in ", options.model_dir, " has ",
+                     tokenizer->vocab_size(),
+                     " ids but the model's vocab_size (config.json) "
+                     "is ",
+                     runner->config().vocab_size,
+                     ": the tokenizer belongs to another model"));
+  }
   const int num_blocks = loaded.num_blocks;
   EngineConfig engine_config;
   engine_config.block_size = options.block_size;

@@ -263,5 +263,40 @@ TEST_F(LoadEngineTest, HugeMaxPositionEmbeddingsIsInvalidArgumentNotACrash) {
   fs::remove_all(dir);
 }
 
+// Hardening (issue 15, item 9): a Llama 3 tokenizer.json beside a model of
+// 32,000 words is refused at load, naming both sizes.
+TEST_F(LoadEngineTest, TokenizerLargerThanTheModelsVocabularyIsRefused) {
+  const fs::path llama3 =
+      testing::ModelDir().parent_path() / "tokenizers/llama3/tokenizer.json";
+  if (!fs::exists(llama3)) GTEST_SKIP() << "no " << llama3 << " (setup.sh)";
+  const fs::path dir = fs::temp_directory_path() / "hydra_foreign_tokenizer";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const char* name : {"config.json", "model.safetensors"}) {
+    fs::create_symlink(testing::ModelDir() / name, dir / name);
+  }
+  fs::copy_file(llama3, dir / "tokenizer.json");
+  EngineOptions options = Options();
+  options.model_dir = dir.string();
+  auto engine = LoadEngine(options);
+  EXPECT_EQ(engine.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(engine.status()),
+              AllOf(HasSubstr("tokenizer"), HasSubstr("128256"),
+                    HasSubstr("vocab_size"), HasSubstr("32000")));
+  fs::remove_all(dir);
+}
+
+TEST_F(LoadEngineTest, BadSchedulingOptionsAreRefusedByName) {
+  EngineOptions options = Options();
+  options.scheduling.max_step_ms = -5;
+  EXPECT_THAT(Message(LoadEngine(options).status()),
+              AllOf(HasSubstr("max_step_ms"), HasSubstr("-5")));
+  options = Options();
+  options.scheduling.max_partial_prefills = 0;
+  EXPECT_THAT(
+      Message(LoadEngine(options).status()),
+      AllOf(HasSubstr("max_partial_prefills"), HasSubstr("at least 1")));
+}
+
 }  // namespace
 }  // namespace hydra
