@@ -551,13 +551,15 @@ TEST(ServerLifecycleTest, ServesAModelFolderWithATokenizerJson) {
   }
   const auto dir = std::filesystem::path(::testing::TempDir()) / "bpe_model";
   std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  for (const char* name : {"config.json", "model.safetensors"}) {
-    std::filesystem::create_symlink(testing::ModelDir() / name, dir / name);
-  }
-  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
-    std::filesystem::create_symlink(tokenizer_dir / "qwen3" / name, dir / name);
-  }
+  // A tiny Qwen2-shaped model with Qwen's real vocabulary (151,936 words),
+  // so the tokenizer's ids fit the model (LoadEngine refuses them
+  // otherwise); the tool copies tokenizer.json and tokenizer_config.json.
+  const std::string make = absl::StrCat(
+      HYDRA_SYNTHETIC_TOOL, " --out=", dir.string(),
+      " --preset=qwen2.5-0.5b --layers=1 --hidden=64 --heads=2 --kv_heads=1"
+      " --head_dim=32 --intermediate=128 --tokenizer=",
+      (tokenizer_dir / "qwen3" / "tokenizer.json").string(), " > /dev/null");
+  ASSERT_EQ(std::system(make.c_str()), 0) << make;
   ServerProcess server(HYDRA_BINARY, dir.string());
   ASSERT_TRUE(server.WaitReady());
   auto stub = server.NewStub();
