@@ -8,18 +8,12 @@
 #include "gtest/gtest.h"
 #include "scheduler/prefill_chunks.h"
 #include "scheduler/scheduler.h"
+#include "tests/unit/test_sequences.h"
 
 namespace hydra::scheduler {
 namespace {
 
-std::unique_ptr<Sequence> MakeSequence(uint64_t id, int prompt_len,
-                                       int priority = 0) {
-  std::vector<int> prompt(prompt_len);
-  for (int i = 0; i < prompt_len; ++i)
-    prompt[i] = 3 + (id * 131 + i * 7) % 1000;
-  return std::make_unique<Sequence>(id, std::move(prompt), SamplingParams{},
-                                    StoppingCriteria{}, priority);
-}
+using testing::MakeSequence;
 
 // The simulated machine: 25 ms to stream the weights, 0.5 ms a token,
 // attention 1e-4 ms per key read, 0.2 ms a sequence.

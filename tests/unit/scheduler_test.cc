@@ -6,18 +6,12 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/unit/test_sequences.h"
 
 namespace hydra::scheduler {
 namespace {
 
-std::unique_ptr<Sequence> MakeSequence(uint64_t id, int prompt_len,
-                                       int priority = 0) {
-  std::vector<int> prompt(prompt_len);
-  for (int i = 0; i < prompt_len; ++i)
-    prompt[i] = 3 + (id * 131 + i * 7) % 1000;
-  return std::make_unique<Sequence>(id, std::move(prompt), SamplingParams{},
-                                    StoppingCriteria{}, priority);
-}
+using testing::MakeSequence;
 
 // What a step did, kept by value: finished sequences are gone afterwards.
 struct StepSummary {

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -144,16 +145,7 @@ class Problem {
   }
   template <typename F>
   void WithType(F&& f) const {
-    switch (cache_.type) {
-      case KvType::kF32:
-        return f(float{});
-      case KvType::kBF16:
-        return f(Bf16{});
-      case KvType::kF16:
-        return f(F16{});
-      case KvType::kInt8:
-        return f(int8_t{});
-    }
+    WithElementType(cache_.type, std::forward<F>(f));
   }
   // Element d of KV head kvh at position j of token t's sequence, as the
   // kernels see it (int8: times its scale).

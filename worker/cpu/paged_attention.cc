@@ -253,22 +253,6 @@ void Attention(const float* q, int q_stride, std::span<const int> tokens,
   }
 }
 
-// Calls f with a value of the C++ type that stores `type`'s elements: the
-// one place a KvType becomes a kernel instantiation.
-template <typename F>
-void WithElementType(KvType type, F&& f) {
-  switch (type) {
-    case KvType::kF32:
-      return f(float{});
-    case KvType::kBF16:
-      return f(Bf16{});
-    case KvType::kF16:
-      return f(F16{});
-    case KvType::kInt8:
-      return f(int8_t{});
-  }
-}
-
 // Runs of at least this many tokens take the tiled kernel. Below it a tile
 // would be mostly padding (a 2-token run of a group-1 model fills 2 of 8
 // vector lanes), and decodes are single tokens anyway.

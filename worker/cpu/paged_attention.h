@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "worker/cpu/number_formats.h"
+
 namespace hydra::cpu {
 
 // How K and V are stored. The attention kernels read every type directly
@@ -17,6 +19,23 @@ enum class KvType { kF32, kBF16, kF16, kInt8 };
 std::string_view KvTypeName(KvType type);  // "fp32", "bf16", "f16", "int8"
 // Bytes of one token's K (or V) for one KV head, scale included.
 size_t KvBytesPerHead(KvType type, int head_dim);
+
+// Calls f with a value of the C++ type that stores `type`'s elements
+// (float, Bf16, F16, int8_t): the one place a KvType becomes a kernel
+// instantiation.
+template <typename F>
+void WithElementType(KvType type, F&& f) {
+  switch (type) {
+    case KvType::kF32:
+      return f(float{});
+    case KvType::kBF16:
+      return f(Bf16{});
+    case KvType::kF16:
+      return f(F16{});
+    case KvType::kInt8:
+      return f(int8_t{});
+  }
+}
 
 struct PagedKvLayer {
   void* k = nullptr;  // [num_blocks, block_size, kv_heads, head_dim] of type
