@@ -9,13 +9,15 @@
 
 # Compile and link hydra (GoogleTest and Google Benchmark included: the CMake
 # configure step requires them); xz-utils packs the GPU bundle
-# (scripts/gpu_bundle.sh --pack).
+# (scripts/gpu_bundle.sh --pack). The HTTP front end (server/http) uses
+# header-only Boost.Beast/Asio (libboost-dev) and OpenSSL for its TLS.
 BUILD_PACKAGES=(
   build-essential cmake pkg-config git ca-certificates xz-utils
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libopenmpi-dev openmpi-bin prometheus-cpp-dev
   libsentencepiece-dev nlohmann-json3-dev libre2-dev libicu-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libboost-dev libssl-dev
 )
 
 # What the built `hydra` binary and its SentencePiece plugin load at run time
