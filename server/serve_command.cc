@@ -25,6 +25,8 @@
 #include "server/commands.h"
 #include "server/engine_factory.h"
 #include "server/engine_flags.h"
+#include "server/http/chat_formatter.h"
+#include "server/http/http_front_end.h"
 #include "server/inference_service.h"
 #include "server/metrics.h"
 
@@ -64,6 +66,20 @@ ABSL_FLAG(std::string, device, "cpu",
 ABSL_FLAG(double, gpu_memory_fraction, 0.9,
           "--device=cuda: share of each GPU's memory hydra may use; the KV "
           "pool takes what weights and workspace leave of it");
+ABSL_FLAG(int, http_port, 8000,
+          "OpenAI-compatible HTTP port (same --host, TLS and --api_key as "
+          "gRPC); 0 = no HTTP front end");
+ABSL_FLAG(std::string, chat_template, "",
+          "Chat template file for /v1/chat/completions; default: the model "
+          "folder's tokenizer_config.json chat_template, if any");
+ABSL_FLAG(int, http_io_threads, 2, "Threads serving HTTP connections");
+ABSL_FLAG(int64_t, http_max_body_bytes, int64_t{4} << 20,
+          "Largest HTTP request body; larger ones get 413");
+ABSL_FLAG(int, http_header_timeout_ms, 10000,
+          "An HTTP request's header must arrive within this (also the "
+          "keep-alive idle time); else 408 and the connection is closed");
+ABSL_FLAG(int, http_body_timeout_ms, 30000,
+          "An HTTP request's body must arrive within this after its header");
 ABSL_FLAG(int, drain_seconds, 30,
           "On SIGTERM, how long running requests may take to finish");
 
@@ -105,6 +121,47 @@ void Log(const std::string& line) {
 }
 
 }  // namespace
+
+// The OpenAI-compatible HTTP front end, or nullptr with --http_port=0.
+absl::StatusOr<std::unique_ptr<server::http::HttpFrontEnd>> StartHttp(
+    const std::string& model_name, const std::string& model_dir,
+    ServerMetrics& metrics) {
+  const int port = absl::GetFlag(FLAGS_http_port);
+  if (port == 0) return nullptr;
+  if (port < 0 || port > 65535) {
+    return absl::InvalidArgumentError("--http_port: must be in [0, 65535]");
+  }
+  server::http::HttpServerOptions server;
+  server.host = absl::GetFlag(FLAGS_host);
+  server.port = port;
+  server.io_threads = absl::GetFlag(FLAGS_http_io_threads);
+  server.max_body_bytes = static_cast<size_t>(
+      std::max<int64_t>(1, absl::GetFlag(FLAGS_http_max_body_bytes)));
+  server.header_timeout =
+      absl::Milliseconds(absl::GetFlag(FLAGS_http_header_timeout_ms));
+  server.body_timeout =
+      absl::Milliseconds(absl::GetFlag(FLAGS_http_body_timeout_ms));
+  if (!absl::GetFlag(FLAGS_tls_cert).empty()) {
+    ASSIGN_OR_RETURN(server.tls_cert_pem,
+                     ReadPem(absl::GetFlag(FLAGS_tls_cert)));
+    ASSIGN_OR_RETURN(server.tls_key_pem, ReadPem(absl::GetFlag(FLAGS_tls_key)));
+  }
+  ASSIGN_OR_RETURN(server::http::ChatSetup chat,
+                   server::http::LoadChatFormatter(
+                       absl::GetFlag(FLAGS_chat_template), model_dir));
+  Log(chat.note);
+  server::http::OpenAiApiOptions api;
+  api.model_name = model_name;
+  api.api_key = absl::GetFlag(FLAGS_api_key);
+  api.version = kVersion;
+  api.chat_formatter = std::move(chat.format);
+  api.bos_text = std::move(chat.bos_text);
+  return server::http::HttpFrontEnd::Start(
+      std::move(server), std::move(api),
+      [&metrics](const EngineOutput& out, absl::Time previous) {
+        metrics.OnOutput(out, previous);
+      });
+}
 
 absl::Status RunServe() {
   const int tp = absl::GetFlag(FLAGS_tp);
@@ -209,7 +266,15 @@ absl::Status RunServe() {
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   health->SetServingStatus(kServiceName, false);
   health->SetServingStatus(false);
+  auto http = StartHttp(model_name, model_dir, *metrics);
+  if (!http.ok()) {
+    server->Shutdown();
+    return http.status();
+  }
   Log(absl::StrCat("listening on ", absl::GetFlag(FLAGS_host), ":", bound_port,
+                   *http == nullptr
+                       ? std::string()
+                       : absl::StrCat(" (HTTP ", (*http)->port(), ")"),
                    "; loading ", model_dir));
 
   const absl::Time load_start = absl::Now();
@@ -227,6 +292,7 @@ absl::Status RunServe() {
     health->SetServingStatus(kServiceName, false);
     health->SetServingStatus(false);
     service.StartDraining();
+    if (*http != nullptr) (*http)->StartDraining();
     kill(getpid(), SIGUSR1);
   });
   (*engine)->SetStepObserver(
@@ -250,6 +316,7 @@ absl::Status RunServe() {
     }
   });
   service.AttachEngine(engine->get());
+  if (*http != nullptr) (*http)->AttachEngine(engine->get());
   health->SetServingStatus(kServiceName, true);
   health->SetServingStatus(true);
   Log(absl::StrCat(
@@ -277,6 +344,7 @@ absl::Status RunServe() {
   health->SetServingStatus(kServiceName, false);
   health->SetServingStatus(false);
   service.StartDraining();
+  if (*http != nullptr) (*http)->StartDraining();
   const absl::Time give_up =
       absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_drain_seconds));
   while (absl::Now() < give_up) {
@@ -286,6 +354,8 @@ absl::Status RunServe() {
   }
   // Calls still open after the grace period are cancelled by the shutdown.
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  // Before the engine goes: closing connections cancels their requests.
+  if (*http != nullptr) (*http)->Stop();
   stop_stats.store(true);
   stats_thread.join();
   engine->reset();

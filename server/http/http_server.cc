@@ -14,6 +14,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
 #include "boost/asio.hpp"
 #include "boost/asio/ssl.hpp"
@@ -43,8 +44,12 @@ std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
   return absl::ToChronoNanoseconds(d);
 }
 
-// Lets the engine thread post into the io_context only while it exists.
-struct PostGate {
+// The io_context, shared with every Exchange: an engine callback may hold
+// an Exchange (and its strand) after the server is gone, so the context
+// lives until the last of them. `open` lets the engine thread post into it
+// only while the io threads run.
+struct Runtime {
+  asio::io_context ioc;
   absl::Mutex mu;
   bool open ABSL_GUARDED_BY(mu) = true;
 };
@@ -69,11 +74,11 @@ class ConnectionBase : public std::enable_shared_from_this<ConnectionBase> {
 class Exchange final : public Responder,
                        public std::enable_shared_from_this<Exchange> {
  public:
-  Exchange(std::weak_ptr<ConnectionBase> connection, Strand strand,
-           std::shared_ptr<PostGate> gate)
-      : connection_(std::move(connection)),
-        strand_(std::move(strand)),
-        gate_(std::move(gate)) {}
+  Exchange(std::shared_ptr<Runtime> runtime,
+           std::weak_ptr<ConnectionBase> connection, Strand strand)
+      : runtime_(std::move(runtime)),
+        connection_(std::move(connection)),
+        strand_(std::move(strand)) {}
 
   void Respond(int status, std::string content_type, std::string body,
                Headers extra) override {
@@ -142,15 +147,15 @@ class Exchange final : public Responder,
       fn();
       return;
     }
-    absl::MutexLock lock(&gate_->mu);
-    if (!gate_->open) return;
+    absl::MutexLock lock(&runtime_->mu);
+    if (!runtime_->open) return;
     asio::post(strand_, [self = shared_from_this(),
                          fn = std::move(fn)]() mutable { fn(); });
   }
 
+  std::shared_ptr<Runtime> runtime_;  // first: destroyed last
   std::weak_ptr<ConnectionBase> connection_;
   Strand strand_;
-  std::shared_ptr<PostGate> gate_;
   bool ended_ = false;
   bool aborted_ = false;
   std::function<void()> abort_fn_;
@@ -179,13 +184,13 @@ class Connection final : public ConnectionBase {
   static constexpr bool kTls =
       std::is_same_v<Stream, asio::ssl::stream<tcp::socket>>;
 
-  Connection(Stream stream, Strand strand, const HttpServerOptions& options,
-             const Handler& handler, std::shared_ptr<PostGate> gate)
-      : stream_(std::move(stream)),
+  Connection(std::shared_ptr<Runtime> runtime, Stream stream, Strand strand,
+             const HttpServerOptions& options, const Handler& handler)
+      : runtime_(std::move(runtime)),
+        stream_(std::move(stream)),
         strand_(std::move(strand)),
         options_(options),
         handler_(handler),
-        gate_(std::move(gate)),
         read_timer_(Socket().get_executor()),
         write_timer_(Socket().get_executor()) {}
 
@@ -414,7 +419,7 @@ class Connection final : public ConnectionBase {
     }
     request.body = std::move(message.body());
 
-    auto ex = std::make_shared<Exchange>(weak_from_this(), strand_, gate_);
+    auto ex = std::make_shared<Exchange>(runtime_, weak_from_this(), strand_);
     current_ = ex;
     try {
       handler_(std::move(request), ex);
@@ -557,11 +562,11 @@ class Connection final : public ConnectionBase {
 
   enum class ReadState { kIdle, kHeader, kBody };
 
+  std::shared_ptr<Runtime> runtime_;
   Stream stream_;
   Strand strand_;
   const HttpServerOptions& options_;
   const Handler& handler_;
-  std::shared_ptr<PostGate> gate_;
   asio::steady_timer read_timer_;
   asio::steady_timer write_timer_;
   uint64_t read_generation_ = 0;
@@ -598,18 +603,21 @@ class HttpServer::Impl {
   Impl(HttpServerOptions options, Handler handler)
       : options_(std::move(options)),
         handler_(std::move(handler)),
-        gate_(std::make_shared<PostGate>()),
+        runtime_(std::make_shared<Runtime>()),
+        ioc_(runtime_->ioc),
+        work_(ioc_.get_executor()),
         acceptor_(asio::make_strand(ioc_)),
         ssl_(asio::ssl::context::tls_server) {}
 
   ~Impl() {
     Stop();
     {
-      absl::MutexLock lock(&gate_->mu);
-      gate_->open = false;
+      absl::MutexLock lock(&runtime_->mu);
+      runtime_->open = false;
     }
+    // With the listener and every connection closed, the io threads run
+    // out of work (the aborted operations complete) and return.
     work_.reset();
-    ioc_.stop();
     for (std::thread& t : threads_) t.join();
   }
 
@@ -661,30 +669,34 @@ class HttpServer::Impl {
 
   int port() const { return port_; }
 
+  // Returns once the listener and every connection are closed (their
+  // pending responses aborted). Not from an io thread.
   void Stop() {
-    if (stopped_.exchange(true)) return;
-    asio::post(acceptor_.get_executor(), [this] {
-      boost::system::error_code ec;
-      acceptor_.close(ec);
-    });
-    std::vector<std::weak_ptr<ConnectionBase>> connections;
+    if (stopped_.exchange(true) || threads_.empty()) return;
+    std::vector<std::shared_ptr<ConnectionBase>> connections;
     {
       absl::MutexLock lock(&mu_);
-      connections.swap(connections_);
-    }
-    for (auto& weak : connections) {
-      if (auto c = weak.lock()) {
-        // Closing on the connection's own strand, through its executor.
-        CloseOnStrand(c);
+      for (auto& weak : connections_) {
+        if (auto c = weak.lock()) connections.push_back(std::move(c));
       }
+      connections_.clear();
     }
+    absl::BlockingCounter closed(static_cast<int>(connections.size()) + 1);
+    asio::post(acceptor_.get_executor(), [this, &closed] {
+      boost::system::error_code ec;
+      acceptor_.close(ec);
+      closed.DecrementCount();
+    });
+    for (auto& c : connections) {
+      asio::post(c->strand(), [c, &closed] {
+        c->Close();
+        closed.DecrementCount();
+      });
+    }
+    closed.Wait();
   }
 
  private:
-  void CloseOnStrand(const std::shared_ptr<ConnectionBase>& c) {
-    asio::post(c->strand(), [c] { c->Close(); });
-  }
-
   void Accept() {
     acceptor_.async_accept(ioc_, [this](beast::error_code ec, tcp::socket s) {
       if (ec) {
@@ -706,12 +718,12 @@ class HttpServer::Impl {
     if (!options_.tls_cert_pem.empty()) {
       using S = asio::ssl::stream<tcp::socket>;
       auto c = std::make_shared<Connection<S>>(
-          S(std::move(socket), ssl_), strand, options_, handler_, gate_);
+          runtime_, S(std::move(socket), ssl_), strand, options_, handler_);
       base = c;
       asio::post(strand, [c] { c->Begin(); });
     } else {
       auto c = std::make_shared<Connection<tcp::socket>>(
-          std::move(socket), strand, options_, handler_, gate_);
+          runtime_, std::move(socket), strand, options_, handler_);
       base = c;
       asio::post(strand, [c] { c->Begin(); });
     }
@@ -725,10 +737,10 @@ class HttpServer::Impl {
 
   HttpServerOptions options_;
   Handler handler_;
-  std::shared_ptr<PostGate> gate_;
-  asio::io_context ioc_;
+  std::shared_ptr<Runtime> runtime_;
+  asio::io_context& ioc_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
-      work_{ioc_.get_executor()};
+      work_;
   tcp::acceptor acceptor_;
   asio::ssl::context ssl_;
   int port_ = 0;

@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/match.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "server/http/errors.h"
@@ -26,11 +26,31 @@ constexpr char kJson[] = "application/json";
 
 // How OpenAI spells the validator's fields (the defaults), and for chat,
 // where the prompt comes from.
-FieldNames CompletionNames() { return FieldNames{}; }
-FieldNames ChatNames() {
-  FieldNames names;
+constexpr server::FieldNames kCompletionNames{
+    .request_id = "id",
+    .prompt = "prompt",
+    .prompt_token_ids = "prompt",
+    .temperature = "temperature",
+    .top_k = "top_k",
+    .top_p = "top_p",
+    .min_p = "min_p",
+    .repetition_penalty = "repetition_penalty",
+    .presence_penalty = "presence_penalty",
+    .frequency_penalty = "frequency_penalty",
+    .logprobs = "logprobs",
+    .max_tokens = "max_tokens",
+    .min_tokens = "min_tokens",
+    .stop = "stop",
+    .stop_token_ids = "stop_token_ids",
+    .priority = "priority",
+};
+
+server::FieldNames ChatNames(std::string_view max_tokens) {
+  server::FieldNames names = kCompletionNames;
   names.prompt = "messages";
   names.prompt_token_ids = "messages";
+  names.logprobs = "top_logprobs";
+  names.max_tokens = max_tokens;
   return names;
 }
 
@@ -63,7 +83,7 @@ class OpenAiApi::Call {
     const Route* route = nullptr;
     bool path_known = false;
     std::string_view path = request_.path;
-    const bool model_path = absl::StartsWith(path, "/v1/models/");
+    const bool model_path = path.starts_with("/v1/models/");
     for (const Route& r : kRoutes) {
       if (r.path != path && !(model_path && r.path == "/v1/models")) continue;
       path_known = true;
@@ -99,9 +119,10 @@ class OpenAiApi::Call {
     if (route->path == "/v1/models") return Models(model_path);
 
     // POST routes: a JSON object body.
-    if (const std::string_view type = request_.Header("content-type");
-        !type.empty() && !absl::StrContainsIgnoreCase(type, "json") &&
-        !absl::StrContainsIgnoreCase(type, "x-www-form-urlencoded")) {
+    if (const std::string type =
+            absl::AsciiStrToLower(std::string(request_.Header("content-type")));
+        !type.empty() && type.find("json") == std::string::npos &&
+        type.find("x-www-form-urlencoded") == std::string::npos) {
       return Error(ApiError{415,
                             absl::StrCat("Content-Type ", std::string(type),
                                          " is not supported: send "
@@ -178,7 +199,7 @@ class OpenAiApi::Call {
     if (!parsed.ok()) return Error(FromStatus(parsed.status()));
     if (!CheckModel(parsed->model)) return;
     absl::StatusOr<EngineRequest> request =
-        Validate(parsed->fields, CompletionNames());
+        Validate(parsed->fields, kCompletionNames);
     if (!request.ok()) return Error(FromStatus(request.status()));
     if (!parsed->max_tokens_set) {
       // OpenAI's default for this endpoint, within what the context allows.
@@ -196,9 +217,9 @@ class OpenAiApi::Call {
     absl::StatusOr<std::vector<int>> ids =
         ChatPromptIds(parsed->messages, parsed->add_generation_prompt);
     if (!ids.ok()) return Error(FromStatus(ids.status()));
-    parsed->fields.prompt_token_ids = *std::move(ids);
+    parsed->fields.prompt = *std::move(ids);
     absl::StatusOr<EngineRequest> request =
-        Validate(parsed->fields, ChatNames());
+        Validate(parsed->fields, ChatNames(parsed->max_tokens_name));
     if (!request.ok()) return Error(FromStatus(request.status()));
     Generate(*parsed, *std::move(request), /*chat=*/true);
   }
@@ -215,11 +236,12 @@ class OpenAiApi::Call {
                     api_.observer_);
   }
 
-  absl::StatusOr<EngineRequest> Validate(const RequestFields& fields,
-                                         const FieldNames& names) const {
-    return ValidateRequest(fields, names, engine_->model_config(),
-                           engine_->tokenizer(),
-                           engine_->config().max_model_len);
+  absl::StatusOr<EngineRequest> Validate(
+      const server::RequestFields& fields,
+      const server::FieldNames& names) const {
+    return server::ValidateRequest(fields, names, engine_->model_config(),
+                                   engine_->tokenizer(),
+                                   engine_->config().max_model_len);
   }
 
   // The prompt the chat template makes of `messages`, tokenized with one
@@ -246,7 +268,7 @@ class OpenAiApi::Call {
     const model::Tokenizer& tokenizer = engine_->tokenizer();
     const std::string& bos = api_.options_.bos_text;
     absl::StatusOr<std::vector<int>> ids;
-    if (!bos.empty() && absl::StartsWith(*text, bos)) {
+    if (!bos.empty() && text->starts_with(bos)) {
       ids = tokenizer.Encode(std::string_view(*text).substr(bos.size()),
                              /*add_bos=*/true);
     } else {

@@ -145,15 +145,24 @@ absl::Status ParseSampling(const Json& body, OpenAiRequest& out) {
   ASSIGN_OR_RETURN(out.model, OptString(body, "model"));
   ASSIGN_OR_RETURN(f.temperature, OptFloat(body, "temperature"));
   ASSIGN_OR_RETURN(f.top_p, OptFloat(body, "top_p"));
-  ASSIGN_OR_RETURN(f.presence_penalty, OptFloat(body, "presence_penalty"));
-  ASSIGN_OR_RETURN(f.frequency_penalty, OptFloat(body, "frequency_penalty"));
-  ASSIGN_OR_RETURN(f.min_p, OptFloat(body, "min_p"));
+  ASSIGN_OR_RETURN(std::optional<float> presence,
+                   OptFloat(body, "presence_penalty"));
+  f.presence_penalty = presence.value_or(0.0f);
+  ASSIGN_OR_RETURN(std::optional<float> frequency,
+                   OptFloat(body, "frequency_penalty"));
+  f.frequency_penalty = frequency.value_or(0.0f);
+  ASSIGN_OR_RETURN(std::optional<float> min_p, OptFloat(body, "min_p"));
+  f.min_p = min_p.value_or(0.0f);
   ASSIGN_OR_RETURN(f.repetition_penalty, OptFloat(body, "repetition_penalty"));
-  ASSIGN_OR_RETURN(f.top_k, OptInt(body, "top_k"));
+  ASSIGN_OR_RETURN(std::optional<int> top_k, OptInt(body, "top_k"));
+  f.top_k = top_k.value_or(0);
   if (f.top_k == -1) f.top_k = 0;  // vLLM's spelling of "no limit"
-  ASSIGN_OR_RETURN(f.min_tokens, OptInt(body, "min_tokens"));
-  ASSIGN_OR_RETURN(f.ignore_eos, OptBool(body, "ignore_eos"));
-  ASSIGN_OR_RETURN(f.priority, OptInt(body, "priority"));
+  ASSIGN_OR_RETURN(std::optional<int> min_tokens, OptInt(body, "min_tokens"));
+  f.min_tokens = min_tokens.value_or(0);
+  ASSIGN_OR_RETURN(std::optional<bool> ignore_eos, OptBool(body, "ignore_eos"));
+  f.ignore_eos = ignore_eos.value_or(false);
+  ASSIGN_OR_RETURN(std::optional<int> priority, OptInt(body, "priority"));
+  f.priority = priority.value_or(0);
   if (const Json* seed = Member(body, "seed")) {
     if (seed->is_number_unsigned()) {
       f.seed = seed->get<uint64_t>();
@@ -222,6 +231,7 @@ absl::Status ParseMaxTokens(const Json& body, std::string_view name,
   if (max_tokens.has_value()) {
     out.fields.max_tokens = max_tokens;
     out.max_tokens_set = true;
+    out.max_tokens_name = std::string(name);
   }
   return absl::OkStatus();
 }
@@ -230,7 +240,7 @@ absl::Status ParsePrompt(const Json& body, RequestFields& f) {
   const Json* prompt = Member(body, "prompt");
   if (prompt == nullptr) return Invalid("prompt", "is required");
   if (prompt->is_string()) {
-    f.prompt = prompt->get<std::string>();
+    f.prompt = PromptText{prompt->get<std::string>()};
     return absl::OkStatus();
   }
   if (!prompt->is_array()) {
@@ -239,7 +249,7 @@ absl::Status ParsePrompt(const Json& body, RequestFields& f) {
   if (prompt->empty()) return Invalid("prompt", "must not be empty");
   const Json& first = (*prompt)[0];
   if (first.is_number()) {
-    ASSIGN_OR_RETURN(f.prompt_token_ids, IntArray(*prompt, "prompt"));
+    ASSIGN_OR_RETURN(f.prompt, IntArray(*prompt, "prompt"));
     return absl::OkStatus();
   }
   if (prompt->size() > 1) {
@@ -248,9 +258,9 @@ absl::Status ParsePrompt(const Json& body, RequestFields& f) {
                    "prompt per request (n asks for several completions)");
   }
   if (first.is_string()) {
-    f.prompt = first.get<std::string>();
+    f.prompt = PromptText{first.get<std::string>()};
   } else if (first.is_array()) {
-    ASSIGN_OR_RETURN(f.prompt_token_ids, IntArray(first, "prompt[0]"));
+    ASSIGN_OR_RETURN(f.prompt, IntArray(first, "prompt[0]"));
   } else {
     return WrongType("prompt[0]", "a string or an array of token ids", first);
   }

@@ -21,12 +21,15 @@ inline constexpr int kMaxChoices = 16;  // n
 inline constexpr int kDefaultCompletionMaxTokens = 16;
 
 struct OpenAiRequest {
-  RequestFields fields;  // the prompt is left unset for chat
+  server::RequestFields fields;  // the prompt is left unset for chat
   std::optional<std::string> model;
   int n = 1;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   bool max_tokens_set = false;
+  // The field max_tokens came from (chat: max_completion_tokens or
+  // max_tokens), for errors.
+  std::string max_tokens_name = "max_tokens";
   // Chat only: [{role, content (a string)}], content parts joined.
   nlohmann::ordered_json messages;
   bool add_generation_prompt = true;

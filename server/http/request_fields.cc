@@ -7,40 +7,43 @@
 #include "hydra/v1/inference.pb.h"
 #include "server/request_validation.h"
 
-namespace hydra {
+namespace hydra::server {
 namespace {
 
 v1::GenerateRequest ToProto(const RequestFields& f) {
   v1::GenerateRequest r;
-  if (f.prompt.has_value()) r.set_prompt(*f.prompt);
-  if (f.prompt_token_ids.has_value()) {
-    auto* ids = r.mutable_prompt_token_ids()->mutable_ids();
-    ids->Add(f.prompt_token_ids->begin(), f.prompt_token_ids->end());
+  r.set_request_id(f.request_id);
+  if (const auto* text = std::get_if<PromptText>(&f.prompt)) {
+    r.set_prompt(text->text);
+  } else if (const auto* ids = std::get_if<std::vector<int>>(&f.prompt)) {
+    r.mutable_prompt_token_ids()->mutable_ids()->Add(ids->begin(), ids->end());
   }
   v1::SamplingParams& s = *r.mutable_sampling();
   if (f.temperature) s.set_temperature(*f.temperature);
-  if (f.top_k) s.set_top_k(*f.top_k);
+  s.set_top_k(f.top_k);
   if (f.top_p) s.set_top_p(*f.top_p);
-  if (f.min_p) s.set_min_p(*f.min_p);
+  s.set_min_p(f.min_p);
   if (f.repetition_penalty) s.set_repetition_penalty(*f.repetition_penalty);
-  if (f.presence_penalty) s.set_presence_penalty(*f.presence_penalty);
-  if (f.frequency_penalty) s.set_frequency_penalty(*f.frequency_penalty);
+  s.set_presence_penalty(f.presence_penalty);
+  s.set_frequency_penalty(f.frequency_penalty);
   if (f.seed) s.set_seed(*f.seed);
   if (f.logprobs) s.set_logprobs(*f.logprobs);
   v1::StoppingCriteria& t = *r.mutable_stopping();
   if (f.max_tokens) t.set_max_tokens(*f.max_tokens);
-  if (f.min_tokens) t.set_min_tokens(*f.min_tokens);
+  t.set_min_tokens(f.min_tokens);
   for (const std::string& stop : f.stop) t.add_stop(stop);
   t.mutable_stop_token_ids()->Add(f.stop_token_ids.begin(),
                                   f.stop_token_ids.end());
-  if (f.ignore_eos) t.set_ignore_eos(*f.ignore_eos);
-  if (f.priority) r.set_priority(*f.priority);
+  t.set_ignore_eos(f.ignore_eos);
+  r.set_priority(f.priority);
   return r;
 }
 
 // The gRPC validator's name for a field, and the caller's.
-std::vector<std::pair<std::string, std::string>> Renames(const FieldNames& n) {
+std::vector<std::pair<std::string_view, std::string_view>> Renames(
+    const FieldNames& n) {
   return {{"input", n.prompt},
+          {"request_id", n.request_id},
           {"prompt_token_ids", n.prompt_token_ids},
           {"prompt", n.prompt},
           {"sampling.temperature", n.temperature},
@@ -59,7 +62,8 @@ std::vector<std::pair<std::string, std::string>> Renames(const FieldNames& n) {
 }
 
 absl::Status Rename(const absl::Status& status, const FieldNames& names) {
-  const std::string_view message = status.message();
+  const std::string full(status.message());
+  const std::string_view message = full;
   const size_t colon = message.find(": ");
   if (colon == std::string_view::npos) return status;
   const std::string_view field = message.substr(0, colon);
@@ -69,7 +73,7 @@ absl::Status Rename(const absl::Status& status, const FieldNames& names) {
          field[from.size()] == '[')) {
       return absl::Status(
           status.code(),
-          absl::StrCat(to, std::string(field.substr(from.size())),
+          absl::StrCat(std::string(to), std::string(field.substr(from.size())),
                        std::string(message.substr(colon))));
     }
   }
@@ -89,4 +93,4 @@ absl::StatusOr<EngineRequest> ValidateRequest(const RequestFields& fields,
   return validated;
 }
 
-}  // namespace hydra
+}  // namespace hydra::server

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <variant>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -17,51 +19,55 @@
 #include "model/tokenizer.h"
 #include "server/engine.h"
 
-namespace hydra {
+namespace hydra::server {
 
-// What a front end asks for, before validation. Unset = the default.
+// Text to tokenize, or token ids.
+struct PromptText {
+  std::string text;
+  // False for text whose chat template already emitted BOS.
+  bool add_bos = true;
+};
+using Prompt = std::variant<std::monostate, PromptText, std::vector<int>>;
+
+// A request as a front end parsed it; unset fields take their defaults.
 struct RequestFields {
-  // Exactly one of the two: text (the tokenizer's BOS is added) or ids.
-  std::optional<std::string> prompt;
-  std::optional<std::vector<int>> prompt_token_ids;
-
+  std::string request_id;
+  Prompt prompt;
   std::optional<float> temperature;
-  std::optional<int> top_k;
+  int top_k = 0;
   std::optional<float> top_p;
-  std::optional<float> min_p;
+  float min_p = 0;
   std::optional<float> repetition_penalty;
-  std::optional<float> presence_penalty;
-  std::optional<float> frequency_penalty;
+  float presence_penalty = 0;
+  float frequency_penalty = 0;
   std::optional<uint64_t> seed;
   std::optional<int> logprobs;
-
   std::optional<int> max_tokens;
-  std::optional<int> min_tokens;
+  int min_tokens = 0;
   std::vector<std::string> stop;
   std::vector<int> stop_token_ids;
-  std::optional<bool> ignore_eos;
-
-  std::optional<int> priority;
+  bool ignore_eos = false;
+  int priority = 0;
 };
 
-// How each field is spelled in errors. Indexed fields (prompt_token_ids,
-// stop, stop_token_ids) get "[i]" appended.
+// How a front end spells each field in its errors.
 struct FieldNames {
-  std::string prompt = "prompt";
-  std::string prompt_token_ids = "prompt_token_ids";
-  std::string temperature = "temperature";
-  std::string top_k = "top_k";
-  std::string top_p = "top_p";
-  std::string min_p = "min_p";
-  std::string repetition_penalty = "repetition_penalty";
-  std::string presence_penalty = "presence_penalty";
-  std::string frequency_penalty = "frequency_penalty";
-  std::string logprobs = "logprobs";
-  std::string max_tokens = "max_tokens";
-  std::string min_tokens = "min_tokens";
-  std::string stop = "stop";
-  std::string stop_token_ids = "stop_token_ids";
-  std::string priority = "priority";
+  std::string_view request_id = "request_id";
+  std::string_view prompt = "prompt";
+  std::string_view prompt_token_ids = "prompt_token_ids";
+  std::string_view temperature = "sampling.temperature";
+  std::string_view top_k = "sampling.top_k";
+  std::string_view top_p = "sampling.top_p";
+  std::string_view min_p = "sampling.min_p";
+  std::string_view repetition_penalty = "sampling.repetition_penalty";
+  std::string_view presence_penalty = "sampling.presence_penalty";
+  std::string_view frequency_penalty = "sampling.frequency_penalty";
+  std::string_view logprobs = "sampling.logprobs";
+  std::string_view max_tokens = "stopping.max_tokens";
+  std::string_view min_tokens = "stopping.min_tokens";
+  std::string_view stop = "stopping.stop";
+  std::string_view stop_token_ids = "stopping.stop_token_ids";
+  std::string_view priority = "priority";
 };
 
 absl::StatusOr<EngineRequest> ValidateRequest(const RequestFields& fields,
@@ -70,6 +76,6 @@ absl::StatusOr<EngineRequest> ValidateRequest(const RequestFields& fields,
                                               const model::Tokenizer& tokenizer,
                                               int max_model_len);
 
-}  // namespace hydra
+}  // namespace hydra::server
 
 #endif  // HYDRA_SERVER_HTTP_REQUEST_FIELDS_H_
