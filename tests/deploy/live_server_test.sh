@@ -43,7 +43,7 @@ read -r PORT METRICS_PORT < <("$PYTHON" "$ROOT/tests/free_ports.py" 2)
 # model, address and ports (win over the flagfile's).
 HYDRA_BIN="$HYDRA" HYDRA_FLAGFILE="$ROOT/deploy/k8s/base/serve.flags" FLAGS_kv_cache_bytes=67108864 \
   "$ROOT/deploy/docker/hydra-serve.sh" --model="$MODEL" --host=127.0.0.1 --port="$PORT" \
-  --metrics_port="$METRICS_PORT" 2>"$WORK/server.log" &
+  --metrics_port="$METRICS_PORT" --http_port=0 2>"$WORK/server.log" &
 SERVER_PID=$!
 
 health="$ROOT/deploy/docker/hydra-healthcheck.sh"

@@ -50,7 +50,7 @@ if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_RO
 echo "localhost slots=2" >"$WORK/hostfile"
 HYDRA_RUN_DIR="$WORK/run" HYDRA_MPI_HOSTFILE="$WORK/hostfile" \
   HYDRA_SERVE="$ROOT/deploy/docker/hydra-serve.sh" HYDRA_BIN="$HYDRA" HYDRA_FLAGFILE=/nonexistent \
-  OMP_NUM_THREADS=1 setsid "$MPI" launch --model="$MODEL" --host=127.0.0.1 --port="$PORT" --metrics_port=0 \
+  OMP_NUM_THREADS=1 setsid "$MPI" launch --model="$MODEL" --host=127.0.0.1 --port="$PORT" --metrics_port=0 --http_port=0 \
   --kv_cache_bytes=67108864 >"$WORK/launch.log" 2>&1 &
 LAUNCH_PID=$!
 

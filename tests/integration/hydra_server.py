@@ -31,7 +31,8 @@ class Server:
         self.log = open(os.path.join(os.path.dirname(path), "serve.log"), "w+")
         self.proc = subprocess.Popen(
             [hydra, "serve", "--model=" + path, "--host=127.0.0.1", "--port=%d" % self.port,
-             "--metrics_port=%d" % self.metrics_port, "--drain_seconds=5"] + list(flags),
+             "--metrics_port=%d" % self.metrics_port, "--drain_seconds=5", "--http_port=0"]
+            + list(flags),
             stdout=self.log, stderr=subprocess.STDOUT)
         self.channel = grpc.insecure_channel("127.0.0.1:%d" % self.port)
 

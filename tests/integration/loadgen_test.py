@@ -151,7 +151,7 @@ def main():
     log = open(os.path.join(work, "server.log"), "w")
     server = subprocess.Popen(
         [hydra, "serve", "--model=" + model, "--host=127.0.0.1", f"--port={port}",
-         f"--metrics_port={metrics_port}", "--api_key=" + API_KEY],
+         f"--metrics_port={metrics_port}", "--api_key=" + API_KEY, "--http_port=0"],
         stdout=log, stderr=subprocess.STDOUT)
     try:
         bench = Bench(bench_binary, f"127.0.0.1:{port}", work)

@@ -59,7 +59,7 @@ ip netns exec "$NS0" mpirun --allow-run-as-root --oversubscribe -np 2 --hostfile
   --mca plm_rsh_agent "$WORK/netns_agent.sh" \
   --mca btl tcp,self --mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24 \
   -x OMP_NUM_THREADS=1 \
-  "$HYDRA" serve --tp=2 --model="$MODEL" --host=127.0.0.1 --port=$PORT --metrics_port=0 \
+  "$HYDRA" serve --tp=2 --model="$MODEL" --host=127.0.0.1 --port=$PORT --metrics_port=0 --http_port=0 \
   --kv_cache_bytes=67108864 > "$WORK/serve.log" 2>&1 &
 MPI_PID=$!
 

@@ -34,7 +34,7 @@ read -r port metrics_port prom_port < <("$python" "$root/tests/free_ports.py" 3)
 prom=http://127.0.0.1:$prom_port
 
 "$hydra" serve --model="$model" --host=127.0.0.1 --port="$port" \
-  --metrics_port="$metrics_port" 2>"$work/server.log" &
+  --metrics_port="$metrics_port" --http_port=0 2>"$work/server.log" &
 pids+=($!)
 
 cat >"$work/prometheus.yml" <<EOF

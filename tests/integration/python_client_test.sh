@@ -37,7 +37,7 @@ read -r port metrics_port < <("$python" "$root/tests/free_ports.py" 2)
 target=127.0.0.1:$port
 
 "$hydra" serve --model="$model" --host=127.0.0.1 --port="$port" \
-  --metrics_port="$metrics_port" 2>"$work/server.log" &
+  --metrics_port="$metrics_port" --http_port=0 2>"$work/server.log" &
 server_pid=$!
 
 # The stubs are generated once and reused by every call below.

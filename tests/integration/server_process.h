@@ -109,7 +109,7 @@ class ServerProcess {
     args_ = std::move(launcher);
     args_.insert(args_.end(),
                  {binary, "serve", "--model=" + model_dir, "--host=127.0.0.1",
-                  "--kv_cache_bytes=67108864"});
+                  "--kv_cache_bytes=67108864", "--http_port=0"});
     args_.insert(args_.end(), extra.begin(), extra.end());
     Launch();
   }
