@@ -108,6 +108,10 @@ void ObserveSpan(Histogram* histogram, Summary* summary, absl::Time from,
   if (summary != nullptr) summary->Observe(seconds);
 }
 
+std::string FrontEndName(FrontEnd front_end) {
+  return front_end == FrontEnd::kHttp ? "http" : "grpc";
+}
+
 // Turns the engine's cumulative `count` into a counter increment; a count
 // below the last one means the engine started over from zero.
 void AddDelta(prometheus::Counter& counter, int64_t count, int64_t& last) {
@@ -265,15 +269,21 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
                                   "Generated tokens of finished requests.");
   requests_ = &prometheus::BuildCounter()
                    .Name("hydra_requests_total")
-                   .Help("Finished requests by finish reason.")
+                   .Help(
+                       "Finished requests by finish reason and front end "
+                       "(grpc, http).")
                    .Register(r);
   // Present from the start, so rate() sees every reason's first request.
-  for (auto reason :
-       {scheduler::FinishReason::kStop, scheduler::FinishReason::kLength,
-        scheduler::FinishReason::kCancelled, scheduler::FinishReason::kDeadline,
-        scheduler::FinishReason::kError}) {
-    requests_->Add(
-        {{"finish_reason", std::string(scheduler::FinishReasonName(reason))}});
+  for (FrontEnd front_end : {FrontEnd::kGrpc, FrontEnd::kHttp}) {
+    for (auto reason :
+         {scheduler::FinishReason::kStop, scheduler::FinishReason::kLength,
+          scheduler::FinishReason::kCancelled,
+          scheduler::FinishReason::kDeadline,
+          scheduler::FinishReason::kError}) {
+      requests_->Add(
+          {{"finish_reason", std::string(scheduler::FinishReasonName(reason))},
+           {"front_end", FrontEndName(front_end)}});
+    }
   }
   preemptions_ =
       AddCounter(r, "hydra_preemptions_total",
@@ -300,7 +310,8 @@ void ServerMetrics::OnStep(const StepReport& step) {
 }
 
 void ServerMetrics::OnOutput(const EngineOutput& out,
-                             absl::Time previous_token_time) {
+                             absl::Time previous_token_time,
+                             FrontEnd front_end) {
   const int n = static_cast<int>(out.token_ids.size());
   if (n > 0 && IsSet(previous_token_time) && out.time >= previous_token_time) {
     // One observation per token keeps the count equal to tokens streamed.
@@ -323,7 +334,8 @@ void ServerMetrics::OnOutput(const EngineOutput& out,
   ObserveSpan(e2e_, e2e_summary_, t.arrival, t.finished);
   requests_
       ->Add({{"finish_reason",
-              std::string(scheduler::FinishReasonName(out.finish_reason))}})
+              std::string(scheduler::FinishReasonName(out.finish_reason))},
+             {"front_end", FrontEndName(front_end)}})
       .Increment();
   prompt_tokens_->Increment(out.usage.prompt_tokens);
   generation_tokens_->Increment(out.usage.completion_tokens);

@@ -37,6 +37,10 @@ struct MetricsOptions {
   double max_step_ms = 0;  // exported as hydra_step_budget_seconds
 };
 
+// Which API a request came through: the `front_end` label of
+// hydra_requests_total.
+enum class FrontEnd { kGrpc, kHttp };
+
 class ServerMetrics {
  public:
   // Fails (naming the address) when the HTTP listener cannot bind.
@@ -53,7 +57,8 @@ class ServerMetrics {
   // Call for every engine output. `previous_token_time` is the `time` of this
   // request's previous output that carried tokens, or absl::InfinitePast()
   // before its first token.
-  void OnOutput(const EngineOutput& out, absl::Time previous_token_time);
+  void OnOutput(const EngineOutput& out, absl::Time previous_token_time,
+                FrontEnd front_end = FrontEnd::kGrpc);
 
   // Call periodically (and after the engine goes idle). The engine's
   // cumulative counts become counter increments, so calls may come from any

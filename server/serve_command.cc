@@ -159,7 +159,7 @@ absl::StatusOr<std::unique_ptr<server::http::HttpFrontEnd>> StartHttp(
   return server::http::HttpFrontEnd::Start(
       std::move(server), std::move(api),
       [&metrics](const EngineOutput& out, absl::Time previous) {
-        metrics.OnOutput(out, previous);
+        metrics.OnOutput(out, previous, FrontEnd::kHttp);
       });
 }
 

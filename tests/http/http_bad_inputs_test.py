@@ -352,7 +352,7 @@ def main():
 
         # Clients that go away: mid-stream, and while a whole response is
         # being generated; their requests are cancelled and blocks freed.
-        cancelled = server.metric('hydra_requests_total{finish_reason="cancelled"}')
+        cancelled = server.metric('hydra_requests_total{finish_reason="cancelled",front_end="http"}')
         long_body = json.dumps({"prompt": "Once upon a time", "max_tokens": 240,
                                 "ignore_eos": True, "stream": True}).encode()
         s = socket.create_connection(("127.0.0.1", server.http_port))
@@ -366,7 +366,7 @@ def main():
             b"Content-Length: %d\r\n\r\n" % len(unary) + unary, close_after_send=True)
         time.sleep(0.3)
         server.wait_no_blocks("after clients went away")
-        now = server.metric('hydra_requests_total{finish_reason="cancelled"}')
+        now = server.metric('hydra_requests_total{finish_reason="cancelled",front_end="http"}')
         check(now - cancelled == 2, "cancelled %s -> %s" % (cancelled, now))
         cases += 2
 

@@ -186,7 +186,7 @@ try {
   });
 
   await run("AbortController cancels the engine request and frees its blocks", async () => {
-    const cancelledBefore = await server.metric("hydra_requests_total", 'finish_reason="cancelled"');
+    const cancelledBefore = await server.metric("hydra_requests_total", 'finish_reason="cancelled",front_end="http"');
     // Streamed: abort after a few chunks.
     const controller = new AbortController();
     const stream = await client.completions.create(
@@ -217,7 +217,7 @@ try {
       check(e.name === "AbortError" || e instanceof OpenAI.APIUserAbortError, "abort gave " + e);
     }
     await server.waitNoBlocksUsed("after the aborts");
-    const cancelled = await server.metric("hydra_requests_total", 'finish_reason="cancelled"');
+    const cancelled = await server.metric("hydra_requests_total", 'finish_reason="cancelled",front_end="http"');
     check(cancelled - cancelledBefore === 2, `cancelled went ${cancelledBefore} -> ${cancelled}`);
   });
 } finally {

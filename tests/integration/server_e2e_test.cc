@@ -245,10 +245,14 @@ TEST_F(ServerE2ETest, DeadlineAndCancelFreeTheirBlocks) {
   auto ended_early = [&] {
     const std::string metrics = server_->Metrics();
     return testing::MetricValue(
-               metrics, "hydra_requests_total{finish_reason=\"cancelled\"}")
+               metrics,
+               "hydra_requests_total{finish_reason=\"cancelled\","
+               "front_end=\"grpc\"}")
                .value_or(0) +
            testing::MetricValue(
-               metrics, "hydra_requests_total{finish_reason=\"deadline\"}")
+               metrics,
+               "hydra_requests_total{finish_reason=\"deadline\","
+               "front_end=\"grpc\"}")
                .value_or(0);
   };
   for (int i = 0; i < 100 && ended_early() < 2; ++i) {

@@ -286,9 +286,12 @@ TEST(ServerMetricsTest, EveryDocumentedMetricIsExposedWithHelp) {
   // Every reason exists before its first request, so rate() sees it.
   for (const char* reason :
        {"stop", "length", "cancelled", "deadline", "error"}) {
-    EXPECT_EQ(e.Get(absl::StrCat("hydra_requests_total{finish_reason=\"",
-                                 reason, "\"}")),
-              0);
+    for (const char* front_end : {"grpc", "http"}) {
+      EXPECT_EQ(
+          e.Get(absl::StrCat("hydra_requests_total{finish_reason=\"", reason,
+                             "\",front_end=\"", front_end, "\"}")),
+          0);
+    }
   }
   EXPECT_EQ(e.Get("hydra_kv_cache_bytes{rank=\"1\"}"), 0);
   // The latency buckets reach hours: a 60 s cap would break p99.
@@ -337,13 +340,15 @@ TEST(ServerMetricsTest, CountsAndSumsMatchWhatWasFed) {
   int counted = 0;
   for (const auto& [reason, count] : fed.by_reason) {
     EXPECT_EQ(e.Get(absl::StrCat("hydra_requests_total{finish_reason=\"",
-                                 reason, "\"}")),
+                                 reason, "\",front_end=\"grpc\"}")),
               count)
         << reason;
     counted += count;
   }
   EXPECT_EQ(counted, fed.finished);
-  EXPECT_EQ(e.Get("hydra_requests_total{finish_reason=\"error\"}"), 0);
+  EXPECT_EQ(
+      e.Get("hydra_requests_total{finish_reason=\"error\",front_end=\"grpc\"}"),
+      0);
 }
 
 TEST(ServerMetricsTest, SummaryAndHistogramP95AgreeWithinOneBucket) {
