@@ -19,7 +19,7 @@ BUILD_PACKAGES=(
 )
 
 # What the built `hydra` binary and its SentencePiece plugin load at run time
-# (`ldd build/server/hydra build/lib/libhydra_sentencepiece.so`, `dpkg -S`),
+# (`ldd build/cli/hydra build/lib/libhydra_sentencepiece.so`, `dpkg -S`),
 # plus openmpi-bin for mpirun/orted in tensor-parallel runs. Their own
 # dependencies (libgrpc29, libre2-9, libhwloc15, ...) come with them.
 RUNTIME_PACKAGES=(

@@ -23,9 +23,9 @@
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "prometheus/summary.h"
-#include "server/engine.h"
+#include "engine/engine.h"
 
-namespace hydra {
+namespace hydra::server {
 
 struct MetricsOptions {
   // "host:port" to serve /metrics on; port 0 picks a free one; empty serves
@@ -48,18 +48,18 @@ class ServerMetrics {
   ServerMetrics& operator=(const ServerMetrics&) = delete;
 
   // Fits hydra::StepObserver.
-  void OnStep(const StepReport& step);
+  void OnStep(const engine::StepReport& step);
 
   // Call for every engine output. `previous_token_time` is the `time` of this
   // request's previous output that carried tokens, or absl::InfinitePast()
   // before its first token.
-  void OnOutput(const EngineOutput& out, absl::Time previous_token_time);
+  void OnOutput(const engine::EngineOutput& out, absl::Time previous_token_time);
 
   // Call periodically (and after the engine goes idle). The engine's
   // cumulative counts become counter increments, so calls may come from any
   // thread in any rhythm; a count that goes backwards (a new engine) is read
   // as a restart from zero.
-  void UpdateEngineStats(const EngineStats& stats, int64_t kv_bytes_per_rank,
+  void UpdateEngineStats(const engine::EngineStats& stats, int64_t kv_bytes_per_rank,
                          int tensor_parallel_size);
 
   // Text exposition format, as served on /metrics.
@@ -121,6 +121,6 @@ class ServerMetrics {
   std::unique_ptr<prometheus::Exposer> exposer_;
 };
 
-}  // namespace hydra
+}  // namespace hydra::server
 
 #endif  // HYDRA_SERVER_METRICS_H_

@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
-namespace hydra {
+namespace hydra::server {
 namespace {
 
 absl::Status Invalid(std::string_view field, std::string_view what) {
@@ -77,10 +77,10 @@ bool IsValidUtf8(std::string_view s) {
   return true;
 }
 
-absl::StatusOr<EngineRequest> ValidateGenerateRequest(
+absl::StatusOr<engine::EngineRequest> ValidateGenerateRequest(
     const v1::GenerateRequest& request, const model::ModelConfig& model,
     const model::Tokenizer& tokenizer, int max_model_len) {
-  EngineRequest out;
+  engine::EngineRequest out;
   if (request.request_id().size() > kMaxRequestIdBytes) {
     return Invalid("request_id",
                    absl::StrCat("at most ", kMaxRequestIdBytes, " bytes"));
@@ -161,7 +161,7 @@ absl::StatusOr<EngineRequest> ValidateGenerateRequest(
   out.stopping.ignore_eos = stop.ignore_eos();
 
   const v1::SamplingParams& s = request.sampling();
-  SamplingParams& p = out.sampling;
+  engine::SamplingParams& p = out.sampling;
   if (s.has_temperature()) {
     RETURN_IF_ERROR(
         CheckRange("sampling.temperature", s.temperature(), 0.0f, 100.0f));
@@ -214,4 +214,4 @@ absl::StatusOr<EngineRequest> ValidateGenerateRequest(
   return out;
 }
 
-}  // namespace hydra
+}  // namespace hydra::server

@@ -9,9 +9,9 @@
 #include "hydra/v1/inference.pb.h"
 #include "model/config.h"
 #include "model/tokenizer.h"
-#include "server/engine.h"
+#include "engine/engine.h"
 
-namespace hydra {
+namespace hydra::server {
 
 inline constexpr int kMaxStopStrings = 8;
 inline constexpr int kMaxStopStringBytes = 256;
@@ -26,10 +26,10 @@ bool IsValidUtf8(std::string_view text);
 
 // `max_model_len` is the engine's context cap (EngineConfig::max_model_len):
 // the prompt and max_tokens must fit in it together.
-absl::StatusOr<EngineRequest> ValidateGenerateRequest(
+absl::StatusOr<engine::EngineRequest> ValidateGenerateRequest(
     const v1::GenerateRequest& request, const model::ModelConfig& model,
     const model::Tokenizer& tokenizer, int max_model_len);
 
-}  // namespace hydra
+}  // namespace hydra::server
 
 #endif  // HYDRA_SERVER_REQUEST_VALIDATION_H_

@@ -7,7 +7,7 @@
 #      FLAGS_api_key from a Secret, ...), for every flag of `hydra serve`;
 #   3. the arguments (`docker run IMAGE --max_running=64`).
 # Under mpirun every rank runs this same script. HYDRA_BIN overrides the
-# binary (the tests run it against build/server/hydra).
+# binary (the tests run it against build/cli/hydra).
 set -euo pipefail
 
 hydra="${HYDRA_BIN:-/usr/local/bin/hydra}"

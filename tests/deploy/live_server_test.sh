@@ -11,7 +11,7 @@
 # Exit 77 = skipped (no model, node or the npm packages of tests/deploy).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-HYDRA="${1:-$ROOT/build/server/hydra}"
+HYDRA="${1:-$ROOT/build/cli/hydra}"
 MODEL="${2:-$ROOT/models/stories15M}"
 PYTHON=/usr/bin/python3
 # shellcheck source=tests/deploy/wait_serving.sh

@@ -67,9 +67,7 @@ TEST_P(BlockManagerPropertyTest, RandomOperationsKeepInvariants) {
     const int kind = rng() % 10;
     if (kind < 3 || live_.empty()) {
       // Admit a new sequence, reusing any cached prefix.
-      auto seq =
-          std::make_unique<Sequence>(next_id++, RandomPrompt(rng),
-                                     SamplingParams{}, StoppingCriteria{}, 0);
+      auto seq = std::make_unique<Sequence>(next_id++, RandomPrompt(rng), 0);
       const std::vector<int> prefix = blocks_.FindCachedPrefix(*seq);
       const int cached_before = blocks_.num_cached();
       const int free_before = blocks_.num_free();
@@ -105,8 +103,7 @@ TEST_P(BlockManagerPropertyTest, RandomOperationsKeepInvariants) {
         // Fork: the child shares every block, then diverges.
         auto child = std::make_unique<Sequence>(
             next_id++,
-            std::vector<int>(seq.tokens().begin(), seq.tokens().end()),
-            SamplingParams{}, StoppingCriteria{}, 0);
+            std::vector<int>(seq.tokens().begin(), seq.tokens().end()), 0);
         child->set_num_computed(0);
         blocks_.Fork(seq, *child);
         live_[child->id()] = std::move(child);

@@ -1,4 +1,4 @@
-#include "worker/sampler.h"
+#include "engine/sampler.h"
 
 #include <immintrin.h>
 
@@ -9,7 +9,7 @@
 
 #include "worker/cpu/vector_math.h"
 
-namespace hydra::worker {
+namespace hydra::engine {
 namespace {
 
 // Weights are summed per block of this many tokens (eight AVX2 vectors), so
@@ -366,4 +366,4 @@ void Sampler::FillLogprobs(std::span<const float> logits,
   }
 }
 
-}  // namespace hydra::worker
+}  // namespace hydra::engine

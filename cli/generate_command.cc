@@ -14,9 +14,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
-#include "server/commands.h"
-#include "server/engine_factory.h"
-#include "server/engine_flags.h"
+#include "cli/commands.h"
+#include "engine/engine_factory.h"
+#include "cli/engine_flags.h"
 
 ABSL_FLAG(std::string, model, "models/stories15M", "Model folder");
 ABSL_FLAG(std::string, prompt, "Once upon a time", "Text to continue");
@@ -35,7 +35,7 @@ ABSL_FLAG(int, kv_cache_mb, 256,
 ABSL_DECLARE_FLAG(std::string, device);
 ABSL_DECLARE_FLAG(double, gpu_memory_fraction);
 
-namespace hydra {
+namespace hydra::cli {
 namespace {
 
 absl::Status CheckFlags() {
@@ -77,7 +77,7 @@ absl::StatusOr<std::vector<std::string>> Prompts() {
 
 struct Completion {
   std::string text;
-  EngineOutput last;
+  engine::EngineOutput last;
   bool done = false;
 };
 
@@ -88,18 +88,18 @@ absl::Status RunGenerate() {
   if (absl::GetFlag(FLAGS_threads) > 0)
     omp_set_num_threads(absl::GetFlag(FLAGS_threads));
   ASSIGN_OR_RETURN(const std::vector<std::string> prompts, Prompts());
-  EngineOptions options;
+  engine::EngineOptions options;
   options.model_dir = absl::GetFlag(FLAGS_model);
   options.kv_cache_bytes = size_t(absl::GetFlag(FLAGS_kv_cache_mb)) << 20;
   options.device = absl::GetFlag(FLAGS_device);
   options.gpu_memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);
   ApplyEngineFlags(options);
   const absl::Time load_start = absl::Now();
-  ASSIGN_OR_RETURN(auto engine, LoadEngine(options));
+  ASSIGN_OR_RETURN(auto engine, engine::LoadEngine(options));
   std::fprintf(stderr, "[hydra] %s\n",
                DescribeLoadedEngine(*engine, absl::Now() - load_start).c_str());
   if (const std::string note =
-          ShortenedContextNote(options, *engine, "--kv_cache_mb");
+          engine::ShortenedContextNote(options, *engine, "--kv_cache_mb");
       !note.empty()) {
     std::fprintf(stderr, "[hydra] %s\n", note.c_str());
   }
@@ -110,7 +110,7 @@ absl::Status RunGenerate() {
   int finished = 0;
   const absl::Time start = absl::Now();
   for (size_t i = 0; i < prompts.size(); ++i) {
-    EngineRequest request;
+    engine::EngineRequest request;
     ASSIGN_OR_RETURN(request.prompt_ids,
                      engine->tokenizer().Encode(prompts[i]));
     request.sampling.temperature = absl::GetFlag(FLAGS_temperature);
@@ -125,7 +125,7 @@ absl::Status RunGenerate() {
       std::printf("%s", prompts[i].c_str());
       std::fflush(stdout);
     }
-    auto on_output = [&, i](EngineOutput out) {
+    auto on_output = [&, i](engine::EngineOutput out) {
       if (stream) {
         std::printf("%s", out.text.c_str());
         std::fflush(stdout);
@@ -156,7 +156,7 @@ absl::Status RunGenerate() {
   int prompt_tokens = 0, generated = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
     const Completion& c = completions[i];
-    if (c.last.finish_reason == scheduler::FinishReason::kError) {
+    if (c.last.finish_reason == engine::FinishReason::kError) {
       return absl::InternalError(
           absl::StrCat("prompt ", i + 1, ": ", c.last.error));
     }
@@ -180,4 +180,4 @@ absl::Status RunGenerate() {
   return absl::OkStatus();
 }
 
-}  // namespace hydra
+}  // namespace hydra::cli

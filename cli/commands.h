@@ -1,10 +1,10 @@
 // The subcommands of the `hydra` binary. Each reads its own abseil flags.
-#ifndef HYDRA_SERVER_COMMANDS_H_
-#define HYDRA_SERVER_COMMANDS_H_
+#ifndef HYDRA_CLI_COMMANDS_H_
+#define HYDRA_CLI_COMMANDS_H_
 
 #include "absl/status/status.h"
 
-namespace hydra {
+namespace hydra::cli {
 
 // hydra convert: llama2.c model.bin + tokenizer.model -> model folder.
 absl::Status RunConvert();
@@ -15,6 +15,6 @@ absl::Status RunServe();
 // hydra client: streams a completion from a running server.
 absl::Status RunClient();
 
-}  // namespace hydra
+}  // namespace hydra::cli
 
-#endif  // HYDRA_SERVER_COMMANDS_H_
+#endif  // HYDRA_CLI_COMMANDS_H_

@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
 #include "hydra/v1/inference.grpc.pb.h"
-#include "server/commands.h"
+#include "cli/commands.h"
 
 ABSL_DECLARE_FLAG(std::string, prompt);
 ABSL_DECLARE_FLAG(int, max_tokens);
@@ -21,7 +21,7 @@ ABSL_FLAG(std::string, target, "localhost:50051",
           "Server address for `hydra client`");
 ABSL_FLAG(double, timeout_seconds, 60, "Deadline of the call");
 
-namespace hydra {
+namespace hydra::cli {
 
 absl::Status RunClient() {
   auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_target),
@@ -71,4 +71,4 @@ absl::Status RunClient() {
   return absl::OkStatus();
 }
 
-}  // namespace hydra
+}  // namespace hydra::cli

@@ -1,4 +1,4 @@
-#include "server/inference_service.h"
+#include "server/grpc/inference_service.h"
 
 #include <deque>
 #include <memory>
@@ -9,25 +9,25 @@
 #include "absl/time/clock.h"
 #include "server/request_validation.h"
 
-namespace hydra {
+namespace hydra::server::grpc {
 namespace {
 
-using scheduler::FinishReason;
+using engine::FinishReason;
 
-grpc::Status ToGrpc(const absl::Status& s) {
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
+::grpc::Status ToGrpc(const absl::Status& s) {
+  return ::grpc::Status(static_cast<::grpc::StatusCode>(s.code()),
                       std::string(s.message()));
 }
 
-v1::FinishReason ToProto(FinishReason reason) {
+v1::FinishReason ToProto(engine::FinishReason reason) {
   switch (reason) {
-    case FinishReason::kStop:
+    case engine::FinishReason::kStop:
       return v1::FINISH_REASON_STOP;
-    case FinishReason::kLength:
+    case engine::FinishReason::kLength:
       return v1::FINISH_REASON_LENGTH;
-    case FinishReason::kCancelled:
+    case engine::FinishReason::kCancelled:
       return v1::FINISH_REASON_CANCELLED;
-    case FinishReason::kDeadline:
+    case engine::FinishReason::kDeadline:
       return v1::FINISH_REASON_DEADLINE;
     default:
       return v1::FINISH_REASON_UNSPECIFIED;
@@ -35,29 +35,29 @@ v1::FinishReason ToProto(FinishReason reason) {
 }
 
 // The status a finished request ends its call with.
-grpc::Status FinalStatus(const EngineOutput& out) {
+::grpc::Status FinalStatus(const engine::EngineOutput& out) {
   switch (out.finish_reason) {
-    case FinishReason::kCancelled:
-      return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
-    case FinishReason::kDeadline:
-      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+    case engine::FinishReason::kCancelled:
+      return ::grpc::Status(::grpc::StatusCode::CANCELLED, "cancelled");
+    case engine::FinishReason::kDeadline:
+      return ::grpc::Status(::grpc::StatusCode::DEADLINE_EXCEEDED,
                           "the request's deadline passed");
-    case FinishReason::kError:
+    case engine::FinishReason::kError:
       // A failed peer is UNAVAILABLE (retry elsewhere); anything else is a
       // bug of ours.
-      return grpc::Status(out.error_code == absl::StatusCode::kUnavailable
-                              ? grpc::StatusCode::UNAVAILABLE
-                              : grpc::StatusCode::INTERNAL,
+      return ::grpc::Status(out.error_code == absl::StatusCode::kUnavailable
+                              ? ::grpc::StatusCode::UNAVAILABLE
+                              : ::grpc::StatusCode::INTERNAL,
                           absl::StrCat("step failed: ", out.error));
     default:
-      return grpc::Status::OK;
+      return ::grpc::Status::OK;
   }
 }
 
 template <typename Message>
-void FillCommon(const EngineOutput& out, Message* m) {
+void FillCommon(const engine::EngineOutput& out, Message* m) {
   m->mutable_token_ids()->Add(out.token_ids.begin(), out.token_ids.end());
-  for (const worker::SampledToken& t : out.logprobs) {
+  for (const engine::SampledToken& t : out.logprobs) {
     v1::Logprobs* lp = m->add_logprobs();
     lp->set_token_id(t.token_id);
     lp->set_logprob(t.logprob);
@@ -76,7 +76,7 @@ void FillCommon(const EngineOutput& out, Message* m) {
   }
 }
 
-absl::Time Deadline(const grpc::CallbackServerContext* context) {
+absl::Time Deadline(const ::grpc::CallbackServerContext* context) {
   const auto deadline = context->deadline();
   if (deadline >=
       std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
@@ -89,7 +89,7 @@ absl::Time Deadline(const grpc::CallbackServerContext* context) {
 // cancelled, whichever of Submit and OnCancel comes first.
 class EngineCall {
  public:
-  explicit EngineCall(Engine* engine) : engine_(engine) {}
+  explicit EngineCall(engine::Engine* engine) : engine_(engine) {}
   void SetId(uint64_t id) {
     id_.store(id);
     if (cancelled_.load()) engine_->Cancel(id);
@@ -100,7 +100,7 @@ class EngineCall {
   }
 
  private:
-  Engine* engine_;
+  engine::Engine* engine_;
   std::atomic<uint64_t> id_{0};
   std::atomic<bool> cancelled_{false};
 };
@@ -112,7 +112,7 @@ class OutputClock {
   OutputClock() = default;
   explicit OutputClock(OutputObserver observer)
       : observer_(std::move(observer)) {}
-  void Observe(const EngineOutput& out) {
+  void Observe(const engine::EngineOutput& out) {
     if (observer_) observer_(out, previous_);
     if (!out.token_ids.empty()) previous_ = out.time;
   }
@@ -126,18 +126,18 @@ class OutputClock {
 // client reads. State the engine thread touches lives in `Shared`, which
 // outlives the reactor (deleted in OnDone).
 class StreamReactor final
-    : public grpc::ServerWriteReactor<v1::GenerateStreamResponse> {
+    : public ::grpc::ServerWriteReactor<v1::GenerateStreamResponse> {
  public:
-  StreamReactor(Engine* engine, std::string request_id, OutputObserver observer)
+  StreamReactor(engine::Engine* engine, std::string request_id, OutputObserver observer)
       : call_(engine), shared_(std::make_shared<Shared>()) {
     shared_->reactor = this;
     shared_->request_id = std::move(request_id);
     shared_->clock = OutputClock(std::move(observer));
   }
 
-  void Start(Engine* engine, EngineRequest request) {
+  void Start(engine::Engine* engine, engine::EngineRequest request) {
     std::shared_ptr<Shared> shared = shared_;
-    auto id = engine->Submit(std::move(request), [shared](EngineOutput out) {
+    auto id = engine->Submit(std::move(request), [shared](engine::EngineOutput out) {
       shared->Deliver(std::move(out));
     });
     if (!id.ok()) {
@@ -161,7 +161,7 @@ class StreamReactor final
         finish = !std::exchange(shared_->finish_called, true);
       }
       if (finish)
-        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
+        Finish(::grpc::Status(::grpc::StatusCode::CANCELLED, "write failed"));
       return;
     }
     {
@@ -190,9 +190,9 @@ class StreamReactor final
     bool writing ABSL_GUARDED_BY(mu) = false;
     bool final_queued ABSL_GUARDED_BY(mu) = false;
     bool finish_called ABSL_GUARDED_BY(mu) = false;
-    grpc::Status final_status ABSL_GUARDED_BY(mu);
+    ::grpc::Status final_status ABSL_GUARDED_BY(mu);
 
-    void Deliver(EngineOutput out) {
+    void Deliver(engine::EngineOutput out) {
       clock.Observe(out);
       v1::GenerateStreamResponse msg;
       msg.set_request_id(request_id);
@@ -217,7 +217,7 @@ class StreamReactor final
     void Pump() {
       StreamReactor* r = nullptr;
       bool write = false;
-      grpc::Status status;
+      ::grpc::Status status;
       {
         absl::MutexLock lock(&mu);
         if (reactor == nullptr || writing || finish_called) return;
@@ -248,9 +248,9 @@ class StreamReactor final
 };
 
 // Unary generation: outputs are gathered into the response.
-class GenerateReactor final : public grpc::ServerUnaryReactor {
+class GenerateReactor final : public ::grpc::ServerUnaryReactor {
  public:
-  GenerateReactor(Engine* engine, std::string request_id,
+  GenerateReactor(engine::Engine* engine, std::string request_id,
                   v1::GenerateResponse* response, OutputObserver observer)
       : call_(engine), shared_(std::make_shared<Shared>()) {
     shared_->reactor = this;
@@ -259,9 +259,9 @@ class GenerateReactor final : public grpc::ServerUnaryReactor {
     response->set_request_id(std::move(request_id));
   }
 
-  void Start(Engine* engine, EngineRequest request) {
+  void Start(engine::Engine* engine, engine::EngineRequest request) {
     std::shared_ptr<Shared> shared = shared_;
-    auto id = engine->Submit(std::move(request), [shared](EngineOutput out) {
+    auto id = engine->Submit(std::move(request), [shared](engine::EngineOutput out) {
       shared->Deliver(std::move(out));
     });
     if (!id.ok()) {
@@ -290,7 +290,7 @@ class GenerateReactor final : public grpc::ServerUnaryReactor {
     v1::GenerateResponse* response ABSL_GUARDED_BY(mu) = nullptr;
     OutputClock clock;
 
-    void Deliver(EngineOutput out) {
+    void Deliver(engine::EngineOutput out) {
       clock.Observe(out);
       GenerateReactor* r = nullptr;
       {
@@ -308,9 +308,9 @@ class GenerateReactor final : public grpc::ServerUnaryReactor {
   std::shared_ptr<Shared> shared_;
 };
 
-grpc::ServerUnaryReactor* FinishedUnary(grpc::CallbackServerContext* context,
-                                        const grpc::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+::grpc::ServerUnaryReactor* FinishedUnary(::grpc::CallbackServerContext* context,
+                                        const ::grpc::Status& status) {
+  ::grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(status);
   return reactor;
 }
@@ -321,36 +321,36 @@ InferenceService::InferenceService(ServiceOptions options,
                                    OutputObserver observer)
     : options_(std::move(options)), observer_(std::move(observer)) {}
 
-grpc::Status InferenceService::Admit(grpc::CallbackServerContext* context,
-                                     Engine** engine) const {
+::grpc::Status InferenceService::Admit(::grpc::CallbackServerContext* context,
+                                     engine::Engine** engine) const {
   if (!options_.api_key.empty()) {
     const auto& metadata = context->client_metadata();
     const auto it = metadata.find("authorization");
     if (it == metadata.end() ||
         std::string_view(it->second.data(), it->second.size()) !=
             "Bearer " + options_.api_key) {
-      return grpc::Status(
-          grpc::StatusCode::UNAUTHENTICATED,
+      return ::grpc::Status(
+          ::grpc::StatusCode::UNAUTHENTICATED,
           "missing or wrong API key: send 'authorization: Bearer <key>'");
     }
   }
   if (draining_.load()) {
-    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+    return ::grpc::Status(::grpc::StatusCode::UNAVAILABLE,
                         "the server is shutting down");
   }
   *engine = engine_.load();
   if (*engine == nullptr) {
-    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+    return ::grpc::Status(::grpc::StatusCode::UNAVAILABLE,
                         "the model is still loading");
   }
-  return grpc::Status::OK;
+  return ::grpc::Status::OK;
 }
 
-grpc::ServerUnaryReactor* InferenceService::Generate(
-    grpc::CallbackServerContext* context, const v1::GenerateRequest* request,
+::grpc::ServerUnaryReactor* InferenceService::Generate(
+    ::grpc::CallbackServerContext* context, const v1::GenerateRequest* request,
     v1::GenerateResponse* response) {
-  Engine* engine = nullptr;
-  if (grpc::Status s = Admit(context, &engine); !s.ok())
+  engine::Engine* engine = nullptr;
+  if (::grpc::Status s = Admit(context, &engine); !s.ok())
     return FinishedUnary(context, s);
   auto validated = ValidateGenerateRequest(*request, engine->model_config(),
                                            engine->tokenizer(),
@@ -364,12 +364,12 @@ grpc::ServerUnaryReactor* InferenceService::Generate(
   return reactor;
 }
 
-grpc::ServerWriteReactor<v1::GenerateStreamResponse>*
-InferenceService::GenerateStream(grpc::CallbackServerContext* context,
+::grpc::ServerWriteReactor<v1::GenerateStreamResponse>*
+InferenceService::GenerateStream(::grpc::CallbackServerContext* context,
                                  const v1::GenerateRequest* request) {
-  Engine* engine = nullptr;
-  absl::StatusOr<EngineRequest> validated = absl::UnavailableError("");
-  grpc::Status refused = Admit(context, &engine);
+  engine::Engine* engine = nullptr;
+  absl::StatusOr<engine::EngineRequest> validated = absl::UnavailableError("");
+  ::grpc::Status refused = Admit(context, &engine);
   if (refused.ok()) {
     validated = ValidateGenerateRequest(*request, engine->model_config(),
                                         engine->tokenizer(),
@@ -386,18 +386,18 @@ InferenceService::GenerateStream(grpc::CallbackServerContext* context,
   return reactor;
 }
 
-grpc::ServerUnaryReactor* InferenceService::Tokenize(
-    grpc::CallbackServerContext* context, const v1::TokenizeRequest* request,
+::grpc::ServerUnaryReactor* InferenceService::Tokenize(
+    ::grpc::CallbackServerContext* context, const v1::TokenizeRequest* request,
     v1::TokenizeResponse* response) {
-  Engine* engine = nullptr;
-  if (grpc::Status s = Admit(context, &engine); !s.ok())
+  engine::Engine* engine = nullptr;
+  if (::grpc::Status s = Admit(context, &engine); !s.ok())
     return FinishedUnary(context, s);
   const model::Tokenizer& tokenizer = engine->tokenizer();
   switch (request->input_case()) {
     case v1::TokenizeRequest::kText: {
       if (!IsValidUtf8(request->text())) {
         return FinishedUnary(context,
-                             grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                             ::grpc::Status(::grpc::StatusCode::INVALID_ARGUMENT,
                                           "text: is not valid UTF-8"));
       }
       auto ids = tokenizer.Encode(
@@ -412,7 +412,7 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(
       if (!text.ok()) {
         return FinishedUnary(
             context,
-            grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+            ::grpc::Status(::grpc::StatusCode::INVALID_ARGUMENT,
                          absl::StrCat("ids: ", text.status().message())));
       }
       response->mutable_token_ids()->Add(ids.begin(), ids.end());
@@ -421,17 +421,17 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(
     }
     default:
       return FinishedUnary(context,
-                           grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                           ::grpc::Status(::grpc::StatusCode::INVALID_ARGUMENT,
                                         "input: set either text or ids"));
   }
-  return FinishedUnary(context, grpc::Status::OK);
+  return FinishedUnary(context, ::grpc::Status::OK);
 }
 
-grpc::ServerUnaryReactor* InferenceService::GetModelInfo(
-    grpc::CallbackServerContext* context, const v1::GetModelInfoRequest*,
+::grpc::ServerUnaryReactor* InferenceService::GetModelInfo(
+    ::grpc::CallbackServerContext* context, const v1::GetModelInfoRequest*,
     v1::ModelInfo* response) {
-  Engine* engine = nullptr;
-  if (grpc::Status s = Admit(context, &engine); !s.ok())
+  engine::Engine* engine = nullptr;
+  if (::grpc::Status s = Admit(context, &engine); !s.ok())
     return FinishedUnary(context, s);
   const model::ModelConfig& c = engine->model_config();
   response->set_model_name(options_.model_name);
@@ -449,7 +449,7 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(
   response->set_bos_token_id(c.bos_token_id);
   response->set_weight_dtype(engine->weight_dtype());
   response->set_kv_cache_dtype(engine->kv_cache_dtype());
-  return FinishedUnary(context, grpc::Status::OK);
+  return FinishedUnary(context, ::grpc::Status::OK);
 }
 
-}  // namespace hydra
+}  // namespace hydra::server::grpc

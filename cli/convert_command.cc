@@ -3,7 +3,7 @@
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
 #include "model/llama2c_converter.h"
-#include "server/commands.h"
+#include "cli/commands.h"
 
 ABSL_FLAG(std::string, llama2c_model, "", "llama2.c model.bin to convert");
 ABSL_FLAG(std::string, tokenizer, "",
@@ -13,7 +13,7 @@ ABSL_FLAG(int, bos_id, 1, "Beginning-of-sequence id to record");
 ABSL_FLAG(int, eos_id, 1,
           "End-of-sequence id to record (stories15M ends a story with BOS, 1)");
 
-namespace hydra {
+namespace hydra::cli {
 
 absl::Status RunConvert() {
   const std::string in = absl::GetFlag(FLAGS_llama2c_model);
@@ -29,4 +29,4 @@ absl::Status RunConvert() {
   return model::ConvertLlama2c(in, tok, out, options);
 }
 
-}  // namespace hydra
+}  // namespace hydra::cli

@@ -1,18 +1,15 @@
 // The engine loop: one thread that owns the scheduler and the local worker
 // and turns requests into streamed tokens, one step at a time:
 //   take new requests and cancellations from the inbox
-//   → schedule → run the step → sample → detokenize, check stops
-//   → emit each request's new tokens → free what finished.
+//   → schedule → run the step → process each sampled row (output_processor)
+//   → commit tokens and finished sequences → emit the outputs.
 // With nothing to do it sleeps on the inbox.
-#ifndef HYDRA_SERVER_ENGINE_H_
-#define HYDRA_SERVER_ENGINE_H_
+#ifndef HYDRA_ENGINE_ENGINE_H_
+#define HYDRA_ENGINE_ENGINE_H_
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,14 +19,16 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "common/sampling_params.h"
+#include "engine/engine_stats.h"
+#include "engine/output_processor.h"
+#include "engine/request.h"
+#include "engine/request_state.h"
 #include "model/tokenizer.h"
 #include "scheduler/block_manager.h"
 #include "scheduler/scheduler.h"
-#include "worker/model_runner.h"
-#include "worker/sampler.h"
+#include "worker/step_runner.h"
 
-namespace hydra {
+namespace hydra::engine {
 
 struct EngineConfig {
   int block_size = 16;
@@ -47,83 +46,6 @@ struct EngineConfig {
   // always reports the value in force.
   int max_model_len = 0;
 };
-
-struct EngineRequest {
-  std::vector<int> prompt_ids;
-  SamplingParams sampling;
-  bool seed_set = false;  // else the engine draws a seed
-  StoppingCriteria stopping;
-  int priority = 0;
-  absl::Time deadline = absl::InfiniteFuture();
-};
-
-struct Usage {
-  int prompt_tokens = 0;
-  int completion_tokens = 0;
-  int cached_prompt_tokens = 0;
-};
-
-// When things happened to a request, for latency metrics.
-struct RequestTimes {
-  absl::Time arrival;
-  absl::Time first_scheduled;
-  absl::Time first_token;
-  absl::Time finished;
-};
-
-// One message per request per step that produced something.
-struct EngineOutput {
-  uint64_t request_id = 0;
-  std::vector<int> token_ids;  // new tokens (usually one)
-  std::string text;            // new text (may be empty while held back)
-  std::vector<worker::SampledToken> logprobs;  // per new token, when asked
-  absl::Time time;  // when this step's tokens were sampled
-  bool finished = false;
-  scheduler::FinishReason finish_reason = scheduler::FinishReason::kNone;
-  std::string error;                                    // with kError
-  absl::StatusCode error_code = absl::StatusCode::kOk;  // with kError
-  Usage usage;                                          // on the last message
-  // The request's times so far (first_token set from its first token on,
-  // finished on the last message): metrics observe TTFT at the first token.
-  RequestTimes times;
-};
-
-// Called on the engine thread; must not block.
-using OutputCallback = std::function<void(EngineOutput)>;
-
-// Step-level counters, read from any thread.
-struct EngineStats {
-  int running = 0;
-  int waiting = 0;
-  int kv_used = 0;
-  int kv_free = 0;
-  int kv_cached = 0;
-  int kv_total = 0;
-  int64_t steps = 0;
-  int64_t preemptions = 0;
-  int64_t prefix_queries = 0;  // tokens
-  int64_t prefix_hits = 0;     // tokens
-  int64_t prompt_tokens_computed = 0;
-  int64_t generation_tokens = 0;
-  int peak_kv_used = 0;
-  int64_t peak_kv_waste_slots =
-      0;                     // allocated slots not holding a token, at peak
-  int partial_prefills = 0;  // running sequences still in prefill
-  std::map<int, int> waiting_by_priority;
-  std::map<int, int64_t> preemptions_by_priority;
-  scheduler::StepCostModel::Coefficients step_cost;  // the fitted model
-};
-
-// Per step, for metrics.
-struct StepReport {
-  absl::Duration duration;  // scheduling to emitted tokens
-  int prefill_tokens = 0;
-  int decode_tokens = 0;
-  absl::Duration predicted;  // the cost model's forecast
-  // Time in tensor-parallel collectives (zero in a world of one).
-  absl::Duration collective_time;
-};
-using StepObserver = std::function<void(const StepReport&)>;
 
 class Engine {
  public:
@@ -155,12 +77,29 @@ class Engine {
   const EngineConfig& config() const { return config_; }
 
  private:
-  struct Request;  // per-request state on the engine thread
+  // An output ready to go to its request's callback; owns the request's
+  // state when this output is its last.
+  struct Emission {
+    RequestState* request;
+    std::unique_ptr<RequestState> finished;
+    EngineOutput output;
+  };
 
   void Loop();
   void Step();
+  // The parts of a step.
+  void MarkScheduled(const scheduler::ScheduledStep& step, absl::Time start);
+  bool Run(const scheduler::ScheduledStep& step, bool device_greedy);
+  std::vector<Emission> ProcessAndCommit(const scheduler::ScheduledStep& step,
+                                         bool device_greedy);
+  Emission Commit(RequestState& req, TokenDecision decision);
+  void RecordStep(const scheduler::ScheduledStep& step, absl::Time start,
+                  int generated);
+
   void DrainInbox();
-  void FinishRequest(uint64_t id, scheduler::FinishReason reason,
+  bool broken() const;
+  void FailAll(const absl::Status& error);
+  void FinishRequest(uint64_t id, FinishReason reason,
                      const absl::Status& error = absl::OkStatus());
   void UpdateStats();
 
@@ -171,13 +110,13 @@ class Engine {
   scheduler::Scheduler scheduler_;
 
   // Engine thread only.
-  absl::flat_hash_map<uint64_t, std::unique_ptr<Request>> requests_;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<RequestState>> requests_;
+  OutputProcessor processor_;
   std::vector<float> logits_;
-  std::vector<float> masked_row_;
   std::vector<int> greedy_tokens_;  // when the runner sampled on its device
 
   mutable absl::Mutex mu_;
-  std::vector<std::unique_ptr<Request>> inbox_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<RequestState>> inbox_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> cancels_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
@@ -188,6 +127,6 @@ class Engine {
   std::thread thread_;
 };
 
-}  // namespace hydra
+}  // namespace hydra::engine
 
-#endif  // HYDRA_SERVER_ENGINE_H_
+#endif  // HYDRA_ENGINE_ENGINE_H_

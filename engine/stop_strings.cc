@@ -1,9 +1,9 @@
-#include "server/stop_strings.h"
+#include "engine/stop_strings.h"
 
 #include <algorithm>
 #include <utility>
 
-namespace hydra {
+namespace hydra::engine {
 
 StopStringMatcher::StopStringMatcher(std::vector<std::string> stops)
     : stops_(std::move(stops)) {
@@ -49,4 +49,4 @@ std::string StopStringMatcher::Flush() {
   return out;
 }
 
-}  // namespace hydra
+}  // namespace hydra::engine

@@ -22,10 +22,10 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
-#include "server/commands.h"
-#include "server/engine_factory.h"
-#include "server/engine_flags.h"
-#include "server/inference_service.h"
+#include "cli/commands.h"
+#include "engine/engine_factory.h"
+#include "cli/engine_flags.h"
+#include "server/grpc/inference_service.h"
 #include "server/metrics.h"
 
 ABSL_DECLARE_FLAG(std::string, model);
@@ -67,7 +67,7 @@ ABSL_FLAG(double, gpu_memory_fraction, 0.9,
 ABSL_FLAG(int, drain_seconds, 30,
           "On SIGTERM, how long running requests may take to finish");
 
-namespace hydra {
+namespace hydra::cli {
 namespace {
 
 constexpr char kServiceName[] = "hydra.v1.Inference";
@@ -136,7 +136,7 @@ absl::Status RunServe() {
                        "-np N hydra serve --tp=N"));
     }
   }
-  EngineOptions options;
+  engine::EngineOptions options;
   options.model_dir = absl::GetFlag(FLAGS_model);
   options.kv_cache_bytes =
       static_cast<size_t>(absl::GetFlag(FLAGS_kv_cache_bytes));
@@ -161,7 +161,7 @@ absl::Status RunServe() {
                      " of each GPU; --kv_cache_bytes is not used"));
   }
   if (comm != nullptr && comm->rank() != 0) {
-    ASSIGN_OR_RETURN(auto runner, LoadWorkerRunner(options));
+    ASSIGN_OR_RETURN(auto runner, engine::LoadWorkerRunner(options));
     Log(absl::StrCat("rank ", comm->rank(), " of ", tp, ": worker ready"));
     RETURN_IF_ERROR(runner->RunWorkerLoop());
     Log(absl::StrCat("rank ", comm->rank(), ": stopped"));
@@ -185,7 +185,7 @@ absl::Status RunServe() {
 
   InferenceService service(
       {model_name, absl::GetFlag(FLAGS_tp), absl::GetFlag(FLAGS_api_key)},
-      [&metrics](const EngineOutput& out, absl::Time previous) {
+      [&metrics](const engine::EngineOutput& out, absl::Time previous) {
         metrics->OnOutput(out, previous);
       });
   grpc::EnableDefaultHealthCheckService(true);
@@ -213,7 +213,7 @@ absl::Status RunServe() {
                    "; loading ", model_dir));
 
   const absl::Time load_start = absl::Now();
-  auto engine = LoadEngine(options);
+  auto engine = engine::LoadEngine(options);
   if (!engine.ok()) {
     server->Shutdown();
     return engine.status();
@@ -230,13 +230,13 @@ absl::Status RunServe() {
     kill(getpid(), SIGUSR1);
   });
   (*engine)->SetStepObserver(
-      [&metrics](const StepReport& step) { metrics->OnStep(step); });
+      [&metrics](const engine::StepReport& step) { metrics->OnStep(step); });
   if (const std::string note =
-          ShortenedContextNote(options, **engine, "--kv_cache_bytes");
+          engine::ShortenedContextNote(options, **engine, "--kv_cache_bytes");
       !note.empty()) {
     Log(note);
   }
-  const EngineConfig& ec = (*engine)->config();
+  const engine::EngineConfig& ec = (*engine)->config();
   // From the runner: a device pool may hold BF16 where the CPU holds fp32.
   const int64_t kv_bytes = (*engine)->kv_cache_bytes();
 
@@ -280,7 +280,7 @@ absl::Status RunServe() {
   const absl::Time give_up =
       absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_drain_seconds));
   while (absl::Now() < give_up) {
-    const EngineStats s = (*engine)->stats();
+    const engine::EngineStats s = (*engine)->stats();
     if (s.running == 0 && s.waiting == 0) break;
     absl::SleepFor(absl::Milliseconds(20));
   }
@@ -293,4 +293,4 @@ absl::Status RunServe() {
   return absl::OkStatus();
 }
 
-}  // namespace hydra
+}  // namespace hydra::cli

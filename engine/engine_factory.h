@@ -1,6 +1,6 @@
 // Builds an Engine from a model folder and a KV memory budget.
-#ifndef HYDRA_SERVER_ENGINE_FACTORY_H_
-#define HYDRA_SERVER_ENGINE_FACTORY_H_
+#ifndef HYDRA_ENGINE_ENGINE_FACTORY_H_
+#define HYDRA_ENGINE_ENGINE_FACTORY_H_
 
 #include <cstddef>
 #include <memory>
@@ -8,10 +8,10 @@
 
 #include "absl/status/statusor.h"
 #include "scheduler/scheduler.h"
-#include "server/engine.h"
+#include "engine/engine.h"
 #include "worker/communicator.h"
 
-namespace hydra {
+namespace hydra::engine {
 
 struct EngineOptions {
   std::string model_dir;
@@ -71,6 +71,6 @@ std::string ShortenedContextNote(const EngineOptions& options,
                                  const Engine& engine,
                                  const std::string& budget_flag);
 
-}  // namespace hydra
+}  // namespace hydra::engine
 
-#endif  // HYDRA_SERVER_ENGINE_FACTORY_H_
+#endif  // HYDRA_ENGINE_ENGINE_FACTORY_H_

@@ -1,4 +1,4 @@
-#include "server/engine_factory.h"
+#include "engine/engine_factory.h"
 
 #include <algorithm>
 #include <cmath>
@@ -16,7 +16,7 @@
 #include "worker/cuda/cuda_plugin.h"
 #endif
 
-namespace hydra {
+namespace hydra::engine {
 
 namespace {
 
@@ -248,4 +248,4 @@ absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(
                                   std::move(tokenizer));
 }
 
-}  // namespace hydra
+}  // namespace hydra::engine

@@ -26,8 +26,8 @@
 // otherwise. Greedy calls draw nothing; plain, top-k and min-p sampling draw
 // once; top-p without top_k draws again when a draw lands outside the
 // nucleus (exact rejection sampling, which spares sorting the vocabulary).
-#ifndef HYDRA_WORKER_SAMPLER_H_
-#define HYDRA_WORKER_SAMPLER_H_
+#ifndef HYDRA_ENGINE_SAMPLER_H_
+#define HYDRA_ENGINE_SAMPLER_H_
 
 #include <cstdint>
 #include <random>
@@ -35,9 +35,9 @@
 #include <utility>
 #include <vector>
 
-#include "common/sampling_params.h"
+#include "engine/sampling_params.h"
 
-namespace hydra::worker {
+namespace hydra::engine {
 
 struct TokenLogprob {
   int token_id;
@@ -94,6 +94,6 @@ int Argmax(std::span<const float> logits);
 void ApplyPenalties(const SamplingParams& p, std::span<float> logits,
                     std::span<const int> prompt, std::span<const int> output);
 
-}  // namespace hydra::worker
+}  // namespace hydra::engine
 
-#endif  // HYDRA_WORKER_SAMPLER_H_
+#endif  // HYDRA_ENGINE_SAMPLER_H_

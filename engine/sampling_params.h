@@ -1,15 +1,15 @@
-// What a request asks of the sampler and when its generation stops. Plain
-// data shared by the scheduler (which keeps it with each sequence) and the
-// worker's sampler (which applies it to logits).
-#ifndef HYDRA_COMMON_SAMPLING_PARAMS_H_
-#define HYDRA_COMMON_SAMPLING_PARAMS_H_
+// What a request asks of the sampler and when its generation stops: plain
+// data the engine keeps with each request (engine/request_state.h) and
+// applies in its output processor.
+#ifndef HYDRA_ENGINE_SAMPLING_PARAMS_H_
+#define HYDRA_ENGINE_SAMPLING_PARAMS_H_
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
-namespace hydra {
+namespace hydra::engine {
 
 struct SamplingParams {
   float temperature = 1.0f;  // 0 = greedy (argmax)
@@ -37,6 +37,6 @@ struct StoppingCriteria {
   bool ignore_eos = false;
 };
 
-}  // namespace hydra
+}  // namespace hydra::engine
 
-#endif  // HYDRA_COMMON_SAMPLING_PARAMS_H_
+#endif  // HYDRA_ENGINE_SAMPLING_PARAMS_H_

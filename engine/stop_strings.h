@@ -1,14 +1,14 @@
 // Cuts generated text at the first stop string, even when the stop string
 // arrives split over several tokens: text that could still become the start
 // of a stop string is held back until it is known not to.
-#ifndef HYDRA_SERVER_STOP_STRINGS_H_
-#define HYDRA_SERVER_STOP_STRINGS_H_
+#ifndef HYDRA_ENGINE_STOP_STRINGS_H_
+#define HYDRA_ENGINE_STOP_STRINGS_H_
 
 #include <string>
 #include <string_view>
 #include <vector>
 
-namespace hydra {
+namespace hydra::engine {
 
 class StopStringMatcher {
  public:
@@ -28,6 +28,6 @@ class StopStringMatcher {
   std::string held_;
 };
 
-}  // namespace hydra
+}  // namespace hydra::engine
 
-#endif  // HYDRA_SERVER_STOP_STRINGS_H_
+#endif  // HYDRA_ENGINE_STOP_STRINGS_H_

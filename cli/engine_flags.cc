@@ -1,4 +1,4 @@
-#include "server/engine_flags.h"
+#include "cli/engine_flags.h"
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -17,17 +17,17 @@ ABSL_FLAG(int, max_model_len, 0,
           "--block_size that the KV cache holds when it cannot hold that "
           "(logged at start)");
 
-namespace hydra {
+namespace hydra::cli {
 
-void ApplyEngineFlags(EngineOptions& options) {
+void ApplyEngineFlags(engine::EngineOptions& options) {
   options.weight_dtype = absl::GetFlag(FLAGS_weight_dtype);
   options.kv_cache_dtype = absl::GetFlag(FLAGS_kv_cache_dtype);
   options.max_model_len = absl::GetFlag(FLAGS_max_model_len);
 }
 
-std::string DescribeLoadedEngine(const Engine& engine,
+std::string DescribeLoadedEngine(const engine::Engine& engine,
                                  absl::Duration load_time) {
-  const EngineConfig& c = engine.config();
+  const engine::EngineConfig& c = engine.config();
   return absl::StrFormat(
       "loaded in %.2f s: weights %s (%.2f GB resident), KV %s, capacity %d "
       "tokens in %d blocks of %d (%.2f GB reserved)",
@@ -37,4 +37,4 @@ std::string DescribeLoadedEngine(const Engine& engine,
       engine.kv_cache_bytes() / 1e9);
 }
 
-}  // namespace hydra
+}  // namespace hydra::cli

@@ -1,55 +1,14 @@
-#include "server/engine.h"
+#include "engine/engine.h"
 
 #include <algorithm>
 #include <random>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "server/stop_strings.h"
 
-namespace hydra {
+namespace hydra::engine {
 
-using scheduler::FinishReason;
 using scheduler::Sequence;
-
-namespace {
-
-// A row the host sampler would turn into worker::Argmax of the raw logits:
-// greedy, no penalties, no logprobs, no min_tokens mask left. Such rows can
-// be sampled by the runner on its device.
-bool PlainGreedy(const Sequence& seq) {
-  const SamplingParams& p = seq.sampling();
-  return (p.temperature < 1e-5f || p.top_k == 1) &&
-         p.repetition_penalty == 1.0f && p.presence_penalty == 0.0f &&
-         p.frequency_penalty == 0.0f && !p.logprobs.has_value() &&
-         seq.num_output() >= seq.stopping().min_tokens;
-}
-
-}  // namespace
-
-struct Engine::Request {
-  Request(uint64_t id, EngineRequest r, const model::Tokenizer& tokenizer,
-          OutputCallback callback)
-      : id(id),
-        sequence(std::make_unique<Sequence>(id, r.prompt_ids, r.sampling,
-                                            r.stopping, r.priority)),
-        sampler(r.sampling),
-        detokenizer(tokenizer, r.prompt_ids),
-        stops(r.stopping.stop),
-        on_output(std::move(callback)),
-        deadline(r.deadline) {}
-
-  uint64_t id;
-  std::unique_ptr<Sequence> sequence;  // until the scheduler takes it
-  Sequence* seq = nullptr;
-  worker::Sampler sampler;
-  model::IncrementalDetokenizer detokenizer;
-  StopStringMatcher stops;
-  OutputCallback on_output;
-  absl::Time deadline;
-  RequestTimes times;
-  int computed_prompt_tokens = 0;
-};
 
 Engine::Engine(const EngineConfig& config,
                std::unique_ptr<worker::StepRunner> runner,
@@ -58,7 +17,11 @@ Engine::Engine(const EngineConfig& config,
       runner_(std::move(runner)),
       tokenizer_(std::move(tokenizer)),
       blocks_(config.num_blocks, config.block_size, config.enable_prefix_cache),
-      scheduler_(config.scheduling, blocks_) {
+      scheduler_(config.scheduling, blocks_),
+      processor_(runner_->config(),
+                 config.max_model_len > 0
+                     ? config.max_model_len
+                     : runner_->config().max_position_embeddings) {
   if (config_.max_model_len <= 0) {
     config_.max_model_len = runner_->config().max_position_embeddings;
   }
@@ -74,12 +37,7 @@ Engine::~Engine() {
   thread_.join();
   // Tensor-parallel workers leave their loop with the engine (unless the
   // world is broken, when nobody is listening).
-  bool broken;
-  {
-    absl::MutexLock lock(&mu_);
-    broken = broken_;
-  }
-  if (!broken) runner_->ShutdownWorkers().IgnoreError();
+  if (!broken()) runner_->ShutdownWorkers().IgnoreError();
 }
 
 absl::StatusOr<uint64_t> Engine::Submit(EngineRequest request,
@@ -120,8 +78,8 @@ absl::StatusOr<uint64_t> Engine::Submit(EngineRequest request,
         config_.max_waiting, "); retry later"));
   }
   const uint64_t id = next_id_++;
-  auto req = std::make_unique<Request>(id, std::move(request), *tokenizer_,
-                                       std::move(on_output));
+  auto req = std::make_unique<RequestState>(id, std::move(request),
+                                            *tokenizer_, std::move(on_output));
   req->times.arrival = absl::Now();
   inbox_.push_back(std::move(req));
   return id;
@@ -177,7 +135,7 @@ void Engine::Loop() {
 }
 
 void Engine::DrainInbox() {
-  std::vector<std::unique_ptr<Request>> incoming;
+  std::vector<std::unique_ptr<RequestState>> incoming;
   std::vector<uint64_t> cancels;
   {
     absl::MutexLock lock(&mu_);
@@ -197,9 +155,9 @@ void Engine::FinishRequest(uint64_t id, FinishReason reason,
                            const absl::Status& error) {
   auto it = requests_.find(id);
   if (it == requests_.end()) return;
-  std::unique_ptr<Request> req = std::move(it->second);
+  std::unique_ptr<RequestState> req = std::move(it->second);
   requests_.erase(it);
-  std::unique_ptr<Sequence> seq = scheduler_.Finish(id, reason);
+  std::unique_ptr<Sequence> seq = scheduler_.Finish(id);
   EngineOutput out;
   out.request_id = id;
   out.time = absl::Now();
@@ -214,40 +172,52 @@ void Engine::FinishRequest(uint64_t id, FinishReason reason,
 }
 
 void Engine::Step() {
-  bool broken;
-  {
-    absl::MutexLock lock(&mu_);
-    broken = broken_;
-  }
-  if (broken) {
+  if (broken()) {
     // Requests that slipped in before the failure was known: fail them too.
-    std::vector<uint64_t> all;
-    for (const auto& [id, req] : requests_) all.push_back(id);
-    for (uint64_t id : all) {
-      FinishRequest(id, FinishReason::kError,
-                    absl::UnavailableError("a tensor-parallel peer failed"));
-    }
+    FailAll(absl::UnavailableError("a tensor-parallel peer failed"));
     return;
   }
   // The step's wall time includes scheduling (hydra_step_duration_seconds).
   const absl::Time start = absl::Now();
   scheduler::ScheduledStep step = scheduler_.Schedule();
   if (step.empty()) return;
-  for (Sequence* seq : step.sequences) {
-    Request& req = *requests_.at(seq->id());
-    if (req.times.first_scheduled == absl::Time())
-      req.times.first_scheduled = start;
-  }
+  MarkScheduled(step, start);
   // Plain greedy rows need only the argmax: a runner that samples on its
   // device sends back token ids instead of logits rows.
   const bool device_greedy =
       runner_->can_sample_greedy() &&
       std::all_of(step.sampled.begin(), step.sampled.end(),
-                  [](const Sequence* seq) { return PlainGreedy(*seq); });
+                  [this](const Sequence* seq) {
+                    return OutputProcessor::PlainGreedy(
+                        *requests_.at(seq->id()));
+                  });
+  if (!Run(step, device_greedy)) return;
+  scheduler_.OnStepDone(step);
+  std::vector<Emission> emissions = ProcessAndCommit(step, device_greedy);
+  int generated = 0;
+  for (Emission& e : emissions) {
+    generated += static_cast<int>(e.output.token_ids.size());
+    e.request->on_output(std::move(e.output));
+  }
+  RecordStep(step, start, generated);
+}
+
+void Engine::MarkScheduled(const scheduler::ScheduledStep& step,
+                           absl::Time start) {
+  for (const Sequence* seq : step.sequences) {
+    RequestState& req = *requests_.at(seq->id());
+    if (req.times.first_scheduled == absl::Time()) {
+      req.times.first_scheduled = start;
+    }
+  }
+}
+
+bool Engine::Run(const scheduler::ScheduledStep& step, bool device_greedy) {
   const absl::Status status =
       device_greedy ? runner_->StepGreedy(step.plan, greedy_tokens_)
                     : runner_->Step(step.plan, logits_);
-  if (!status.ok() && status.code() == absl::StatusCode::kUnavailable) {
+  if (status.ok()) return true;
+  if (status.code() == absl::StatusCode::kUnavailable) {
     // A peer or a collective failed: the ranks no longer agree on the step,
     // so nothing can run any more. Fail everything and say so.
     std::function<void(const absl::Status&)> handler;
@@ -256,99 +226,54 @@ void Engine::Step() {
       broken_ = true;
       handler = fatal_handler_;
     }
-    std::vector<uint64_t> all;
-    for (const auto& [id, req] : requests_) all.push_back(id);
-    for (uint64_t id : all) FinishRequest(id, FinishReason::kError, status);
+    FailAll(status);
     if (handler) handler(status);
-    return;
+    return false;
   }
-  if (!status.ok()) {
-    for (Sequence* seq : step.sequences) {
-      FinishRequest(seq->id(), FinishReason::kError, status);
-    }
-    return;
+  for (const Sequence* seq : step.sequences) {
+    FinishRequest(seq->id(), FinishReason::kError, status);
   }
-  scheduler_.OnStepDone(step);
+  return false;
+}
 
+std::vector<Engine::Emission> Engine::ProcessAndCommit(
+    const scheduler::ScheduledStep& step, bool device_greedy) {
   const absl::Time now = absl::Now();
-  const model::ModelConfig& model = runner_->config();
-  const int vocab = model.vocab_size;
-  int generated = 0;
+  const int vocab = runner_->config().vocab_size;
+  std::vector<Emission> emissions;
+  emissions.reserve(step.sampled.size());
   for (size_t r = 0; r < step.sampled.size(); ++r) {
-    Sequence* seq = step.sampled[r];
-    Request& req = *requests_.at(seq->id());
-    const StoppingCriteria& stop = seq->stopping();
-    worker::SampledToken sampled;
-    if (device_greedy) {
-      sampled.token_id = greedy_tokens_[r];
-    } else {
-      std::span<const float> row(logits_.data() + r * vocab, vocab);
-      // Before min_tokens, the tokens that would end the sequence are masked.
-      if (seq->num_output() < stop.min_tokens) {
-        masked_row_.assign(row.begin(), row.end());
-        if (!stop.ignore_eos) {
-          for (int id : model.eos_token_ids) masked_row_[id] = -INFINITY;
-        }
-        for (int id : stop.stop_token_ids) {
-          if (id >= 0 && id < vocab) masked_row_[id] = -INFINITY;
-        }
-        row = masked_row_;
-      }
-      sampled = req.sampler.Sample(row, seq->prompt(), seq->output());
-    }
-    const int token = sampled.token_id;
-    if (req.times.first_token == absl::Time()) req.times.first_token = now;
-
-    EngineOutput out;
-    out.request_id = req.id;
-    out.time = now;
-    out.times = req.times;
-    std::optional<FinishReason> finish;
-    const bool is_eos =
-        std::find(model.eos_token_ids.begin(), model.eos_token_ids.end(),
-                  token) != model.eos_token_ids.end();
-    const bool is_stop_id =
-        std::find(stop.stop_token_ids.begin(), stop.stop_token_ids.end(),
-                  token) != stop.stop_token_ids.end();
-    if ((is_eos && !stop.ignore_eos) || is_stop_id) {
-      finish = FinishReason::kStop;  // the ending token itself is not returned
-    } else {
-      seq->AppendToken(token);
-      ++generated;
-      out.token_ids.push_back(token);
-      if (seq->sampling().logprobs.has_value()) out.logprobs.push_back(sampled);
-      auto delta = req.detokenizer.Push(token);
-      auto cut = req.stops.Push(delta.ok() ? *delta : std::string());
-      out.text = std::move(cut.text);
-      if (cut.stopped) {
-        finish = FinishReason::kStop;
-      } else if (seq->num_output() >= stop.max_tokens ||
-                 seq->num_tokens() >= config_.max_model_len) {
-        // Prompt and output together never pass max_model_len, as the
-        // request validation promises (max_tokens <= max_model_len - prompt).
-        finish = FinishReason::kLength;
-      }
-    }
-    if (finish.has_value()) {
-      if (*finish != FinishReason::kStop || is_eos || is_stop_id) {
-        auto tail = req.detokenizer.Flush();
-        out.text += req.stops.Push(tail.ok() ? *tail : std::string()).text;
-        out.text += req.stops.Flush();
-      }
-      std::unique_ptr<Sequence> done = scheduler_.Finish(req.id, *finish);
-      out.finished = true;
-      out.finish_reason = *finish;
-      out.usage = {done->prompt_len(), done->num_output(),
-                   done->num_cached_prompt()};
-      req.times.finished = now;
-      out.times = req.times;
-      OutputCallback callback = std::move(req.on_output);
-      requests_.erase(seq->id());
-      callback(std::move(out));
-    } else {
-      req.on_output(std::move(out));
-    }
+    RequestState& req = *requests_.at(step.sampled[r]->id());
+    TokenDecision decision =
+        device_greedy
+            ? processor_.Accept(req, {.token_id = greedy_tokens_[r]}, now)
+            : processor_.Sample(
+                  req, std::span(logits_.data() + r * vocab, vocab), now);
+    emissions.push_back(Commit(req, std::move(decision)));
   }
+  return emissions;
+}
+
+Engine::Emission Engine::Commit(RequestState& req, TokenDecision decision) {
+  Emission e{.request = &req, .output = std::move(decision.output)};
+  if (decision.append) req.seq->AppendToken(decision.token_id);
+  if (decision.finish.has_value()) {
+    std::unique_ptr<Sequence> done = scheduler_.Finish(req.id);
+    e.output.finished = true;
+    e.output.finish_reason = *decision.finish;
+    e.output.usage = {done->prompt_len(), done->num_output(),
+                      done->num_cached_prompt()};
+    req.times.finished = e.output.time;
+    auto it = requests_.find(req.id);
+    e.finished = std::move(it->second);
+    requests_.erase(it);
+  }
+  e.output.times = req.times;
+  return e;
+}
+
+void Engine::RecordStep(const scheduler::ScheduledStep& step,
+                        absl::Time start, int generated) {
   const absl::Duration step_time = absl::Now() - start;
   scheduler_.RecordStepTime(step, absl::ToDoubleMilliseconds(step_time));
   StepObserver observer;
@@ -364,6 +289,17 @@ void Engine::Step() {
               absl::Milliseconds(step.predicted_ms),
               runner_->last_collective_time()});
   }
+}
+
+bool Engine::broken() const {
+  absl::MutexLock lock(&mu_);
+  return broken_;
+}
+
+void Engine::FailAll(const absl::Status& error) {
+  std::vector<uint64_t> all;
+  for (const auto& [id, req] : requests_) all.push_back(id);
+  for (uint64_t id : all) FinishRequest(id, FinishReason::kError, error);
 }
 
 void Engine::UpdateStats() {
@@ -392,4 +328,4 @@ void Engine::UpdateStats() {
   }
 }
 
-}  // namespace hydra
+}  // namespace hydra::engine

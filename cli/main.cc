@@ -6,7 +6,7 @@
 
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "server/commands.h"
+#include "cli/commands.h"
 
 namespace {
 
