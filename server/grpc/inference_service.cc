@@ -7,12 +7,20 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "server/grpc/request_fields.h"
 #include "server/request_validation.h"
 
 namespace hydra::server::grpc {
 namespace {
 
 using engine::FinishReason;
+
+absl::StatusOr<engine::EngineRequest> Validate(
+    const v1::GenerateRequest& request, const engine::Engine& engine) {
+  return ValidateRequest(ToRequestFields(request), kGrpcFieldNames,
+                         engine.model_config(), engine.tokenizer(),
+                         engine.config().max_model_len);
+}
 
 ::grpc::Status ToGrpc(const absl::Status& s) {
   return ::grpc::Status(static_cast<::grpc::StatusCode>(s.code()),
@@ -352,9 +360,7 @@ InferenceService::InferenceService(ServiceOptions options,
   engine::Engine* engine = nullptr;
   if (::grpc::Status s = Admit(context, &engine); !s.ok())
     return FinishedUnary(context, s);
-  auto validated = ValidateGenerateRequest(*request, engine->model_config(),
-                                           engine->tokenizer(),
-                                           engine->config().max_model_len);
+  auto validated = Validate(*request, *engine);
   if (!validated.ok())
     return FinishedUnary(context, ToGrpc(validated.status()));
   validated->deadline = Deadline(context);
@@ -371,9 +377,7 @@ InferenceService::GenerateStream(::grpc::CallbackServerContext* context,
   absl::StatusOr<engine::EngineRequest> validated = absl::UnavailableError("");
   ::grpc::Status refused = Admit(context, &engine);
   if (refused.ok()) {
-    validated = ValidateGenerateRequest(*request, engine->model_config(),
-                                        engine->tokenizer(),
-                                        engine->config().max_model_len);
+    validated = Validate(*request, *engine);
     if (!validated.ok()) refused = ToGrpc(validated.status());
   }
   auto* reactor = new StreamReactor(engine, request->request_id(), observer_);
