@@ -6,9 +6,9 @@
 #include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "cli/commands.h"
 #include "grpcpp/grpcpp.h"
 #include "hydra/v1/inference.grpc.pb.h"
-#include "cli/commands.h"
 
 ABSL_DECLARE_FLAG(std::string, prompt);
 ABSL_DECLARE_FLAG(int, max_tokens);

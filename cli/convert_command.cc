@@ -2,8 +2,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/status/status.h"
-#include "model/llama2c_converter.h"
 #include "cli/commands.h"
+#include "model/llama2c_converter.h"
 
 ABSL_FLAG(std::string, llama2c_model, "", "llama2.c model.bin to convert");
 ABSL_FLAG(std::string, tokenizer, "",

@@ -13,10 +13,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "common/status_macros.h"
 #include "cli/commands.h"
-#include "engine/engine_factory.h"
 #include "cli/engine_flags.h"
+#include "common/status_macros.h"
+#include "engine/engine_factory.h"
 
 ABSL_FLAG(std::string, model, "models/stories15M", "Model folder");
 ABSL_FLAG(std::string, prompt, "Once upon a time", "Text to continue");

@@ -31,13 +31,13 @@ int main(int argc, char** argv) {
   const std::string_view command = positional[1];
   absl::Status status;
   if (command == "convert") {
-    status = hydra::RunConvert();
+    status = hydra::cli::RunConvert();
   } else if (command == "generate") {
-    status = hydra::RunGenerate();
+    status = hydra::cli::RunGenerate();
   } else if (command == "serve") {
-    status = hydra::RunServe();
+    status = hydra::cli::RunServe();
   } else if (command == "client") {
-    status = hydra::RunClient();
+    status = hydra::cli::RunClient();
   } else {
     std::fprintf(stderr, "unknown command '%s'\n%s\n", positional[1], kUsage);
     return 2;

@@ -18,13 +18,13 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "cli/commands.h"
+#include "cli/engine_flags.h"
 #include "common/status_macros.h"
+#include "engine/engine_factory.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
-#include "cli/commands.h"
-#include "engine/engine_factory.h"
-#include "cli/engine_flags.h"
 #include "server/grpc/inference_service.h"
 #include "server/metrics.h"
 
@@ -69,6 +69,10 @@ ABSL_FLAG(int, drain_seconds, 30,
 
 namespace hydra::cli {
 namespace {
+
+using server::MetricsOptions;
+using server::ServerMetrics;
+using server::grpc::InferenceService;
 
 constexpr char kServiceName[] = "hydra.v1.Inference";
 constexpr char kVersion[] = "0.3.0";

@@ -78,16 +78,16 @@ absl::StatusOr<uint64_t> Engine::Submit(EngineRequest request,
         config_.max_waiting, "); retry later"));
   }
   const uint64_t id = next_id_++;
-  auto req = std::make_unique<RequestState>(id, std::move(request),
-                                            *tokenizer_, std::move(on_output));
+  auto req = std::make_unique<RequestState>(id, std::move(request), *tokenizer_,
+                                            std::move(on_output));
   req->times.arrival = absl::Now();
   inbox_.push_back(std::move(req));
   return id;
 }
 
-void Engine::Cancel(uint64_t request_id) {
+void Engine::Cancel(uint64_t request_id, FinishReason reason) {
   absl::MutexLock lock(&mu_);
-  cancels_.push_back(request_id);
+  cancels_.emplace_back(request_id, reason);
 }
 
 void Engine::SetFatalErrorHandler(
@@ -136,7 +136,7 @@ void Engine::Loop() {
 
 void Engine::DrainInbox() {
   std::vector<std::unique_ptr<RequestState>> incoming;
-  std::vector<uint64_t> cancels;
+  std::vector<std::pair<uint64_t, FinishReason>> cancels;
   {
     absl::MutexLock lock(&mu_);
     incoming.swap(inbox_);
@@ -146,8 +146,8 @@ void Engine::DrainInbox() {
     req->seq = scheduler_.Add(std::move(req->sequence));
     requests_[req->id] = std::move(req);
   }
-  for (uint64_t id : cancels) {
-    if (requests_.contains(id)) FinishRequest(id, FinishReason::kCancelled);
+  for (const auto& [id, reason] : cancels) {
+    if (requests_.contains(id)) FinishRequest(id, reason);
   }
 }
 
@@ -186,11 +186,11 @@ void Engine::Step() {
   // device sends back token ids instead of logits rows.
   const bool device_greedy =
       runner_->can_sample_greedy() &&
-      std::all_of(step.sampled.begin(), step.sampled.end(),
-                  [this](const Sequence* seq) {
-                    return OutputProcessor::PlainGreedy(
-                        *requests_.at(seq->id()));
-                  });
+      std::all_of(
+          step.sampled.begin(), step.sampled.end(),
+          [this](const Sequence* seq) {
+            return OutputProcessor::PlainGreedy(*requests_.at(seq->id()));
+          });
   if (!Run(step, device_greedy)) return;
   scheduler_.OnStepDone(step);
   std::vector<Emission> emissions = ProcessAndCommit(step, device_greedy);
@@ -244,18 +244,24 @@ std::vector<Engine::Emission> Engine::ProcessAndCommit(
   emissions.reserve(step.sampled.size());
   for (size_t r = 0; r < step.sampled.size(); ++r) {
     RequestState& req = *requests_.at(step.sampled[r]->id());
-    TokenDecision decision =
-        device_greedy
-            ? processor_.Accept(req, {.token_id = greedy_tokens_[r]}, now)
-            : processor_.Sample(
-                  req, std::span(logits_.data() + r * vocab, vocab), now);
+    TokenDecision decision;
+    if (device_greedy) {
+      SampledToken picked;
+      picked.token_id = greedy_tokens_[r];
+      decision = processor_.Accept(req, std::move(picked), now);
+    } else {
+      decision = processor_.Sample(
+          req, std::span(logits_.data() + r * vocab, vocab), now);
+    }
     emissions.push_back(Commit(req, std::move(decision)));
   }
   return emissions;
 }
 
 Engine::Emission Engine::Commit(RequestState& req, TokenDecision decision) {
-  Emission e{.request = &req, .output = std::move(decision.output)};
+  Emission e;
+  e.request = &req;
+  e.output = std::move(decision.output);
   if (decision.append) req.seq->AppendToken(decision.token_id);
   if (decision.finish.has_value()) {
     std::unique_ptr<Sequence> done = scheduler_.Finish(req.id);
@@ -272,8 +278,8 @@ Engine::Emission Engine::Commit(RequestState& req, TokenDecision decision) {
   return e;
 }
 
-void Engine::RecordStep(const scheduler::ScheduledStep& step,
-                        absl::Time start, int generated) {
+void Engine::RecordStep(const scheduler::ScheduledStep& step, absl::Time start,
+                        int generated) {
   const absl::Duration step_time = absl::Now() - start;
   scheduler_.RecordStepTime(step, absl::ToDoubleMilliseconds(step_time));
   StepObserver observer;

@@ -57,8 +57,10 @@ class Engine {
   // Refuses requests the engine could never serve (checked fields named).
   absl::StatusOr<uint64_t> Submit(EngineRequest request,
                                   OutputCallback on_output);
-  // Stops a request within one step; its last output says kCancelled.
-  void Cancel(uint64_t request_id);
+  // Stops a request within one step; its last output says `reason`
+  // (kDeadline when the front end saw the call's deadline pass).
+  void Cancel(uint64_t request_id,
+              FinishReason reason = FinishReason::kCancelled);
 
   void SetStepObserver(StepObserver observer);
   // Called once, on the engine thread, when a step fails because a
@@ -80,7 +82,7 @@ class Engine {
   // An output ready to go to its request's callback; owns the request's
   // state when this output is its last.
   struct Emission {
-    RequestState* request;
+    RequestState* request = nullptr;
     std::unique_ptr<RequestState> finished;
     EngineOutput output;
   };
@@ -117,7 +119,7 @@ class Engine {
 
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<RequestState>> inbox_ ABSL_GUARDED_BY(mu_);
-  std::vector<uint64_t> cancels_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<uint64_t, FinishReason>> cancels_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   EngineStats stats_ ABSL_GUARDED_BY(mu_);

@@ -7,8 +7,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "scheduler/scheduler.h"
 #include "engine/engine.h"
+#include "scheduler/scheduler.h"
 #include "worker/communicator.h"
 
 namespace hydra::engine {

@@ -42,8 +42,7 @@ class OutputProcessor {
   TokenDecision Sample(RequestState& req, std::span<const float> logits,
                        absl::Time now);
   // Takes a token the runner picked on its device.
-  TokenDecision Accept(RequestState& req, SampledToken sampled,
-                       absl::Time now);
+  TokenDecision Accept(RequestState& req, SampledToken sampled, absl::Time now);
 
  private:
   const model::ModelConfig& model_;

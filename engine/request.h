@@ -58,7 +58,7 @@ struct EngineOutput {
   std::vector<int> token_ids;  // new tokens (usually one)
   std::string text;            // new text (may be empty while held back)
   std::vector<SampledToken> logprobs;  // per new token, when asked
-  absl::Time time;  // when this step's tokens were sampled
+  absl::Time time;                     // when this step's tokens were sampled
   bool finished = false;
   FinishReason finish_reason = FinishReason::kNone;
   std::string error;                                    // with kError

@@ -33,8 +33,9 @@ struct RequestState {
         deadline(r.deadline) {}
 
   uint64_t id;
-  std::unique_ptr<scheduler::Sequence> sequence;  // until the scheduler takes it
-  scheduler::Sequence* seq = nullptr;             // from then on
+  std::unique_ptr<scheduler::Sequence>
+      sequence;                        // until the scheduler takes it
+  scheduler::Sequence* seq = nullptr;  // from then on
   SamplingParams sampling;
   StoppingCriteria stopping;
   Sampler sampler;

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "engine/engine.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
 #include "prometheus/family.h"
@@ -23,7 +24,6 @@
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "prometheus/summary.h"
-#include "engine/engine.h"
 
 namespace hydra::server {
 
@@ -53,14 +53,15 @@ class ServerMetrics {
   // Call for every engine output. `previous_token_time` is the `time` of this
   // request's previous output that carried tokens, or absl::InfinitePast()
   // before its first token.
-  void OnOutput(const engine::EngineOutput& out, absl::Time previous_token_time);
+  void OnOutput(const engine::EngineOutput& out,
+                absl::Time previous_token_time);
 
   // Call periodically (and after the engine goes idle). The engine's
   // cumulative counts become counter increments, so calls may come from any
   // thread in any rhythm; a count that goes backwards (a new engine) is read
   // as a restart from zero.
-  void UpdateEngineStats(const engine::EngineStats& stats, int64_t kv_bytes_per_rank,
-                         int tensor_parallel_size);
+  void UpdateEngineStats(const engine::EngineStats& stats,
+                         int64_t kv_bytes_per_rank, int tensor_parallel_size);
 
   // Text exposition format, as served on /metrics.
   std::string Serialize() const;

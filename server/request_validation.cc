@@ -93,20 +93,30 @@ absl::StatusOr<engine::EngineRequest> ValidateRequest(
   const int context = max_model_len;
   if (const auto* text = std::get_if<PromptText>(&fields.prompt)) {
     if (text->text.empty()) return Invalid(names.prompt, "must not be empty");
+    // Refused by length before the work of tokenizing what cannot fit.
+    const int64_t max_bytes = tokenizer.MaxUsefulTextBytes(context);
+    if (static_cast<int64_t>(text->text.size()) > max_bytes) {
+      return Invalid(
+          names.prompt,
+          absl::StrCat(text->text.size(), " bytes cannot fit the context of ",
+                       context, " tokens (at most ", max_bytes,
+                       " bytes of text can)"));
+    }
     if (!IsValidUtf8(text->text)) {
       return Invalid(names.prompt, "is not valid UTF-8");
     }
     ASSIGN_OR_RETURN(out.prompt_ids,
                      tokenizer.Encode(text->text, text->add_bos));
   } else if (const auto* ids = std::get_if<std::vector<int>>(&fields.prompt)) {
-    if (ids->empty()) return Invalid(names.prompt_token_ids, "must not be empty");
+    if (ids->empty())
+      return Invalid(names.prompt_token_ids, "must not be empty");
     RETURN_IF_ERROR(
         CheckTokenIds(names.prompt_token_ids, *ids, model.vocab_size));
     out.prompt_ids = *ids;
   } else {
-    return Invalid(names.prompt, absl::StrCat("set either ",
-                                              std::string(names.prompt), " or ",
-                                              std::string(names.prompt_token_ids)));
+    return Invalid(names.input,
+                   absl::StrCat("set either ", std::string(names.prompt),
+                                " or ", std::string(names.prompt_token_ids)));
   }
 
   // The context must hold the prompt and every token asked for.
@@ -138,13 +148,14 @@ absl::StatusOr<engine::EngineRequest> ValidateRequest(
   }
   out.stopping.min_tokens = fields.min_tokens;
   if (fields.stop.size() > kMaxStopStrings) {
-    return Invalid(names.stop, absl::StrCat(fields.stop.size(),
-                                            " strings; at most ",
-                                            kMaxStopStrings));
+    return Invalid(names.stop,
+                   absl::StrCat(fields.stop.size(), " strings; at most ",
+                                kMaxStopStrings));
   }
   for (size_t i = 0; i < fields.stop.size(); ++i) {
     const std::string& s = fields.stop[i];
-    const std::string field = absl::StrCat(std::string(names.stop), "[", i, "]");
+    const std::string field =
+        absl::StrCat(std::string(names.stop), "[", i, "]");
     if (s.empty() || s.size() > kMaxStopStringBytes) {
       return Invalid(field, absl::StrCat(s.size(), " bytes; allowed 1 to ",
                                          kMaxStopStringBytes));
@@ -187,8 +198,8 @@ absl::StatusOr<engine::EngineRequest> ValidateRequest(
                                *fields.repetition_penalty, 0.01f, 10.0f));
     p.repetition_penalty = *fields.repetition_penalty;
   }
-  RETURN_IF_ERROR(CheckRange(names.presence_penalty, fields.presence_penalty,
-                             -2.0f, 2.0f));
+  RETURN_IF_ERROR(
+      CheckRange(names.presence_penalty, fields.presence_penalty, -2.0f, 2.0f));
   RETURN_IF_ERROR(CheckRange(names.frequency_penalty, fields.frequency_penalty,
                              -2.0f, 2.0f));
   p.presence_penalty = fields.presence_penalty;
@@ -199,17 +210,17 @@ absl::StatusOr<engine::EngineRequest> ValidateRequest(
   }
   if (fields.logprobs.has_value()) {
     if (*fields.logprobs < 0 || *fields.logprobs > kMaxLogprobs) {
-      return Invalid(names.logprobs, absl::StrCat(*fields.logprobs,
-                                                  " is outside [0, ",
-                                                  kMaxLogprobs, "]"));
+      return Invalid(names.logprobs,
+                     absl::StrCat(*fields.logprobs, " is outside [0, ",
+                                  kMaxLogprobs, "]"));
     }
     p.logprobs = *fields.logprobs;
   }
   // Bounded so that the per-priority metrics have few label values.
   if (fields.priority < -kMaxPriority || fields.priority > kMaxPriority) {
     return Invalid(names.priority,
-                   absl::StrCat(fields.priority, " is outside [",
-                                -kMaxPriority, ", ", kMaxPriority, "]"));
+                   absl::StrCat(fields.priority, " is outside [", -kMaxPriority,
+                                ", ", kMaxPriority, "]"));
   }
   out.priority = fields.priority;
   return out;

@@ -65,6 +65,7 @@ struct FieldNames {
   std::string_view request_id = "request_id";
   std::string_view prompt = "prompt";
   std::string_view prompt_token_ids = "prompt_token_ids";
+  std::string_view input = "input";  // neither prompt nor ids given
   std::string_view temperature = "sampling.temperature";
   std::string_view top_k = "sampling.top_k";
   std::string_view top_p = "sampling.top_p";

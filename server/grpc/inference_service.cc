@@ -24,7 +24,7 @@ absl::StatusOr<engine::EngineRequest> Validate(
 
 ::grpc::Status ToGrpc(const absl::Status& s) {
   return ::grpc::Status(static_cast<::grpc::StatusCode>(s.code()),
-                      std::string(s.message()));
+                        std::string(s.message()));
 }
 
 v1::FinishReason ToProto(engine::FinishReason reason) {
@@ -49,14 +49,14 @@ v1::FinishReason ToProto(engine::FinishReason reason) {
       return ::grpc::Status(::grpc::StatusCode::CANCELLED, "cancelled");
     case engine::FinishReason::kDeadline:
       return ::grpc::Status(::grpc::StatusCode::DEADLINE_EXCEEDED,
-                          "the request's deadline passed");
+                            "the request's deadline passed");
     case engine::FinishReason::kError:
       // A failed peer is UNAVAILABLE (retry elsewhere); anything else is a
       // bug of ours.
       return ::grpc::Status(out.error_code == absl::StatusCode::kUnavailable
-                              ? ::grpc::StatusCode::UNAVAILABLE
-                              : ::grpc::StatusCode::INTERNAL,
-                          absl::StrCat("step failed: ", out.error));
+                                ? ::grpc::StatusCode::UNAVAILABLE
+                                : ::grpc::StatusCode::INTERNAL,
+                            absl::StrCat("step failed: ", out.error));
     default:
       return ::grpc::Status::OK;
   }
@@ -94,21 +94,30 @@ absl::Time Deadline(const ::grpc::CallbackServerContext* context) {
 }
 
 // Ties an engine request to a call: cancels the request when the call is
-// cancelled, whichever of Submit and OnCancel comes first.
+// cancelled, whichever of Submit and OnCancel comes first. A call cancelled
+// at or after its deadline ends as kDeadline: gRPC reports a passed deadline
+// as a cancellation, often before the engine's own deadline check sees it.
 class EngineCall {
  public:
   explicit EngineCall(engine::Engine* engine) : engine_(engine) {}
-  void SetId(uint64_t id) {
+  void SetId(uint64_t id, absl::Time deadline) {
+    deadline_ = deadline;  // published by the store of id_
     id_.store(id);
-    if (cancelled_.load()) engine_->Cancel(id);
+    if (cancelled_.load()) engine_->Cancel(id, Reason());
   }
   void Cancel() {
     cancelled_.store(true);
-    if (const uint64_t id = id_.load(); id != 0) engine_->Cancel(id);
+    if (const uint64_t id = id_.load(); id != 0) engine_->Cancel(id, Reason());
   }
 
  private:
+  engine::FinishReason Reason() const {
+    return absl::Now() >= deadline_ ? engine::FinishReason::kDeadline
+                                    : engine::FinishReason::kCancelled;
+  }
+
   engine::Engine* engine_;
+  absl::Time deadline_ = absl::InfiniteFuture();  // read once id_ is set
   std::atomic<uint64_t> id_{0};
   std::atomic<bool> cancelled_{false};
 };
@@ -136,7 +145,8 @@ class OutputClock {
 class StreamReactor final
     : public ::grpc::ServerWriteReactor<v1::GenerateStreamResponse> {
  public:
-  StreamReactor(engine::Engine* engine, std::string request_id, OutputObserver observer)
+  StreamReactor(engine::Engine* engine, std::string request_id,
+                OutputObserver observer)
       : call_(engine), shared_(std::make_shared<Shared>()) {
     shared_->reactor = this;
     shared_->request_id = std::move(request_id);
@@ -144,10 +154,12 @@ class StreamReactor final
   }
 
   void Start(engine::Engine* engine, engine::EngineRequest request) {
+    const absl::Time deadline = request.deadline;
     std::shared_ptr<Shared> shared = shared_;
-    auto id = engine->Submit(std::move(request), [shared](engine::EngineOutput out) {
-      shared->Deliver(std::move(out));
-    });
+    auto id =
+        engine->Submit(std::move(request), [shared](engine::EngineOutput out) {
+          shared->Deliver(std::move(out));
+        });
     if (!id.ok()) {
       {
         absl::MutexLock lock(&shared_->mu);
@@ -156,7 +168,7 @@ class StreamReactor final
       Finish(ToGrpc(id.status()));
       return;
     }
-    call_.SetId(*id);
+    call_.SetId(*id, deadline);
   }
 
   void OnWriteDone(bool ok) override {
@@ -268,10 +280,12 @@ class GenerateReactor final : public ::grpc::ServerUnaryReactor {
   }
 
   void Start(engine::Engine* engine, engine::EngineRequest request) {
+    const absl::Time deadline = request.deadline;
     std::shared_ptr<Shared> shared = shared_;
-    auto id = engine->Submit(std::move(request), [shared](engine::EngineOutput out) {
-      shared->Deliver(std::move(out));
-    });
+    auto id =
+        engine->Submit(std::move(request), [shared](engine::EngineOutput out) {
+          shared->Deliver(std::move(out));
+        });
     if (!id.ok()) {
       {
         absl::MutexLock lock(&shared_->mu);
@@ -280,7 +294,7 @@ class GenerateReactor final : public ::grpc::ServerUnaryReactor {
       Finish(ToGrpc(id.status()));
       return;
     }
-    call_.SetId(*id);
+    call_.SetId(*id, deadline);
   }
   void OnCancel() override { call_.Cancel(); }
   void OnDone() override {
@@ -316,8 +330,8 @@ class GenerateReactor final : public ::grpc::ServerUnaryReactor {
   std::shared_ptr<Shared> shared_;
 };
 
-::grpc::ServerUnaryReactor* FinishedUnary(::grpc::CallbackServerContext* context,
-                                        const ::grpc::Status& status) {
+::grpc::ServerUnaryReactor* FinishedUnary(
+    ::grpc::CallbackServerContext* context, const ::grpc::Status& status) {
   ::grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(status);
   return reactor;
@@ -330,7 +344,7 @@ InferenceService::InferenceService(ServiceOptions options,
     : options_(std::move(options)), observer_(std::move(observer)) {}
 
 ::grpc::Status InferenceService::Admit(::grpc::CallbackServerContext* context,
-                                     engine::Engine** engine) const {
+                                       engine::Engine** engine) const {
   if (!options_.api_key.empty()) {
     const auto& metadata = context->client_metadata();
     const auto it = metadata.find("authorization");
@@ -344,12 +358,12 @@ InferenceService::InferenceService(ServiceOptions options,
   }
   if (draining_.load()) {
     return ::grpc::Status(::grpc::StatusCode::UNAVAILABLE,
-                        "the server is shutting down");
+                          "the server is shutting down");
   }
   *engine = engine_.load();
   if (*engine == nullptr) {
     return ::grpc::Status(::grpc::StatusCode::UNAVAILABLE,
-                        "the model is still loading");
+                          "the model is still loading");
   }
   return ::grpc::Status::OK;
 }
@@ -400,9 +414,9 @@ InferenceService::GenerateStream(::grpc::CallbackServerContext* context,
   switch (request->input_case()) {
     case v1::TokenizeRequest::kText: {
       if (!IsValidUtf8(request->text())) {
-        return FinishedUnary(context,
-                             ::grpc::Status(::grpc::StatusCode::INVALID_ARGUMENT,
-                                          "text: is not valid UTF-8"));
+        return FinishedUnary(
+            context, ::grpc::Status(::grpc::StatusCode::INVALID_ARGUMENT,
+                                    "text: is not valid UTF-8"));
       }
       auto ids = tokenizer.Encode(
           request->text(), request->has_add_bos() ? request->add_bos() : true);
@@ -417,7 +431,7 @@ InferenceService::GenerateStream(::grpc::CallbackServerContext* context,
         return FinishedUnary(
             context,
             ::grpc::Status(::grpc::StatusCode::INVALID_ARGUMENT,
-                         absl::StrCat("ids: ", text.status().message())));
+                           absl::StrCat("ids: ", text.status().message())));
       }
       response->mutable_token_ids()->Add(ids.begin(), ids.end());
       response->set_text(*text);
@@ -426,7 +440,7 @@ InferenceService::GenerateStream(::grpc::CallbackServerContext* context,
     default:
       return FinishedUnary(context,
                            ::grpc::Status(::grpc::StatusCode::INVALID_ARGUMENT,
-                                        "input: set either text or ids"));
+                                          "input: set either text or ids"));
   }
   return FinishedUnary(context, ::grpc::Status::OK);
 }

@@ -8,8 +8,8 @@
 #include <functional>
 #include <string>
 
-#include "hydra/v1/inference.grpc.pb.h"
 #include "engine/engine.h"
+#include "hydra/v1/inference.grpc.pb.h"
 
 namespace hydra::server::grpc {
 
@@ -35,22 +35,22 @@ class InferenceService final : public v1::Inference::CallbackService {
   void StartDraining() { draining_.store(true); }
 
   ::grpc::ServerUnaryReactor* Generate(::grpc::CallbackServerContext* context,
-                                     const v1::GenerateRequest* request,
-                                     v1::GenerateResponse* response) override;
+                                       const v1::GenerateRequest* request,
+                                       v1::GenerateResponse* response) override;
   ::grpc::ServerWriteReactor<v1::GenerateStreamResponse>* GenerateStream(
       ::grpc::CallbackServerContext* context,
       const v1::GenerateRequest* request) override;
   ::grpc::ServerUnaryReactor* Tokenize(::grpc::CallbackServerContext* context,
-                                     const v1::TokenizeRequest* request,
-                                     v1::TokenizeResponse* response) override;
-  ::grpc::ServerUnaryReactor* GetModelInfo(::grpc::CallbackServerContext* context,
-                                         const v1::GetModelInfoRequest* request,
-                                         v1::ModelInfo* response) override;
+                                       const v1::TokenizeRequest* request,
+                                       v1::TokenizeResponse* response) override;
+  ::grpc::ServerUnaryReactor* GetModelInfo(
+      ::grpc::CallbackServerContext* context,
+      const v1::GetModelInfoRequest* request, v1::ModelInfo* response) override;
 
  private:
   // The engine to serve a call with, or the status to refuse it with.
   ::grpc::Status Admit(::grpc::CallbackServerContext* context,
-                     engine::Engine** engine) const;
+                       engine::Engine** engine) const;
 
   ServiceOptions options_;
   OutputObserver observer_;

@@ -5,13 +5,13 @@
 #include <numeric>
 #include <vector>
 
+#include "engine/sampler.h"
 #include "gtest/gtest.h"
 #include "tests/gpu/gpu_test_util.h"
 #include "worker/cpu/kernels.h"
 #include "worker/cpu/paged_attention.h"
 #include "worker/cuda/gemm.h"
 #include "worker/cuda/launch_plan.h"
-#include "engine/sampler.h"
 #include "worker/step_plan_builder.h"
 
 namespace hydra::gpu {

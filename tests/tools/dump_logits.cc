@@ -29,9 +29,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
+#include "engine/sampler.h"
 #include "nlohmann/json.hpp"
 #include "worker/model_runner.h"
-#include "engine/sampler.h"
 #include "worker/step_plan_builder.h"
 
 ABSL_FLAG(std::string, model, "", "Model folder (config.json, safetensors)");

@@ -10,9 +10,9 @@
 #include <random>
 #include <vector>
 
+#include "engine/sampler.h"
 #include "gtest/gtest.h"
 #include "worker/model_runner.h"
-#include "engine/sampler.h"
 #include "worker/step_plan_builder.h"
 
 namespace hydra::testing {

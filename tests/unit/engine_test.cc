@@ -12,9 +12,10 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "engine/sampler.h"
 #include "gtest/gtest.h"
 #include "tests/unit/test_model.h"
-#include "engine/sampler.h"
+#include "worker/model_runner.h"
 #ifdef HYDRA_ENGINE_TEST_ON_CUDA
 #include "tests/gpu/gpu_test_util.h"
 #include "worker/cuda/cuda_runner.h"
@@ -22,8 +23,6 @@
 
 namespace hydra::engine {
 namespace {
-
-using FinishReason;
 
 struct Result {
   std::vector<int> tokens;
@@ -347,7 +346,7 @@ namespace {
 // A world of two whose peer is gone: every collective fails as MPI reports
 // a dead peer (UNAVAILABLE).
 // The CPU runner posing as one that samples on its device: StepGreedy is
-// Step plus worker::Argmax. Counts which path the engine took.
+// Step plus engine::Argmax. Counts which path the engine took.
 class GreedyOnDeviceRunner final : public worker::StepRunner {
  public:
   explicit GreedyOnDeviceRunner(std::unique_ptr<worker::StepRunner> inner)
@@ -365,8 +364,8 @@ class GreedyOnDeviceRunner final : public worker::StepRunner {
     const size_t vocab = inner_->config().vocab_size;
     tokens.clear();
     for (size_t r = 0; r < logits_.size() / vocab; ++r) {
-      tokens.push_back(Argmax(
-          std::span<const float>(logits_.data() + r * vocab, vocab)));
+      tokens.push_back(
+          Argmax(std::span<const float>(logits_.data() + r * vocab, vocab)));
     }
     return status;
   }

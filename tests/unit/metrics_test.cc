@@ -31,7 +31,7 @@
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 
-namespace hydra {
+namespace hydra::server {
 namespace {
 
 using engine::FinishReason;
@@ -187,8 +187,9 @@ Fed FeedRequests(ServerMetrics& metrics, int n, uint32_t seed) {
   };
   std::uniform_int_distribution<int> outputs(1, 30), burst(1, 3),
       prompt(1, 2000);
-  const engine::FinishReason reasons[] = {engine::FinishReason::kStop, engine::FinishReason::kLength,
-                                  engine::FinishReason::kDeadline};
+  const engine::FinishReason reasons[] = {engine::FinishReason::kStop,
+                                          engine::FinishReason::kLength,
+                                          engine::FinishReason::kDeadline};
   Fed fed;
   for (int i = 0; i < n; ++i) {
     const absl::Time arrival =
@@ -708,4 +709,4 @@ TEST(ServerMetricsTest, BindFailureNamesTheAddress) {
 }
 
 }  // namespace
-}  // namespace hydra
+}  // namespace hydra::server
