@@ -46,11 +46,12 @@ class Backend {
   // Blocks until the server has loaded its model (it may listen before),
   // at most the connect timeout.
   virtual absl::StatusOr<ServerModel> WaitForModel() = 0;
-  // Tokens the server counts for `text` as a prompt.
+  // Tokens the server counts for `text` as a prompt (after WaitForModel).
   virtual absl::StatusOr<int> CountPromptTokens(const std::string& text) = 0;
   // Sends request `index` now, timed from `run_start`; `done` gets its
   // record from one of the backend's threads when the stream ends, whatever
-  // its status. Thread-safe; many streams may be in flight.
+  // its status. Thread-safe; many streams may be in flight. Only after
+  // WaitForModel succeeded.
   virtual void StartStream(const StreamRequest& request,
                            Clock::time_point run_start, int64_t index,
                            StreamDone done) = 0;
