@@ -16,6 +16,7 @@ BUILD_PACKAGES=(
   libabsl-dev libopenmpi-dev openmpi-bin prometheus-cpp-dev
   libsentencepiece-dev nlohmann-json3-dev libre2-dev libicu-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libboost-dev  # header-only Boost.Beast/Asio: hydra-bench --api=openai
 )
 
 # What the built `hydra` binary and its SentencePiece plugin load at run time

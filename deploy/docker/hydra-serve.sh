@@ -12,7 +12,7 @@ set -euo pipefail
 
 hydra="${HYDRA_BIN:-/usr/local/bin/hydra}"
 flagfile="${HYDRA_FLAGFILE:-/etc/hydra/serve.flags}"
-serve_flags=model,host,port,metrics_port,tp,kv_cache_bytes,block_size
+serve_flags=model,host,port,metrics_port,http_port,tp,kv_cache_bytes,block_size
 serve_flags+=,max_model_len,max_batched_tokens,max_running,max_waiting,prefix_cache
 serve_flags+=,max_step_ms,max_partial_prefills
 serve_flags+=,tls_cert,tls_key,api_key,drain_seconds,device,gpu_memory_fraction
