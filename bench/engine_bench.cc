@@ -13,7 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "bench/forward_workload.h"
-#include "server/engine_factory.h"
+#include "engine/engine_factory.h"
 
 ABSL_FLAG(std::string, model, "models/stories15M", "Model folder");
 ABSL_FLAG(int, requests, 256, "Requests, all submitted at once");
@@ -31,7 +31,7 @@ struct RunResult {
   double seconds = 0;
   double last_first_token_s = 0;  // when the last request got its first token
   int64_t output_tokens = 0;
-  EngineStats stats;
+  engine::EngineStats stats;
   double peak_waste = 0;
   int64_t steps = 0;
   double step_seconds = 0;  // inside Engine::Step: schedule, forward, sample
@@ -40,13 +40,13 @@ struct RunResult {
 
 RunResult RunWorkload(bool shared_prefix, int output_tokens,
                       bool prefix_cache = true) {
-  EngineOptions options;
+  engine::EngineOptions options;
   options.model_dir = absl::GetFlag(FLAGS_model);
   options.kv_cache_bytes = size_t(absl::GetFlag(FLAGS_kv_cache_mb)) << 20;
   options.scheduling.max_running = absl::GetFlag(FLAGS_max_running);
   options.enable_prefix_cache = prefix_cache;
   options.max_model_len = absl::GetFlag(FLAGS_max_model_len);
-  auto engine = LoadEngine(options);
+  auto engine = engine::LoadEngine(options);
   if (!engine.ok()) {
     std::fprintf(stderr, "%s\n", engine.status().ToString().c_str());
     std::exit(1);
@@ -55,7 +55,7 @@ RunResult RunWorkload(bool shared_prefix, int output_tokens,
   absl::Mutex step_mu;
   double step_seconds = 0;
   int64_t steps = 0, step_tokens = 0;
-  (*engine)->SetStepObserver([&](const StepReport& step) {
+  (*engine)->SetStepObserver([&](const engine::StepReport& step) {
     absl::MutexLock lock(&step_mu);
     step_seconds += absl::ToDoubleSeconds(step.duration);
     ++steps;
@@ -73,7 +73,7 @@ RunResult RunWorkload(bool shared_prefix, int output_tokens,
   absl::Time last_first_token;
   const absl::Time start = absl::Now();
   for (int i = 0; i < n; ++i) {
-    EngineRequest r;
+    engine::EngineRequest r;
     const int len = 16 + rng() % 49;  // 16..64 tokens
     if (shared_prefix) r.prompt_ids.assign(prefix.begin(), prefix.end());
     r.prompt_ids.push_back(1);
@@ -84,7 +84,7 @@ RunResult RunWorkload(bool shared_prefix, int output_tokens,
     r.sampling.temperature = 0;
     r.stopping.max_tokens = output_tokens;
     r.stopping.ignore_eos = true;
-    auto id = (*engine)->Submit(std::move(r), [&](EngineOutput out) {
+    auto id = (*engine)->Submit(std::move(r), [&](engine::EngineOutput out) {
       absl::MutexLock lock(&mu);
       outputs += out.token_ids.size();
       if (out.finished) {
@@ -117,7 +117,7 @@ RunResult RunWorkload(bool shared_prefix, int output_tokens,
 }
 
 void Print(const char* name, const RunResult& r, int n) {
-  const EngineStats& s = r.stats;
+  const engine::EngineStats& s = r.stats;
   std::fprintf(stderr,
                "%s: %lld steps, %.2f ms per step, %.1f tokens per step, %.0f%% "
                "of the time in steps\n",

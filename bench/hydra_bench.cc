@@ -1,4 +1,6 @@
-// hydra-bench: a load generator for any hydra server, over GenerateStream.
+// hydra-bench: a load generator for any hydra server, over GenerateStream
+// (gRPC) or, with --api=openai, over the OpenAI-compatible HTTP API
+// (streamed POST /v1/completions).
 //
 //   closed loop:  hydra-bench --target=HOST:PORT --concurrency=16
 //   open loop:    hydra-bench --target=HOST:PORT --request_rate=4
@@ -14,6 +16,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -29,14 +32,24 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/loadgen/backend.h"
 #include "bench/loadgen/connection.h"
+#include "bench/loadgen/grpc_backend.h"
 #include "bench/loadgen/mix.h"
+#include "bench/loadgen/openai_backend.h"
 #include "bench/loadgen/report.h"
 #include "bench/loadgen/runner.h"
 #include "bench/loadgen/slo_search.h"
 #include "bench/loadgen/workload.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "Server address, HOST:PORT");
+ABSL_FLAG(std::string, api, "grpc",
+          "grpc: hydra's GenerateStream; openai: streamed POST "
+          "/v1/completions of an OpenAI-compatible HTTP server (hydra serve "
+          "--http_port), --target naming its HTTP port");
+ABSL_FLAG(std::string, model, "",
+          "--api=openai: the \"model\" of every request (default: the first "
+          "that GET /v1/models lists)");
 ABSL_FLAG(std::vector<std::string>, concurrency, {"8"},
           "Closed loop: calls kept in flight; a comma-separated list sweeps");
 ABSL_FLAG(std::vector<std::string>, request_rate, {},
@@ -98,7 +111,9 @@ ABSL_FLAG(double, slo_tolerance, 0.05,
 ABSL_FLAG(int, slo_max_probes, 12, "SLO search: most runs made");
 ABSL_FLAG(std::string, progress, "auto",
           "Progress line on stderr: auto (when a terminal), on, off");
-ABSL_FLAG(int, connections, 1, "TCP connections calls are spread over");
+ABSL_FLAG(int, connections, 1,
+          "TCP connections gRPC calls are spread over (--api=openai: one "
+          "keep-alive connection per stream in flight, whatever this says)");
 ABSL_FLAG(std::string, api_key, "", "Sent as 'authorization: Bearer <key>'");
 ABSL_FLAG(double, request_timeout, 300, "Deadline of each call, seconds");
 ABSL_FLAG(double, connect_timeout, 30,
@@ -176,8 +191,7 @@ absl::StatusOr<std::vector<RequestClass>> MixFromFlags() {
 }
 
 absl::StatusOr<std::unique_ptr<Workload>> BuildWorkload(
-    v1::Inference::Stub& stub, const ConnectOptions& connect,
-    std::vector<RequestClass> mix) {
+    Backend& backend, std::vector<RequestClass> mix) {
   absl::StatusOr<LengthDistribution> output = LengthDistribution::Create(
       "output_len", absl::GetFlag(FLAGS_output_len_dist),
       absl::GetFlag(FLAGS_output_len), absl::GetFlag(FLAGS_output_len_spread));
@@ -193,8 +207,7 @@ absl::StatusOr<std::unique_ptr<Workload>> BuildWorkload(
       "input_len", absl::GetFlag(FLAGS_input_len_dist),
       absl::GetFlag(FLAGS_input_len), absl::GetFlag(FLAGS_input_len_spread));
   if (!input.ok()) return input.status();
-  absl::StatusOr<WordCosts> costs =
-      MeasureWordCosts(stub, BuiltinWords(), connect);
+  absl::StatusOr<WordCosts> costs = MeasureWordCosts(backend, BuiltinWords());
   if (!costs.ok()) return costs.status();
   const int prefix = absl::GetFlag(FLAGS_shared_prefix_len);
   absl::StatusOr<std::unique_ptr<Workload>> workload =
@@ -208,7 +221,7 @@ absl::StatusOr<std::unique_ptr<Workload>> BuildWorkload(
   // against the server's own count (keys far from the ones runs use).
   for (uint64_t key = uint64_t{1} << 62; key < (uint64_t{1} << 62) + 3; ++key) {
     const Prompt p = (*workload)->Make(key);
-    absl::StatusOr<int> n = CountPromptTokens(stub, p.text, connect);
+    absl::StatusOr<int> n = backend.CountPromptTokens(p.text);
     if (!n.ok()) return n.status();
     if (*n != p.expected_input_tokens) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -226,6 +239,33 @@ struct Phases {
   std::vector<PhaseResult> results;
   std::vector<nlohmann::json> json;
 };
+
+// The client of --api, before any network traffic.
+absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(
+    const ConnectOptions& connect) {
+  const std::string api = absl::GetFlag(FLAGS_api);
+  if (api == "grpc") {
+    if (!absl::GetFlag(FLAGS_model).empty()) {
+      return absl::InvalidArgumentError(
+          "--model is for --api=openai: a gRPC server serves one model");
+    }
+    if (connect.connections < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--connections must be >= 1 (got ", connect.connections, ")"));
+    }
+    return std::make_unique<GrpcBackend>(connect);
+  }
+  if (api == "openai") {
+    absl::StatusOr<std::unique_ptr<OpenAiBackend>> b =
+        OpenAiBackend::Create(OpenAiOptions{connect.target, connect.api_key,
+                                            absl::GetFlag(FLAGS_model),
+                                            connect.timeout, /*threads=*/2});
+    if (!b.ok()) return b.status();
+    return std::unique_ptr<Backend>(*std::move(b));
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--api must be grpc or openai (got \"", api, "\")"));
+}
 
 int Main() {
   // Flags first: every usage error before any network traffic.
@@ -291,13 +331,13 @@ int Main() {
                         {"output_len", c.output.ToString()}});
   }
 
-  absl::StatusOr<std::vector<std::unique_ptr<v1::Inference::Stub>>> stubs =
-      Connect(connect);
-  if (!stubs.ok()) return Fail(kExitFailedRequests, stubs.status());
-  absl::StatusOr<v1::ModelInfo> model = WaitForModel(*stubs->front(), connect);
+  absl::StatusOr<std::unique_ptr<Backend>> backend = MakeBackend(connect);
+  if (!backend.ok()) return Fail(kExitUsage, backend.status());
+
+  absl::StatusOr<ServerModel> model = (*backend)->WaitForModel();
   if (!model.ok()) return Fail(kExitFailedRequests, model.status());
   absl::StatusOr<std::unique_ptr<Workload>> workload =
-      BuildWorkload(*stubs->front(), connect, *std::move(mix));
+      BuildWorkload(**backend, *std::move(mix));
   if (!workload.ok()) {
     return Fail(absl::IsInvalidArgument(workload.status()) ||
                         absl::IsNotFound(workload.status())
@@ -306,7 +346,7 @@ int Main() {
                 workload.status());
   }
   if (const int need = (*workload)->MaxTotalTokens();
-      need > model->max_context()) {
+      model->max_context > 0 && need > model->max_context) {
     return Fail(
         kExitUsage,
         absl::InvalidArgumentError(absl::StrCat(
@@ -315,23 +355,17 @@ int Main() {
                                "spreads), "
                              : " tokens (--mix's longest INPUT + OUTPUT), ",
             "more than the server's context (max_context) of ",
-            model->max_context())));
+            model->max_context)));
   }
-  std::printf(
-      "hydra-bench -> %s: model %s (%s, context %d, tensor parallel "
-      "%d, KV capacity %lld tokens)\n%s\n",
-      connect.target.c_str(), model->model_name().c_str(),
-      model->architecture().c_str(), model->max_context(),
-      model->tensor_parallel_size(),
-      static_cast<long long>(model->kv_capacity_tokens()),
-      (*workload)->Describe().c_str());
+  std::printf("hydra-bench -> %s (%s): model %s\n%s\n", connect.target.c_str(),
+              absl::GetFlag(FLAGS_api).c_str(), model->Describe().c_str(),
+              (*workload)->Describe().c_str());
 
   Runner runner(
-      *std::move(stubs), **workload,
+      **backend, **workload,
       RequestOptions{static_cast<float>(absl::GetFlag(FLAGS_temperature)),
                      absl::GetFlag(FLAGS_ignore_eos),
-                     absl::GetFlag(FLAGS_request_timeout),
-                     absl::GetFlag(FLAGS_api_key)});
+                     absl::GetFlag(FLAGS_request_timeout)});
   ProgressLine progress(stderr);
   Phases phases;
   // Runs one measured phase and records it; nullopt-free: errors propagate.
@@ -390,14 +424,15 @@ int Main() {
   nlohmann::json summary = {
       {"tool", "hydra-bench"},
       {"target", connect.target},
+      {"api", absl::GetFlag(FLAGS_api)},
       {"started_at",
        absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone())},
       {"model",
-       {{"name", model->model_name()},
-        {"architecture", model->architecture()},
-        {"max_context", model->max_context()},
-        {"tensor_parallel_size", model->tensor_parallel_size()},
-        {"kv_capacity_tokens", model->kv_capacity_tokens()}}},
+       {{"name", model->name},
+        {"architecture", model->architecture},
+        {"max_context", model->max_context},
+        {"tensor_parallel_size", model->tensor_parallel_size},
+        {"kv_capacity_tokens", model->kv_capacity_tokens}}},
       {"workload",
        {{"description", (*workload)->Describe()},
         {"dataset", absl::GetFlag(FLAGS_dataset)},

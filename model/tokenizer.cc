@@ -144,7 +144,16 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(
 }
 
 Tokenizer::Tokenizer(std::unique_ptr<Backend> backend)
-    : backend_(std::move(backend)) {}
+    : backend_(std::move(backend)) {
+  // The longest text one token stands for, from every piece alone (a piece
+  // that decodes to nothing or fails counts as a byte).
+  for (int id = 0; id < backend_->vocab_size(); ++id) {
+    const int one[] = {id};
+    auto text = backend_->Decode(one);
+    max_token_bytes_ =
+        std::max<int>(max_token_bytes_, text.ok() ? text->size() : 1);
+  }
+}
 Tokenizer::~Tokenizer() = default;
 
 absl::StatusOr<std::vector<int>> Tokenizer::Encode(std::string_view text,
@@ -171,6 +180,13 @@ absl::StatusOr<std::string> Tokenizer::Decode(std::span<const int> ids) const {
 }
 
 int Tokenizer::vocab_size() const { return backend_->vocab_size(); }
+
+int64_t Tokenizer::MaxUsefulTextBytes(int max_tokens) const {
+  // +1: SentencePiece drops a piece's leading space when it decodes alone.
+  // ×4: normalization may shrink text before it is split (NFC composes
+  // three Hangul jamo, 9 bytes, into one 3-byte syllable).
+  return int64_t{max_tokens} * (max_token_bytes_ + 1) * 4;
+}
 int Tokenizer::bos_id() const { return backend_->bos_id(); }
 int Tokenizer::eos_id() const { return backend_->eos_id(); }
 

@@ -4,6 +4,7 @@
 #ifndef HYDRA_MODEL_TOKENIZER_H_
 #define HYDRA_MODEL_TOKENIZER_H_
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <span>
@@ -35,12 +36,16 @@ class Tokenizer {
   int vocab_size() const;
   int bos_id() const;  // -1: none is added
   int eos_id() const;
+  // A bound on the bytes of text that can encode to at most `max_tokens`
+  // tokens: longer text is refused before it is tokenized.
+  int64_t MaxUsefulTextBytes(int max_tokens) const;
 
   class Backend;  // one per tokenizer format, in tokenizer.cc
 
  private:
   explicit Tokenizer(std::unique_ptr<Backend> backend);
   std::unique_ptr<Backend> backend_;
+  int max_token_bytes_ = 1;
 };
 
 // Turns a growing list of token ids into text deltas. Decoding token by token

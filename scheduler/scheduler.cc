@@ -263,7 +263,7 @@ void Scheduler::OnStepDone(const ScheduledStep& step) {
   }
 }
 
-std::unique_ptr<Sequence> Scheduler::Finish(uint64_t id, FinishReason reason) {
+std::unique_ptr<Sequence> Scheduler::Finish(uint64_t id) {
   const auto it = all_.find(id);
   if (it == all_.end()) return nullptr;
   std::unique_ptr<Sequence> seq = std::move(it->second);
@@ -271,7 +271,7 @@ std::unique_ptr<Sequence> Scheduler::Finish(uint64_t id, FinishReason reason) {
   waiting_.erase(seq.get());
   running_.erase(seq.get());
   blocks_.Free(*seq);
-  seq->Finish(reason);
+  seq->Finish();
   return seq;
 }
 

@@ -73,9 +73,9 @@ class Scheduler {
   // How long `step` took, end to end (scheduling to emitted tokens): one
   // observation for the cost model.
   void RecordStepTime(const ScheduledStep& step, double milliseconds);
-  // Ends a sequence (finished, cancelled, failed), frees its blocks and
-  // hands it back to the caller.
-  std::unique_ptr<Sequence> Finish(uint64_t id, FinishReason reason);
+  // Ends a sequence (for whatever reason: the engine knows why), frees its
+  // blocks and hands it back to the caller.
+  std::unique_ptr<Sequence> Finish(uint64_t id);
 
   Sequence* Find(uint64_t id) const;
   int num_waiting() const { return static_cast<int>(waiting_.size()); }

@@ -1,32 +1,20 @@
-// One request's tokens and its place in the scheduler's life cycle.
+// One request's tokens and its place in the scheduler's life cycle. How its
+// tokens are sampled and when it stops are the engine's business
+// (engine/request_state.h), not the scheduler's.
 #ifndef HYDRA_SCHEDULER_SEQUENCE_H_
 #define HYDRA_SCHEDULER_SEQUENCE_H_
 
 #include <cstdint>
 #include <span>
-#include <string_view>
 #include <vector>
-
-#include "common/sampling_params.h"
 
 namespace hydra::scheduler {
 
 enum class SequenceStatus { kWaiting, kRunning, kFinished };
 
-enum class FinishReason {
-  kNone,
-  kStop,       // end-of-sequence id, a stop token id or a stop string
-  kLength,     // max_tokens, or the model's context is full
-  kCancelled,  // the client went away or asked to stop
-  kDeadline,   // the request's deadline passed
-  kError,      // the step failed; the message went to the client
-};
-std::string_view FinishReasonName(FinishReason reason);
-
 class Sequence {
  public:
-  Sequence(uint64_t id, std::vector<int> prompt, SamplingParams sampling,
-           StoppingCriteria stopping, int priority);
+  Sequence(uint64_t id, std::vector<int> prompt, int priority);
 
   uint64_t id() const { return id_; }
   // Lower values are served first (as in vLLM); ties go to earlier arrivals.
@@ -34,9 +22,6 @@ class Sequence {
   // Position in the order of arrival, set by the scheduler.
   uint64_t arrival() const { return arrival_; }
   void set_arrival(uint64_t arrival) { arrival_ = arrival; }
-
-  const SamplingParams& sampling() const { return sampling_; }
-  const StoppingCriteria& stopping() const { return stopping_; }
 
   // The prompt followed by every generated token.
   std::span<const int> tokens() const { return tokens_; }
@@ -72,11 +57,7 @@ class Sequence {
 
   SequenceStatus status() const { return status_; }
   void set_status(SequenceStatus s) { status_ = s; }
-  FinishReason finish_reason() const { return finish_reason_; }
-  void Finish(FinishReason reason) {
-    status_ = SequenceStatus::kFinished;
-    finish_reason_ = reason;
-  }
+  void Finish() { status_ = SequenceStatus::kFinished; }
   int preemptions() const { return preemptions_; }
   void CountPreemption() { ++preemptions_; }
 
@@ -84,8 +65,6 @@ class Sequence {
   uint64_t id_;
   int priority_;
   uint64_t arrival_ = 0;
-  SamplingParams sampling_;
-  StoppingCriteria stopping_;
   std::vector<int> tokens_;
   int prompt_len_;
   int num_computed_ = 0;
@@ -93,7 +72,6 @@ class Sequence {
   std::vector<int> block_table_;
   std::vector<uint64_t> block_hashes_;
   SequenceStatus status_ = SequenceStatus::kWaiting;
-  FinishReason finish_reason_ = FinishReason::kNone;
   int preemptions_ = 0;
 };
 

@@ -17,11 +17,12 @@ BUILD_PACKAGES=(
   libabsl-dev libopenmpi-dev openmpi-bin prometheus-cpp-dev
   libsentencepiece-dev nlohmann-json3-dev libre2-dev libicu-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libboost-dev libssl-dev
+  libboost-dev  # header-only Boost.Beast/Asio: the HTTP front end, hydra-bench --api=openai
+  libssl-dev  # the HTTP front end's TLS
 )
 
 # What the built `hydra` binary and its SentencePiece plugin load at run time
-# (`ldd build/server/hydra build/lib/libhydra_sentencepiece.so`, `dpkg -S`),
+# (`ldd build/cli/hydra build/lib/libhydra_sentencepiece.so`, `dpkg -S`),
 # plus openmpi-bin for mpirun/orted in tensor-parallel runs. Their own
 # dependencies (libgrpc29, libre2-9, libhwloc15, ...) come with them.
 RUNTIME_PACKAGES=(

@@ -6,4 +6,4 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup.sh"
 cd "$ROOT"
-exec "${HYDRA_BUILD_DIR:-$ROOT/build}/server/hydra" serve --model="$ROOT/models/stories15M" "$@"
+exec "${HYDRA_BUILD_DIR:-$ROOT/build}/cli/hydra" serve --model="$ROOT/models/stories15M" "$@"

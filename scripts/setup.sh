@@ -161,9 +161,9 @@ fetch_model() {
     mv "$tok.tmp" "$tok"
   fi
   # Convert once per converter build: a newer hydra binary reconverts.
-  if [ ! -f "$MODEL_DIR/model.safetensors" ] || [ "$BUILD_DIR/server/hydra" -nt "$MODEL_DIR/model.safetensors" ]; then
+  if [ ! -f "$MODEL_DIR/model.safetensors" ] || [ "$BUILD_DIR/cli/hydra" -nt "$MODEL_DIR/model.safetensors" ]; then
     log "converting stories15M to $MODEL_DIR"
-    "$BUILD_DIR/server/hydra" convert --llama2c_model="$bin" --tokenizer="$tok" --out="$MODEL_DIR"
+    "$BUILD_DIR/cli/hydra" convert --llama2c_model="$bin" --tokenizer="$tok" --out="$MODEL_DIR"
   fi
 }
 

@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "prometheus/text_serializer.h"
 
-namespace hydra {
+namespace hydra::server {
 namespace {
 
 using prometheus::Histogram;
@@ -276,12 +276,11 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
   // Present from the start, so rate() sees every reason's first request.
   for (FrontEnd front_end : {FrontEnd::kGrpc, FrontEnd::kHttp}) {
     for (auto reason :
-         {scheduler::FinishReason::kStop, scheduler::FinishReason::kLength,
-          scheduler::FinishReason::kCancelled,
-          scheduler::FinishReason::kDeadline,
-          scheduler::FinishReason::kError}) {
+         {engine::FinishReason::kStop, engine::FinishReason::kLength,
+          engine::FinishReason::kCancelled, engine::FinishReason::kDeadline,
+          engine::FinishReason::kError}) {
       requests_->Add(
-          {{"finish_reason", std::string(scheduler::FinishReasonName(reason))},
+          {{"finish_reason", std::string(engine::FinishReasonName(reason))},
            {"front_end", FrontEndName(front_end)}});
     }
   }
@@ -297,7 +296,7 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
 
 ServerMetrics::~ServerMetrics() = default;
 
-void ServerMetrics::OnStep(const StepReport& step) {
+void ServerMetrics::OnStep(const engine::StepReport& step) {
   const double seconds = absl::ToDoubleSeconds(step.duration);
   step_duration_->Observe(seconds);
   if (step.decode_tokens > 0) decode_step_duration_->Observe(seconds);
@@ -309,7 +308,7 @@ void ServerMetrics::OnStep(const StepReport& step) {
   }
 }
 
-void ServerMetrics::OnOutput(const EngineOutput& out,
+void ServerMetrics::OnOutput(const engine::EngineOutput& out,
                              absl::Time previous_token_time,
                              FrontEnd front_end) {
   const int n = static_cast<int>(out.token_ids.size());
@@ -322,7 +321,7 @@ void ServerMetrics::OnOutput(const EngineOutput& out,
       inter_token_summary_->Observe(gap);
     }
   }
-  const RequestTimes& t = out.times;
+  const engine::RequestTimes& t = out.times;
   // TTFT and queue time are known at a request's first output (its first
   // token, or the end of a request that produced none): observed then, so a
   // long generation does not hold them back for its whole length.
@@ -334,14 +333,14 @@ void ServerMetrics::OnOutput(const EngineOutput& out,
   ObserveSpan(e2e_, e2e_summary_, t.arrival, t.finished);
   requests_
       ->Add({{"finish_reason",
-              std::string(scheduler::FinishReasonName(out.finish_reason))},
+              std::string(engine::FinishReasonName(out.finish_reason))},
              {"front_end", FrontEndName(front_end)}})
       .Increment();
   prompt_tokens_->Increment(out.usage.prompt_tokens);
   generation_tokens_->Increment(out.usage.completion_tokens);
 }
 
-void ServerMetrics::UpdateEngineStats(const EngineStats& stats,
+void ServerMetrics::UpdateEngineStats(const engine::EngineStats& stats,
                                       int64_t kv_bytes_per_rank,
                                       int tensor_parallel_size) {
   requests_running_->Set(stats.running);
@@ -401,4 +400,4 @@ int ServerMetrics::port() const {
   return ports.empty() ? 0 : ports.front();
 }
 
-}  // namespace hydra
+}  // namespace hydra::server

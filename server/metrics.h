@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "engine/engine.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
 #include "prometheus/family.h"
@@ -23,9 +24,8 @@
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "prometheus/summary.h"
-#include "server/engine.h"
 
-namespace hydra {
+namespace hydra::server {
 
 struct MetricsOptions {
   // "host:port" to serve /metrics on; port 0 picks a free one; empty serves
@@ -52,20 +52,20 @@ class ServerMetrics {
   ServerMetrics& operator=(const ServerMetrics&) = delete;
 
   // Fits hydra::StepObserver.
-  void OnStep(const StepReport& step);
+  void OnStep(const engine::StepReport& step);
 
   // Call for every engine output. `previous_token_time` is the `time` of this
   // request's previous output that carried tokens, or absl::InfinitePast()
   // before its first token.
-  void OnOutput(const EngineOutput& out, absl::Time previous_token_time,
+  void OnOutput(const engine::EngineOutput& out, absl::Time previous_token_time,
                 FrontEnd front_end = FrontEnd::kGrpc);
 
   // Call periodically (and after the engine goes idle). The engine's
   // cumulative counts become counter increments, so calls may come from any
   // thread in any rhythm; a count that goes backwards (a new engine) is read
   // as a restart from zero.
-  void UpdateEngineStats(const EngineStats& stats, int64_t kv_bytes_per_rank,
-                         int tensor_parallel_size);
+  void UpdateEngineStats(const engine::EngineStats& stats,
+                         int64_t kv_bytes_per_rank, int tensor_parallel_size);
 
   // Text exposition format, as served on /metrics.
   std::string Serialize() const;
@@ -126,6 +126,6 @@ class ServerMetrics {
   std::unique_ptr<prometheus::Exposer> exposer_;
 };
 
-}  // namespace hydra
+}  // namespace hydra::server
 
 #endif  // HYDRA_SERVER_METRICS_H_

@@ -2,11 +2,13 @@
 
 #include <cmath>
 #include <string>
+#include <variant>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
-namespace hydra {
+namespace hydra::server {
 namespace {
 
 absl::Status Invalid(std::string_view field, std::string_view what) {
@@ -24,10 +26,9 @@ absl::Status CheckRange(std::string_view field, float value, float low,
                               ", ", high, "]"));
 }
 
-absl::Status CheckTokenIds(std::string_view field,
-                           const google::protobuf::RepeatedField<int>& ids,
+absl::Status CheckTokenIds(std::string_view field, const std::vector<int>& ids,
                            int vocab) {
-  for (int i = 0; i < ids.size(); ++i) {
+  for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= vocab) {
       return Invalid(
           absl::StrCat(std::string(field), "[", i, "]"),
@@ -77,141 +78,152 @@ bool IsValidUtf8(std::string_view s) {
   return true;
 }
 
-absl::StatusOr<EngineRequest> ValidateGenerateRequest(
-    const v1::GenerateRequest& request, const model::ModelConfig& model,
-    const model::Tokenizer& tokenizer, int max_model_len) {
-  EngineRequest out;
-  if (request.request_id().size() > kMaxRequestIdBytes) {
-    return Invalid("request_id",
+absl::StatusOr<engine::EngineRequest> ValidateRequest(
+    const RequestFields& fields, const FieldNames& names,
+    const model::ModelConfig& model, const model::Tokenizer& tokenizer,
+    int max_model_len) {
+  engine::EngineRequest out;
+  if (fields.request_id.size() > kMaxRequestIdBytes) {
+    return Invalid(names.request_id,
                    absl::StrCat("at most ", kMaxRequestIdBytes, " bytes"));
   }
-  switch (request.input_case()) {
-    case v1::GenerateRequest::kPrompt: {
-      if (request.prompt().empty())
-        return Invalid("prompt", "must not be empty");
-      if (!IsValidUtf8(request.prompt()))
-        return Invalid("prompt", "is not valid UTF-8");
-      ASSIGN_OR_RETURN(out.prompt_ids, tokenizer.Encode(request.prompt()));
-      break;
+  if (!IsValidUtf8(fields.request_id)) {
+    return Invalid(names.request_id, "is not valid UTF-8");
+  }
+  const int context = max_model_len;
+  if (const auto* text = std::get_if<PromptText>(&fields.prompt)) {
+    if (text->text.empty()) return Invalid(names.prompt, "must not be empty");
+    // Refused by length before the work of tokenizing what cannot fit.
+    const int64_t max_bytes = tokenizer.MaxUsefulTextBytes(context);
+    if (static_cast<int64_t>(text->text.size()) > max_bytes) {
+      return Invalid(
+          names.prompt,
+          absl::StrCat(text->text.size(), " bytes cannot fit the context of ",
+                       context, " tokens (at most ", max_bytes,
+                       " bytes of text can)"));
     }
-    case v1::GenerateRequest::kPromptTokenIds: {
-      const auto& ids = request.prompt_token_ids().ids();
-      if (ids.empty()) return Invalid("prompt_token_ids", "must not be empty");
-      RETURN_IF_ERROR(CheckTokenIds("prompt_token_ids", ids, model.vocab_size));
-      out.prompt_ids.assign(ids.begin(), ids.end());
-      break;
+    if (!IsValidUtf8(text->text)) {
+      return Invalid(names.prompt, "is not valid UTF-8");
     }
-    default:
-      return Invalid("input", "set either prompt or prompt_token_ids");
+    ASSIGN_OR_RETURN(out.prompt_ids,
+                     tokenizer.Encode(text->text, text->add_bos));
+  } else if (const auto* ids = std::get_if<std::vector<int>>(&fields.prompt)) {
+    if (ids->empty())
+      return Invalid(names.prompt_token_ids, "must not be empty");
+    RETURN_IF_ERROR(
+        CheckTokenIds(names.prompt_token_ids, *ids, model.vocab_size));
+    out.prompt_ids = *ids;
+  } else {
+    return Invalid(names.input,
+                   absl::StrCat("set either ", std::string(names.prompt),
+                                " or ", std::string(names.prompt_token_ids)));
   }
 
   // The context must hold the prompt and every token asked for.
-  const int context = max_model_len;
   const int prompt_len = static_cast<int>(out.prompt_ids.size());
   if (prompt_len >= context) {
     return Invalid(
-        "prompt",
+        names.prompt,
         absl::StrCat(prompt_len, " tokens leave no room in the context of ",
                      context, " tokens (the server's max_model_len)"));
   }
-  const v1::StoppingCriteria& stop = request.stopping();
-  if (stop.has_max_tokens()) {
-    if (stop.max_tokens() < 1 || stop.max_tokens() > context - prompt_len) {
+  if (fields.max_tokens.has_value()) {
+    const int max_tokens = *fields.max_tokens;
+    if (max_tokens < 1 || max_tokens > context - prompt_len) {
       return Invalid(
-          "stopping.max_tokens",
-          absl::StrCat(stop.max_tokens(), " is outside [1, ",
-                       context - prompt_len, "] (the context of ", context,
-                       " minus the prompt's ", prompt_len, " tokens)"));
+          names.max_tokens,
+          absl::StrCat(max_tokens, " is outside [1, ", context - prompt_len,
+                       "] (the context of ", context, " minus the prompt's ",
+                       prompt_len, " tokens)"));
     }
-    out.stopping.max_tokens = stop.max_tokens();
+    out.stopping.max_tokens = max_tokens;
   } else {
     out.stopping.max_tokens = std::min(kDefaultMaxTokens, context - prompt_len);
   }
-  if (stop.min_tokens() < 0 || stop.min_tokens() > out.stopping.max_tokens) {
+  if (fields.min_tokens < 0 || fields.min_tokens > out.stopping.max_tokens) {
     return Invalid(
-        "stopping.min_tokens",
-        absl::StrCat(stop.min_tokens(), " is outside [0, max_tokens = ",
+        names.min_tokens,
+        absl::StrCat(fields.min_tokens, " is outside [0, max_tokens = ",
                      out.stopping.max_tokens, "]"));
   }
-  out.stopping.min_tokens = stop.min_tokens();
-  if (stop.stop_size() > kMaxStopStrings) {
-    return Invalid(
-        "stopping.stop",
-        absl::StrCat(stop.stop_size(), " strings; at most ", kMaxStopStrings));
+  out.stopping.min_tokens = fields.min_tokens;
+  if (fields.stop.size() > kMaxStopStrings) {
+    return Invalid(names.stop,
+                   absl::StrCat(fields.stop.size(), " strings; at most ",
+                                kMaxStopStrings));
   }
-  for (int i = 0; i < stop.stop_size(); ++i) {
-    const std::string& s = stop.stop(i);
-    const std::string field = absl::StrCat("stopping.stop[", i, "]");
+  for (size_t i = 0; i < fields.stop.size(); ++i) {
+    const std::string& s = fields.stop[i];
+    const std::string field =
+        absl::StrCat(std::string(names.stop), "[", i, "]");
     if (s.empty() || s.size() > kMaxStopStringBytes) {
       return Invalid(field, absl::StrCat(s.size(), " bytes; allowed 1 to ",
                                          kMaxStopStringBytes));
     }
     if (!IsValidUtf8(s)) return Invalid(field, "is not valid UTF-8");
-    out.stopping.stop.push_back(s);
   }
-  if (stop.stop_token_ids_size() > kMaxStopTokenIds) {
-    return Invalid("stopping.stop_token_ids",
-                   absl::StrCat(stop.stop_token_ids_size(), " ids; at most ",
+  out.stopping.stop = fields.stop;
+  if (fields.stop_token_ids.size() > kMaxStopTokenIds) {
+    return Invalid(names.stop_token_ids,
+                   absl::StrCat(fields.stop_token_ids.size(), " ids; at most ",
                                 kMaxStopTokenIds));
   }
-  RETURN_IF_ERROR(CheckTokenIds("stopping.stop_token_ids",
-                                stop.stop_token_ids(), model.vocab_size));
-  out.stopping.stop_token_ids.assign(stop.stop_token_ids().begin(),
-                                     stop.stop_token_ids().end());
-  out.stopping.ignore_eos = stop.ignore_eos();
+  RETURN_IF_ERROR(CheckTokenIds(names.stop_token_ids, fields.stop_token_ids,
+                                model.vocab_size));
+  out.stopping.stop_token_ids = fields.stop_token_ids;
+  out.stopping.ignore_eos = fields.ignore_eos;
 
-  const v1::SamplingParams& s = request.sampling();
-  SamplingParams& p = out.sampling;
-  if (s.has_temperature()) {
+  engine::SamplingParams& p = out.sampling;
+  if (fields.temperature.has_value()) {
     RETURN_IF_ERROR(
-        CheckRange("sampling.temperature", s.temperature(), 0.0f, 100.0f));
-    p.temperature = s.temperature();
+        CheckRange(names.temperature, *fields.temperature, 0.0f, 100.0f));
+    p.temperature = *fields.temperature;
   }
-  if (s.top_k() < 0) {
-    return Invalid("sampling.top_k",
-                   absl::StrCat(s.top_k(), " is negative; 0 means no limit"));
+  if (fields.top_k < 0) {
+    return Invalid(names.top_k, absl::StrCat(fields.top_k,
+                                             " is negative; 0 means no limit"));
   }
-  p.top_k = s.top_k();
-  if (s.has_top_p()) {
-    RETURN_IF_ERROR(
-        CheckRange("sampling.top_p", s.top_p(), 0.0f, 1.0f, /*low_open=*/true));
-    p.top_p = s.top_p();
+  p.top_k = fields.top_k;
+  if (fields.top_p.has_value()) {
+    RETURN_IF_ERROR(CheckRange(names.top_p, *fields.top_p, 0.0f, 1.0f,
+                               /*low_open=*/true));
+    p.top_p = *fields.top_p;
   }
-  RETURN_IF_ERROR(CheckRange("sampling.min_p", s.min_p(), 0.0f, 1.0f));
-  p.min_p = s.min_p();
-  if (s.has_repetition_penalty()) {
+  RETURN_IF_ERROR(CheckRange(names.min_p, fields.min_p, 0.0f, 1.0f));
+  p.min_p = fields.min_p;
+  if (fields.repetition_penalty.has_value()) {
     // Below 0.01 the penalty only overflows logits; nothing useful lives
     // there.
-    RETURN_IF_ERROR(CheckRange("sampling.repetition_penalty",
-                               s.repetition_penalty(), 0.01f, 10.0f));
-    p.repetition_penalty = s.repetition_penalty();
+    RETURN_IF_ERROR(CheckRange(names.repetition_penalty,
+                               *fields.repetition_penalty, 0.01f, 10.0f));
+    p.repetition_penalty = *fields.repetition_penalty;
   }
-  RETURN_IF_ERROR(CheckRange("sampling.presence_penalty", s.presence_penalty(),
+  RETURN_IF_ERROR(
+      CheckRange(names.presence_penalty, fields.presence_penalty, -2.0f, 2.0f));
+  RETURN_IF_ERROR(CheckRange(names.frequency_penalty, fields.frequency_penalty,
                              -2.0f, 2.0f));
-  RETURN_IF_ERROR(CheckRange("sampling.frequency_penalty",
-                             s.frequency_penalty(), -2.0f, 2.0f));
-  p.presence_penalty = s.presence_penalty();
-  p.frequency_penalty = s.frequency_penalty();
-  if (s.has_seed()) {
-    p.seed = s.seed();
+  p.presence_penalty = fields.presence_penalty;
+  p.frequency_penalty = fields.frequency_penalty;
+  if (fields.seed.has_value()) {
+    p.seed = *fields.seed;
     out.seed_set = true;
   }
-  if (s.has_logprobs()) {
-    if (s.logprobs() < 0 || s.logprobs() > kMaxLogprobs) {
-      return Invalid(
-          "sampling.logprobs",
-          absl::StrCat(s.logprobs(), " is outside [0, ", kMaxLogprobs, "]"));
+  if (fields.logprobs.has_value()) {
+    if (*fields.logprobs < 0 || *fields.logprobs > kMaxLogprobs) {
+      return Invalid(names.logprobs,
+                     absl::StrCat(*fields.logprobs, " is outside [0, ",
+                                  kMaxLogprobs, "]"));
     }
-    p.logprobs = s.logprobs();
+    p.logprobs = *fields.logprobs;
   }
   // Bounded so that the per-priority metrics have few label values.
-  if (request.priority() < -kMaxPriority || request.priority() > kMaxPriority) {
-    return Invalid("priority",
-                   absl::StrCat(request.priority(), " is outside [",
-                                -kMaxPriority, ", ", kMaxPriority, "]"));
+  if (fields.priority < -kMaxPriority || fields.priority > kMaxPriority) {
+    return Invalid(names.priority,
+                   absl::StrCat(fields.priority, " is outside [", -kMaxPriority,
+                                ", ", kMaxPriority, "]"));
   }
-  out.priority = request.priority();
+  out.priority = fields.priority;
   return out;
 }
 
-}  // namespace hydra
+}  // namespace hydra::server

@@ -41,7 +41,7 @@ class StepRunner {
 
   // Runners that sample on their device say so here and implement
   // StepGreedy: Step, then the argmax of each logits row (the lowest id
-  // among ties, as worker::Argmax), with only the token ids coming back.
+  // among ties, as engine::Argmax), with only the token ids coming back.
   virtual bool can_sample_greedy() const { return false; }
   virtual absl::Status StepGreedy(const internal::StepPlan& plan,
                                   std::vector<int>& tokens) {

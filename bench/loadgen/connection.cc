@@ -88,20 +88,4 @@ absl::StatusOr<int> CountPromptTokens(v1::Inference::Stub& stub,
   return response.token_ids_size();
 }
 
-absl::StatusOr<WordCosts> MeasureWordCosts(
-    v1::Inference::Stub& stub, const std::vector<std::string>& words,
-    const ConnectOptions& options) {
-  WordCosts costs;
-  absl::StatusOr<int> overhead = CountPromptTokens(stub, "", options);
-  if (!overhead.ok()) return overhead.status();
-  costs.prompt_overhead = *overhead;
-  for (const std::string& word : words) {
-    absl::StatusOr<int> n = CountPromptTokens(stub, word, options);
-    if (!n.ok()) return n.status();
-    costs.words.push_back(word);
-    costs.tokens.push_back(*n - costs.prompt_overhead);
-  }
-  return costs;
-}
-
 }  // namespace hydra::loadgen

@@ -1,5 +1,5 @@
-// Reaching the server before a run: channels (one TCP connection each), its
-// model, and what words cost in its tokenizer.
+// Reaching a gRPC server before a run: channels (one TCP connection each),
+// its model, and what a prompt costs in its tokenizer.
 #ifndef HYDRA_BENCH_LOADGEN_CONNECTION_H_
 #define HYDRA_BENCH_LOADGEN_CONNECTION_H_
 
@@ -9,7 +9,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "bench/loadgen/workload.h"
 #include "hydra/v1/inference.grpc.pb.h"
 
 namespace hydra::loadgen {
@@ -30,11 +29,6 @@ absl::StatusOr<std::vector<std::unique_ptr<v1::Inference::Stub>>> Connect(
 // before its model is loaded) until the timeout.
 absl::StatusOr<v1::ModelInfo> WaitForModel(v1::Inference::Stub& stub,
                                            const ConnectOptions& options);
-
-// Token cost of each word and of an empty prompt, through Tokenize.
-absl::StatusOr<WordCosts> MeasureWordCosts(
-    v1::Inference::Stub& stub, const std::vector<std::string>& words,
-    const ConnectOptions& options);
 
 // Tokens the server counts for `text` as a prompt.
 absl::StatusOr<int> CountPromptTokens(v1::Inference::Stub& stub,

@@ -11,7 +11,6 @@
 #include "absl/time/time.h"
 #include "bench/loadgen/arrivals.h"
 #include "bench/loadgen/stats.h"
-#include "bench/loadgen/stream_call.h"
 
 namespace hydra::loadgen {
 namespace {
@@ -51,11 +50,9 @@ std::string PhaseSpec::Label() const {
   return absl::StrCat("rate ", request_rate, "/s (", arrival, ")");
 }
 
-Runner::Runner(std::vector<std::unique_ptr<v1::Inference::Stub>> stubs,
-               const Workload& workload, RequestOptions options)
-    : stubs_(std::move(stubs)),
-      workload_(workload),
-      options_(std::move(options)) {}
+Runner::Runner(Backend& backend, const Workload& workload,
+               RequestOptions options)
+    : backend_(backend), workload_(workload), options_(std::move(options)) {}
 
 absl::StatusOr<PhaseResult> Runner::Run(
     const PhaseSpec& spec,
@@ -138,18 +135,15 @@ absl::StatusOr<PhaseResult> Runner::Run(
     if (!slot || (stop_at && Clock::now() >= *stop_at)) break;
 
     const Prompt prompt = workload_.Make(next_prompt_++);
-    v1::GenerateRequest request;
-    request.set_prompt(prompt.text);
-    request.mutable_sampling()->set_temperature(options_.temperature);
-    request.mutable_stopping()->set_max_tokens(prompt.max_tokens);
-    request.mutable_stopping()->set_ignore_eos(options_.ignore_eos);
+    const StreamRequest request{prompt.text, prompt.max_tokens,
+                                options_.temperature, options_.ignore_eos,
+                                timeout};
     {
       absl::MutexLock lock(&state->mu);
       ++state->in_flight;
     }
-    StreamCall::Start(
-        *stubs_[issued % stubs_.size()], request, timeout, options_.api_key,
-        start, issued,
+    backend_.StartStream(
+        request, start, issued,
         [state, request_class = prompt.request_class](RequestRecord r) {
           r.request_class = request_class;
           absl::MutexLock lock(&state->mu);

@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "bench/loadgen/backend.h"
 #include "bench/loadgen/request_record.h"
 #include "bench/loadgen/workload.h"
-#include "hydra/v1/inference.grpc.pb.h"
 
 namespace hydra::loadgen {
 
@@ -38,7 +38,6 @@ struct RequestOptions {
   float temperature = 0;
   bool ignore_eos = true;
   double timeout_s = 300;
-  std::string api_key;
 };
 
 // What the progress line shows, while a phase runs.
@@ -60,9 +59,9 @@ struct PhaseResult {
 
 class Runner {
  public:
-  // Calls are spread round robin over `stubs` (one per connection).
-  Runner(std::vector<std::unique_ptr<v1::Inference::Stub>> stubs,
-         const Workload& workload, RequestOptions options);
+  // Streams through `backend` (which has waited for its model), which
+  // outlives the runner.
+  Runner(Backend& backend, const Workload& workload, RequestOptions options);
 
   // `on_progress`, if set, is called about 4 times a second.
   absl::StatusOr<PhaseResult> Run(
@@ -70,7 +69,7 @@ class Runner {
       const std::function<void(const Progress&)>& on_progress = nullptr);
 
  private:
-  std::vector<std::unique_ptr<v1::Inference::Stub>> stubs_;
+  Backend& backend_;
   const Workload& workload_;
   RequestOptions options_;
   uint64_t next_prompt_ = 0;  // across phases: no prompt is sent twice

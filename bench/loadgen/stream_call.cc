@@ -34,10 +34,10 @@ void StreamCall::Start(v1::Inference::Stub& stub,
   if (!api_key.empty()) {
     raw->context_.AddMetadata("authorization", "Bearer " + api_key);
   }
-  raw->record_.itl_ms.reserve(request.stopping().max_tokens());
   stub.async()->GenerateStream(&raw->context_, &raw->request_, raw);
   raw->StartRead(&raw->message_);
-  raw->start_ = raw->last_token_ = Clock::now();
+  raw->start_ = Clock::now();
+  raw->timeline_ = TokenTimeline(raw->start_);
   raw->record_.start_s = Ms(raw->start_ - run_start) / 1e3;
   raw->StartCall();
 }
@@ -50,23 +50,14 @@ void StreamCall::OnReadDone(bool ok) {
     record_.input_tokens = message_.usage().prompt_tokens();
     record_.cached_input_tokens = message_.usage().cached_prompt_tokens();
   }
-  if (const int n = message_.token_ids_size(); n > 0) {
-    if (record_.ttft_ms < 0) {
-      record_.ttft_ms = Ms(now - start_);
-      // The first message's other tokens arrived with the first: no gap.
-      record_.itl_ms.insert(record_.itl_ms.end(), n - 1, 0.0);
-    } else {
-      record_.itl_ms.insert(record_.itl_ms.end(), n, Ms(now - last_token_) / n);
-    }
-    last_token_ = now;
-    record_.output_tokens += n;
-  }
+  timeline_.Add(now, message_.token_ids_size());
   StartRead(&message_);
 }
 
 void StreamCall::OnDone(const grpc::Status& status) {
   std::unique_ptr<StreamCall> self = std::move(self_);
   record_.e2e_ms = Ms(Clock::now() - start_);
+  timeline_.Fill(record_);
   record_.code = static_cast<absl::StatusCode>(status.error_code());
   if (!status.ok()) {
     record_.error = status.error_message();

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "bench/loadgen/request_record.h"
+#include "bench/loadgen/token_timeline.h"
 #include "grpcpp/grpcpp.h"
 #include "hydra/v1/inference.grpc.pb.h"
 
@@ -44,7 +45,8 @@ class StreamCall final
   v1::GenerateStreamResponse message_;
   DoneCallback done_;
   RequestRecord record_;
-  Clock::time_point start_, last_token_;
+  Clock::time_point start_;
+  TokenTimeline timeline_{Clock::time_point()};
 };
 
 }  // namespace hydra::loadgen

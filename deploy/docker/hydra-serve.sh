@@ -7,12 +7,12 @@
 #      FLAGS_api_key from a Secret, ...), for every flag of `hydra serve`;
 #   3. the arguments (`docker run IMAGE --max_running=64`).
 # Under mpirun every rank runs this same script. HYDRA_BIN overrides the
-# binary (the tests run it against build/server/hydra).
+# binary (the tests run it against build/cli/hydra).
 set -euo pipefail
 
 hydra="${HYDRA_BIN:-/usr/local/bin/hydra}"
 flagfile="${HYDRA_FLAGFILE:-/etc/hydra/serve.flags}"
-serve_flags=model,host,port,metrics_port,tp,kv_cache_bytes,block_size
+serve_flags=model,host,port,metrics_port,http_port,tp,kv_cache_bytes,block_size
 serve_flags+=,max_model_len,max_batched_tokens,max_running,max_waiting,prefix_cache
 serve_flags+=,max_step_ms,max_partial_prefills
 serve_flags+=,tls_cert,tls_key,api_key,drain_seconds,device,gpu_memory_fraction

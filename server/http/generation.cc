@@ -15,14 +15,14 @@ namespace hydra::server::http {
 namespace {
 
 using Json = nlohmann::ordered_json;
-using scheduler::FinishReason;
+using engine::FinishReason;
 
 // The time of a request's previous tokens, for the metrics' inter-token
 // latency. Engine thread only.
 class OutputClock {
  public:
   explicit OutputClock(const OutputObserver& observer) : observer_(observer) {}
-  void Observe(const EngineOutput& out) {
+  void Observe(const engine::EngineOutput& out) {
     if (observer_) observer_(out, previous_);
     if (!out.token_ids.empty()) previous_ = out.time;
   }
@@ -34,7 +34,7 @@ class OutputClock {
 
 class Generation : public std::enable_shared_from_this<Generation> {
  public:
-  Generation(Engine* engine, GenerationSpec spec,
+  Generation(engine::Engine* engine, GenerationSpec spec,
              std::shared_ptr<Responder> responder, int last_prompt_token)
       : engine_(engine),
         spec_(std::move(spec)),
@@ -47,16 +47,17 @@ class Generation : public std::enable_shared_from_this<Generation> {
     }
   }
 
-  void Start(const EngineRequest& request, const OutputObserver& observer) {
+  void Start(const engine::EngineRequest& request,
+             const OutputObserver& observer) {
     std::shared_ptr<Generation> self = shared_from_this();
     for (int i = 0; i < spec_.n; ++i) {
-      EngineRequest r = request;
+      engine::EngineRequest r = request;
       // With a seed, each choice draws from its own: n equal choices would
       // be of no use.
       if (r.seed_set) r.sampling.seed += static_cast<uint64_t>(i);
       auto clock = std::make_shared<OutputClock>(observer);
-      auto id =
-          engine_->Submit(std::move(r), [self, i, clock](EngineOutput out) {
+      auto id = engine_->Submit(
+          std::move(r), [self, i, clock](engine::EngineOutput out) {
             clock->Observe(out);
             self->responder_->Post([self, i, out = std::move(out)]() mutable {
               self->OnOutput(i, std::move(out));
@@ -96,7 +97,7 @@ class Generation : public std::enable_shared_from_this<Generation> {
     Json logprobs;  // null, or the accumulated logprobs (not streamed)
     LogprobsBuilder logprob_builder;
     FinishReason finish_reason = FinishReason::kNone;
-    Usage usage;
+    engine::Usage usage;
   };
 
   void CancelAll() {
@@ -105,7 +106,7 @@ class Generation : public std::enable_shared_from_this<Generation> {
     }
   }
 
-  void OnOutput(int i, EngineOutput out) {
+  void OnOutput(int i, engine::EngineOutput out) {
     Choice& c = choices_[i];
     if (complete_ || c.done) return;
     if (out.finished && out.finish_reason != FinishReason::kStop &&
@@ -237,7 +238,7 @@ class Generation : public std::enable_shared_from_this<Generation> {
 
   // A choice ended without a result: the step failed, or the server
   // cancelled it (shutting down).
-  void Fail(const EngineOutput& out) {
+  void Fail(const engine::EngineOutput& out) {
     complete_ = true;
     CancelAll();
     ApiError e;
@@ -248,10 +249,10 @@ class Generation : public std::enable_shared_from_this<Generation> {
                            : absl::StatusCode::kInternal,
                        absl::StrCat("step failed: ", out.error)));
     } else {
-      e = FromStatus(absl::UnavailableError(absl::StrCat(
-          "the request was stopped (",
-          std::string(scheduler::FinishReasonName(out.finish_reason)),
-          "): the server is shutting down")));
+      e = FromStatus(absl::UnavailableError(
+          absl::StrCat("the request was stopped (",
+                       std::string(engine::FinishReasonName(out.finish_reason)),
+                       "): the server is shutting down")));
     }
     if (spec_.stream) {
       responder_->Write(SseEvent(Json::parse(ErrorBody(e))));
@@ -262,7 +263,7 @@ class Generation : public std::enable_shared_from_this<Generation> {
     }
   }
 
-  Engine* engine_;
+  engine::Engine* engine_;
   const GenerationSpec spec_;
   std::shared_ptr<Responder> responder_;
   const std::string id_;
@@ -274,8 +275,9 @@ class Generation : public std::enable_shared_from_this<Generation> {
 
 }  // namespace
 
-void StartGeneration(Engine* engine, const EngineRequest& request,
-                     GenerationSpec spec, std::shared_ptr<Responder> responder,
+void StartGeneration(engine::Engine* engine,
+                     const engine::EngineRequest& request, GenerationSpec spec,
+                     std::shared_ptr<Responder> responder,
                      const OutputObserver& observer) {
   const int last_prompt_token =
       request.prompt_ids.empty() ? -1 : request.prompt_ids.back();

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "absl/time/time.h"
-#include "server/engine.h"
+#include "engine/engine.h"
 #include "server/http/http_server.h"
 
 namespace hydra::server::http {
@@ -21,7 +21,7 @@ namespace hydra::server::http {
 // `previous` is the time of the request's previous tokens (InfinitePast()
 // for the first).
 using OutputObserver =
-    std::function<void(const EngineOutput& out, absl::Time previous)>;
+    std::function<void(const engine::EngineOutput& out, absl::Time previous)>;
 
 struct GenerationSpec {
   bool chat = false;
@@ -35,8 +35,9 @@ struct GenerationSpec {
 // Submits the choices and answers through `responder`: a refused Submit
 // becomes an error response (429 when the queue is full). Call on the
 // responder's strand (from the handler).
-void StartGeneration(Engine* engine, const EngineRequest& request,
-                     GenerationSpec spec, std::shared_ptr<Responder> responder,
+void StartGeneration(engine::Engine* engine,
+                     const engine::EngineRequest& request, GenerationSpec spec,
+                     std::shared_ptr<Responder> responder,
                      const OutputObserver& observer);
 
 }  // namespace hydra::server::http

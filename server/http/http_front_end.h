@@ -17,7 +17,7 @@ class HttpFrontEnd {
   static absl::StatusOr<std::unique_ptr<HttpFrontEnd>> Start(
       HttpServerOptions server, OpenAiApiOptions api, OutputObserver observer);
 
-  void AttachEngine(Engine* engine) { api_->AttachEngine(engine); }
+  void AttachEngine(engine::Engine* engine) { api_->AttachEngine(engine); }
   void StartDraining() { api_->StartDraining(); }
   // Closes every connection (cancelling their engine requests); call before
   // the engine is destroyed.

@@ -14,7 +14,6 @@
 #include "server/http/json_util.h"
 #include "server/http/openai_request.h"
 #include "server/http/openai_response.h"
-#include "server/http/request_fields.h"
 #include "server/request_validation.h"
 
 namespace hydra::server::http {
@@ -30,6 +29,7 @@ constexpr server::FieldNames kCompletionNames{
     .request_id = "id",
     .prompt = "prompt",
     .prompt_token_ids = "prompt",
+    .input = "prompt",
     .temperature = "temperature",
     .top_k = "top_k",
     .top_p = "top_p",
@@ -110,7 +110,7 @@ class OpenAiApi::Call {
     if (path == "/version") {
       return Ok(Json{{"version", api_.options_.version}});
     }
-    Engine* engine = nullptr;
+    engine::Engine* engine = nullptr;
     if (absl::Status s = Admit(&engine); !s.ok()) return Error(FromStatus(s));
     engine_ = engine;
     if (path == "/health") {
@@ -155,7 +155,7 @@ class OpenAiApi::Call {
     return request_.Header("authorization") == "Bearer " + key;
   }
 
-  absl::Status Admit(Engine** engine) const {
+  absl::Status Admit(engine::Engine** engine) const {
     if (api_.draining_.load()) {
       return absl::UnavailableError("the server is shutting down");
     }
@@ -198,7 +198,7 @@ class OpenAiApi::Call {
     absl::StatusOr<OpenAiRequest> parsed = ParseCompletionRequest(body);
     if (!parsed.ok()) return Error(FromStatus(parsed.status()));
     if (!CheckModel(parsed->model)) return;
-    absl::StatusOr<EngineRequest> request =
+    absl::StatusOr<engine::EngineRequest> request =
         Validate(parsed->fields, kCompletionNames);
     if (!request.ok()) return Error(FromStatus(request.status()));
     if (!parsed->max_tokens_set) {
@@ -214,17 +214,18 @@ class OpenAiApi::Call {
     absl::StatusOr<OpenAiRequest> parsed = ParseChatRequest(body);
     if (!parsed.ok()) return Error(FromStatus(parsed.status()));
     if (!CheckModel(parsed->model)) return;
-    absl::StatusOr<std::vector<int>> ids =
-        ChatPromptIds(parsed->messages, parsed->add_generation_prompt);
-    if (!ids.ok()) return Error(FromStatus(ids.status()));
-    parsed->fields.prompt = *std::move(ids);
-    absl::StatusOr<EngineRequest> request =
+    absl::StatusOr<server::PromptText> prompt =
+        ChatPrompt(parsed->messages, parsed->add_generation_prompt);
+    if (!prompt.ok()) return Error(FromStatus(prompt.status()));
+    parsed->fields.prompt = *std::move(prompt);
+    absl::StatusOr<engine::EngineRequest> request =
         Validate(parsed->fields, ChatNames(parsed->max_tokens_name));
     if (!request.ok()) return Error(FromStatus(request.status()));
     Generate(*parsed, *std::move(request), /*chat=*/true);
   }
 
-  void Generate(const OpenAiRequest& parsed, EngineRequest request, bool chat) {
+  void Generate(const OpenAiRequest& parsed, engine::EngineRequest request,
+                bool chat) {
     GenerationSpec spec;
     spec.chat = chat;
     spec.n = parsed.n;
@@ -236,7 +237,7 @@ class OpenAiApi::Call {
                     api_.observer_);
   }
 
-  absl::StatusOr<EngineRequest> Validate(
+  absl::StatusOr<engine::EngineRequest> Validate(
       const server::RequestFields& fields,
       const server::FieldNames& names) const {
     return server::ValidateRequest(fields, names, engine_->model_config(),
@@ -244,11 +245,11 @@ class OpenAiApi::Call {
                                    engine_->config().max_model_len);
   }
 
-  // The prompt the chat template makes of `messages`, tokenized with one
-  // BOS when the template writes it and none otherwise (as Hugging Face's
-  // apply_chat_template does).
-  absl::StatusOr<std::vector<int>> ChatPromptIds(const Json& messages,
-                                                 bool add_generation_prompt) {
+  // The prompt the chat template makes of `messages`: to be tokenized with
+  // one BOS when the template writes it and none otherwise (as Hugging
+  // Face's apply_chat_template does).
+  absl::StatusOr<server::PromptText> ChatPrompt(const Json& messages,
+                                                bool add_generation_prompt) {
     const ChatFormatter& format = api_.options_.chat_formatter;
     if (!format) {
       return absl::InvalidArgumentError(
@@ -261,24 +262,11 @@ class OpenAiApi::Call {
       return absl::InvalidArgumentError(absl::StrCat(
           "messages: the chat template failed: ", text.status().message()));
     }
-    if (!IsValidUtf8(*text)) {
-      return absl::InvalidArgumentError(
-          "messages: the rendered prompt is not valid UTF-8");
-    }
-    const model::Tokenizer& tokenizer = engine_->tokenizer();
     const std::string& bos = api_.options_.bos_text;
-    absl::StatusOr<std::vector<int>> ids;
     if (!bos.empty() && text->starts_with(bos)) {
-      ids = tokenizer.Encode(std::string_view(*text).substr(bos.size()),
-                             /*add_bos=*/true);
-    } else {
-      ids = tokenizer.Encode(*text, /*add_bos=*/false);
+      return server::PromptText{text->substr(bos.size()), /*add_bos=*/true};
     }
-    if (!ids.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("messages: ", ids.status().message()));
-    }
-    return ids;
+    return server::PromptText{*std::move(text), /*add_bos=*/false};
   }
 
   void Tokenize(const Json& body) {
@@ -287,13 +275,20 @@ class OpenAiApi::Call {
     if (!CheckModel(parsed->model)) return;
     absl::StatusOr<std::vector<int>> ids;
     if (parsed->prompt.has_value()) {
-      if (!IsValidUtf8(*parsed->prompt)) {
+      if (!server::IsValidUtf8(*parsed->prompt)) {
         return Error(InvalidField("prompt", "prompt: is not valid UTF-8"));
       }
       ids = engine_->tokenizer().Encode(*parsed->prompt,
                                         parsed->add_special_tokens);
     } else {
-      ids = ChatPromptIds(parsed->messages, parsed->add_generation_prompt);
+      absl::StatusOr<server::PromptText> prompt =
+          ChatPrompt(parsed->messages, parsed->add_generation_prompt);
+      if (!prompt.ok()) return Error(FromStatus(prompt.status()));
+      if (!server::IsValidUtf8(prompt->text)) {
+        return Error(InvalidField(
+            "messages", "messages: the rendered prompt is not valid UTF-8"));
+      }
+      ids = engine_->tokenizer().Encode(prompt->text, prompt->add_bos);
     }
     if (!ids.ok()) return Error(FromStatus(ids.status()));
     Json out;
@@ -334,7 +329,7 @@ class OpenAiApi::Call {
   OpenAiApi& api_;
   HttpRequest request_;
   std::shared_ptr<Responder> responder_;
-  Engine* engine_ = nullptr;
+  engine::Engine* engine_ = nullptr;
 };
 
 OpenAiApi::OpenAiApi(OpenAiApiOptions options, OutputObserver observer)

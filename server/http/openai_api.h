@@ -12,8 +12,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "engine/engine.h"
 #include "nlohmann/json.hpp"
-#include "server/engine.h"
 #include "server/http/generation.h"
 #include "server/http/http_server.h"
 
@@ -41,7 +41,7 @@ class OpenAiApi {
 
   // Until an engine is attached (the model is loading) and after draining
   // starts, requests are refused with 503 and /health answers 503.
-  void AttachEngine(Engine* engine) { engine_.store(engine); }
+  void AttachEngine(engine::Engine* engine) { engine_.store(engine); }
   void StartDraining() { draining_.store(true); }
 
   // Called on the connection's strand.
@@ -53,7 +53,7 @@ class OpenAiApi {
   OpenAiApiOptions options_;
   OutputObserver observer_;
   const int64_t created_;
-  std::atomic<Engine*> engine_{nullptr};
+  std::atomic<engine::Engine*> engine_{nullptr};
   std::atomic<bool> draining_{false};
 };
 

@@ -11,7 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
-#include "server/http/request_fields.h"
+#include "server/request_validation.h"
 
 namespace hydra::server::http {
 

@@ -33,11 +33,11 @@ std::string NewResponseId(std::string_view prefix) {
 
 int64_t UnixSeconds() { return absl::ToUnixSeconds(absl::Now()); }
 
-std::string_view FinishReasonString(scheduler::FinishReason reason) {
+std::string_view FinishReasonString(engine::FinishReason reason) {
   switch (reason) {
-    case scheduler::FinishReason::kStop:
+    case engine::FinishReason::kStop:
       return "stop";
-    case scheduler::FinishReason::kLength:
+    case engine::FinishReason::kLength:
       return "length";
     default:
       return "abort";
@@ -72,14 +72,15 @@ std::string LogprobsBuilder::TokenText(int id) const {
   return text.ok() ? *text : std::string();
 }
 
-void LogprobsBuilder::AppendCompletion(const EngineOutput& out, Json& lp) {
+void LogprobsBuilder::AppendCompletion(const engine::EngineOutput& out,
+                                       Json& lp) {
   if (lp.is_null()) {
     lp["tokens"] = Json::array();
     lp["token_logprobs"] = Json::array();
     lp["top_logprobs"] = Json::array();
     lp["text_offset"] = Json::array();
   }
-  for (const worker::SampledToken& t : out.logprobs) {
+  for (const engine::SampledToken& t : out.logprobs) {
     Json top = Json::object();
     for (const auto& alt : t.top) top[TokenText(alt.token_id)] = alt.logprob;
     const std::string text = TokenText(t.token_id);
@@ -92,9 +93,10 @@ void LogprobsBuilder::AppendCompletion(const EngineOutput& out, Json& lp) {
   }
 }
 
-void LogprobsBuilder::AppendChat(const EngineOutput& out, Json& content) {
+void LogprobsBuilder::AppendChat(const engine::EngineOutput& out,
+                                 Json& content) {
   if (!content.is_array()) content = Json::array();
-  for (const worker::SampledToken& t : out.logprobs) {
+  for (const engine::SampledToken& t : out.logprobs) {
     Json top = Json::array();
     for (const auto& alt : t.top) {
       const std::string alt_text = TokenText(alt.token_id);

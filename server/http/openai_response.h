@@ -7,9 +7,9 @@
 #include <string>
 #include <string_view>
 
+#include "engine/engine.h"
 #include "model/tokenizer.h"
 #include "nlohmann/json.hpp"
-#include "server/engine.h"
 
 namespace hydra::server::http {
 
@@ -18,7 +18,7 @@ std::string NewResponseId(std::string_view prefix);
 int64_t UnixSeconds();
 
 // "stop", "length"; "abort" for cancelled or timed-out requests.
-std::string_view FinishReasonString(scheduler::FinishReason reason);
+std::string_view FinishReasonString(engine::FinishReason reason);
 
 // {prompt_tokens, completion_tokens, total_tokens,
 //  prompt_tokens_details: {cached_tokens}}.
@@ -34,9 +34,11 @@ class LogprobsBuilder {
 
   // Completions shape: appends to {tokens, token_logprobs, top_logprobs,
   // text_offset} (an object with those four arrays, created when null).
-  void AppendCompletion(const EngineOutput& out, nlohmann::ordered_json& lp);
+  void AppendCompletion(const engine::EngineOutput& out,
+                        nlohmann::ordered_json& lp);
   // Chat shape: appends {token, logprob, bytes, top_logprobs} to `content`.
-  void AppendChat(const EngineOutput& out, nlohmann::ordered_json& content);
+  void AppendChat(const engine::EngineOutput& out,
+                  nlohmann::ordered_json& content);
 
  private:
   std::string TokenText(int id) const;

@@ -11,7 +11,7 @@
 # Exit 77 = skipped (no model, node or the npm packages of tests/deploy).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-HYDRA="${1:-$ROOT/build/server/hydra}"
+HYDRA="${1:-$ROOT/build/cli/hydra}"
 MODEL="${2:-$ROOT/models/stories15M}"
 PYTHON=/usr/bin/python3
 # shellcheck source=tests/deploy/wait_serving.sh
@@ -36,14 +36,27 @@ cleanup() {
 }
 trap cleanup EXIT
 
-read -r PORT METRICS_PORT < <("$PYTHON" "$ROOT/tests/free_ports.py" 2)
+read -r PORT METRICS_PORT HTTP_PORT < <("$PYTHON" "$ROOT/tests/free_ports.py" 3)
+
+# The ConfigMap's flagfile names --http_port (the OpenAI-compatible API).
+# A hydra built before that flag existed gets the flagfile without it.
+FLAGFILE="$ROOT/deploy/k8s/base/serve.flags"
+http_args=()
+helpfull="$("$HYDRA" --helpfull 2>&1 || true)"  # exits non-zero after printing
+if grep -q -- "--http_port" <<<"$helpfull"; then
+  http_args=(--http_port="$HTTP_PORT")
+else
+  echo "note: $HYDRA has no --http_port; serving without the HTTP API"
+  grep -v -- "^--http_port=" "$FLAGFILE" >"$WORK/serve.flags"
+  FLAGFILE="$WORK/serve.flags"
+fi
 
 # Precedence: the flagfile says 512 MiB of KV cache, FLAGS_kv_cache_bytes
 # 64 MiB (wins: stories15M then holds 4848 tokens, not 38832), the arguments the
 # model, address and ports (win over the flagfile's).
-HYDRA_BIN="$HYDRA" HYDRA_FLAGFILE="$ROOT/deploy/k8s/base/serve.flags" FLAGS_kv_cache_bytes=67108864 \
+HYDRA_BIN="$HYDRA" HYDRA_FLAGFILE="$FLAGFILE" FLAGS_kv_cache_bytes=67108864 \
   "$ROOT/deploy/docker/hydra-serve.sh" --model="$MODEL" --host=127.0.0.1 --port="$PORT" \
-  --metrics_port="$METRICS_PORT" --http_port=0 2>"$WORK/server.log" &
+  --metrics_port="$METRICS_PORT" "${http_args[@]}" 2>"$WORK/server.log" &
 SERVER_PID=$!
 
 health="$ROOT/deploy/docker/hydra-healthcheck.sh"
@@ -52,6 +65,11 @@ wait_serving "$PORT" "$SERVER_PID" || fail "hydra-healthcheck never saw SERVING"
 grep -q "KV capacity 4848 tokens" "$WORK/server.log" ||
   fail "FLAGS_kv_cache_bytes did not override the flagfile: $(grep serving "$WORK/server.log")"
 echo "ok: served through hydra-serve with the ConfigMap's flags; hydra-healthcheck says SERVING"
+if [ "${#http_args[@]}" -gt 0 ]; then
+  # What the inference gateway's pods answer on: GET /health is 200 while serving.
+  curl -fsS -o /dev/null "http://127.0.0.1:$HTTP_PORT/health" || fail "GET /health on --http_port is not 200"
+  echo "ok: GET /health on the HTTP port says 200"
+fi
 
 "$HYDRA" client --target="127.0.0.1:$PORT" --prompt="Once upon a time" --max_tokens=4 \
   --temperature=0 >/dev/null 2>"$WORK/client.log" || { cat "$WORK/client.log" >&2; fail "hydra client"; }

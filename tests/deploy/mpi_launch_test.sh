@@ -9,7 +9,7 @@
 # Exit 77 = skipped (no model or no mpirun).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-HYDRA="${1:-$ROOT/build/server/hydra}"
+HYDRA="${1:-$ROOT/build/cli/hydra}"
 MODEL="${2:-$ROOT/models/stories15M}"
 MPI="$ROOT/deploy/docker/hydra-mpi.sh"
 PYTHON=/usr/bin/python3

@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 // Offline checks of hydra's deploy/ tree: renders every kustomization with
-// `kubectl kustomize` and validates what comes out.
+// `kubectl kustomize` and validates what comes out: built-in kinds through
+// kubernetes-models, Gateway API kinds through @kubernetes-models/gateway-api,
+// Prometheus Operator kinds through @kubernetes-models/prometheus-operator,
+// the CRDs in tests/data/k8s-crds (LeaderWorkerSet, MPIJob, InferencePool)
+// through their schemas; then cross-references.
 //
 //   node validate.js                        schemas + cross-references, then the
 //                                           negative self-test
@@ -29,9 +33,14 @@ const RENDERS = {
   "k8s/base": ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service"],
   "k8s/overlays/leaderworkerset": ["ConfigMap", "HorizontalPodAutoscaler", "LeaderWorkerSet", "PodDisruptionBudget", "Service"],
   "k8s/overlays/mpijob": ["ConfigMap", "MPIJob", "Service"],
+  "k8s/overlays/inference-pool": ["ConfigMap", "Deployment", "HTTPRoute", "HorizontalPodAutoscaler", "InferencePool",
+    "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount"],
+  "k8s/gateway": ["Gateway"],
   "k8s/loadtest": ["Job"],
   "monitoring": ["PrometheusRule", "ServiceMonitor"],
 };
+// The endpoint picker's flags that name a hydra metric (docs/metrics.md).
+const EPP_METRIC_FLAGS = ["total-queued-requests-metric", "total-running-requests-metric", "kv-cache-usage-percentage-metric"];
 // Secrets the user creates before applying (docs/deployment.md).
 const EXTERNAL_SECRETS = new Set(["hydra-mpi-ssh"]);
 const RULES_FILE = path.join(DEPLOY, "monitoring", "hydra.rules.yml");
@@ -78,12 +87,17 @@ function ajvErrors(validate) {
     `${e.instancePath || "/"} ${e.message}${e.params && e.params.additionalProperty ? ` '${e.params.additionalProperty}'` : ""}`);
 }
 
-// Built-in kinds through kubernetes-models, Prometheus Operator kinds through
-// @kubernetes-models/prometheus-operator; each throws on an invalid object.
+// Built-in kinds through kubernetes-models, Prometheus Operator and Gateway
+// API kinds through their @kubernetes-models packages; each throws on an
+// invalid object.
+const MODEL_PACKAGES = {
+  "monitoring.coreos.com": "@kubernetes-models/prometheus-operator",
+  "gateway.networking.k8s.io": "@kubernetes-models/gateway-api",
+};
 function modelClass(apiVersion, kind) {
   const [group, version] = apiVersion.includes("/") ? apiVersion.split("/") : ["", apiVersion];
-  const candidates = group === "monitoring.coreos.com"
-    ? [`@kubernetes-models/prometheus-operator/${group}/${version}/${kind}`]
+  const candidates = MODEL_PACKAGES[group]
+    ? [`${MODEL_PACKAGES[group]}/${group}/${version}/${kind}`]
     : [`kubernetes-models/${group ? `${group}/` : ""}${version}/${kind}`];
   for (const c of candidates) {
     try {
@@ -192,6 +206,8 @@ function crossErrors(objs, renders) {
       const tag = imageTag(c.image || "");
       if (!tag || tag === "latest") errors.push(`${where} ${c.name}: image ${c.image} needs a pinned tag`);
       if (!c.resources || !c.resources.requests || !c.resources.limits) errors.push(`${where} ${c.name}: no resource requests and limits`);
+      // hydra's own containers: its ports, probes and flags.
+      if (c.name !== "hydra") continue;
       const ports = new Map((c.ports || []).map((p) => [p.name, p.containerPort]));
       if (ports.get("grpc") !== undefined) {
         // A container that serves gRPC: probes through grpc.health.v1, a
@@ -213,19 +229,33 @@ function crossErrors(objs, renders) {
       if (ports.get("metrics") !== undefined && ports.get("metrics") !== Number(flagsMap && flagValue(flagsMap.data["serve.flags"], "metrics_port"))) {
         errors.push(`${where} ${c.name}: metrics port ${ports.get("metrics")} is not --metrics_port`);
       }
+      if (ports.get("http") !== undefined && ports.get("http") !== Number(flagsMap && flagValue(flagsMap.data["serve.flags"], "http_port"))) {
+        errors.push(`${where} ${c.name}: http port ${ports.get("http")} is not --http_port`);
+      }
     }
   }
   for (const svc of byKind("Service")) {
     const hits = templates.filter(([, t]) => matches(svc.spec.selector, t.metadata.labels));
     if (hits.length === 0) errors.push(`Service/${svc.metadata.name}: selector matches no pod template`);
+    const isHydra = (svc.metadata.labels || {})["app.kubernetes.io/name"] === "hydra";
     for (const [where, t] of hits) {
-      if (!t.spec.containers.some((c) => (c.ports || []).some((p) => p.name === "grpc"))) {
+      const containerPorts = t.spec.containers.flatMap((c) => c.ports || []);
+      if (isHydra && !containerPorts.some((p) => p.name === "grpc")) {
         errors.push(`Service/${svc.metadata.name}: selects ${where}, which serves no grpc port`);
+      }
+      for (const p of svc.spec.ports) {
+        const target = p.targetPort === undefined ? p.port : p.targetPort;
+        if (!containerPorts.some((cp) => (typeof target === "string" ? cp.name === target : cp.containerPort === target))) {
+          errors.push(`Service/${svc.metadata.name}: port ${p.name} targets ${target}, which ${where} does not declare`);
+        }
       }
     }
     const portNames = svc.spec.ports.map((p) => p.name).sort().join(",");
-    if (portNames !== "grpc,metrics") errors.push(`Service/${svc.metadata.name}: ports must be named grpc and metrics, not ${portNames}`);
+    if (isHydra && portNames !== "grpc,http,metrics") {
+      errors.push(`Service/${svc.metadata.name}: ports must be named grpc, http and metrics, not ${portNames}`);
+    }
   }
+  errors.push(...inferencePoolErrors(objs, templates, flagsMap));
   for (const pdb of byKind("PodDisruptionBudget")) {
     if (!templates.some(([, t]) => matches(pdb.spec.selector.matchLabels, t.metadata.labels))) {
       errors.push(`PodDisruptionBudget/${pdb.metadata.name}: selector matches no pod template`);
@@ -267,7 +297,7 @@ function crossErrors(objs, renders) {
     }
     // The ServiceMonitor scrapes the Service of every deployment shape.
     const sm = renders.monitoring.find((o) => o.kind === "ServiceMonitor");
-    for (const shape of ["k8s/base", "k8s/overlays/leaderworkerset", "k8s/overlays/mpijob"]) {
+    for (const shape of ["k8s/base", "k8s/overlays/leaderworkerset", "k8s/overlays/mpijob", "k8s/overlays/inference-pool"]) {
       const svc = renders[shape].find((o) => o.kind === "Service" && matches(sm.spec.selector.matchLabels, o.metadata.labels));
       if (!svc) { errors.push(`ServiceMonitor/${sm.metadata.name}: selects no Service of ${shape}`); continue; }
       for (const ep of sm.spec.endpoints) {
@@ -275,11 +305,91 @@ function crossErrors(objs, renders) {
       }
       if (svc.metadata.labels[sm.spec.jobLabel] !== "hydra") errors.push(`ServiceMonitor: jobLabel ${sm.spec.jobLabel} of ${shape}'s Service is not "hydra"`);
     }
+    // Each HTTPRoute's Gateway is one that ships, and takes the route.
+    const gateways = Object.values(renders).flat().filter((o) => o.kind === "Gateway");
+    for (const route of Object.values(renders).flat().filter((o) => o.kind === "HTTPRoute")) {
+      for (const ref of route.spec.parentRefs) {
+        if ((ref.kind || "Gateway") !== "Gateway" || ref.namespace) continue;  // elsewhere: the user's
+        const gw = gateways.find((g) => g.metadata.name === ref.name);
+        if (!gw) { errors.push(`HTTPRoute/${route.metadata.name}: Gateway ${ref.name} is not in deploy/`); continue; }
+        const takes = gw.spec.listeners.filter((l) => (!ref.sectionName || l.name === ref.sectionName) &&
+          ["HTTP", "HTTPS"].includes(l.protocol) &&
+          ["Same", "All"].includes(((l.allowedRoutes || {}).namespaces || {}).from || "Same"));
+        if (takes.length === 0) errors.push(`HTTPRoute/${route.metadata.name}: no listener of Gateway ${ref.name} takes it`);
+      }
+    }
     // The PrometheusRule carries exactly the plain rules file's groups.
     const rule = renders.monitoring.find((o) => o.kind === "PrometheusRule");
     const plain = yaml.load(fs.readFileSync(RULES_FILE, "utf8"));
     if (canonical(rule.spec.groups) !== canonical(plain.groups)) {
       errors.push("PrometheusRule differs from hydra.rules.yml: run node tests/deploy/validate.js --write-prometheusrule");
+    }
+  }
+  return errors;
+}
+
+// A container's --NAME=VALUE argument (undefined: not given).
+function argValue(container, name) {
+  const a = (container.args || []).find((x) => x.startsWith(`--${name}=`));
+  return a === undefined ? undefined : a.slice(name.length + 3);
+}
+
+// InferencePools, their endpoint pickers and the HTTPRoutes to them.
+function inferencePoolErrors(objs, templates, flagsMap) {
+  const errors = [];
+  const services = objs.filter((o) => o.kind === "Service");
+  for (const pool of objs.filter((o) => o.kind === "InferencePool")) {
+    const where = `InferencePool/${pool.metadata.name}`;
+    const number = pool.spec.targetPorts[0].number;
+    const members = templates.filter(([, t]) => matches(pool.spec.selector.matchLabels, t.metadata.labels));
+    if (members.length === 0) errors.push(`${where}: selector matches no pod template`);
+    for (const [tw, t] of members) {
+      const hydra = t.spec.containers.find((c) => c.name === "hydra");
+      const port = hydra && (hydra.ports || []).find((p) => p.containerPort === number);
+      if (!port || port.name !== "http") errors.push(`${where}: target port ${number} is not the http port of ${tw}'s hydra`);
+    }
+    const ref = pool.spec.endpointPickerRef;
+    if ((ref.kind || "Service") !== "Service" || (ref.group || "") !== "") {
+      errors.push(`${where}: endpoint picker ${ref.group}/${ref.kind} is not a core Service`);
+      continue;
+    }
+    // The CRD's CEL rule, which the JSON schema cannot express.
+    if (!ref.port) { errors.push(`${where}: endpointPickerRef to a Service needs a port`); continue; }
+    const svc = services.find((o) => o.metadata.name === ref.name);
+    if (!svc) { errors.push(`${where}: endpoint picker Service ${ref.name} is not rendered`); continue; }
+    if (!svc.spec.ports.some((p) => p.port === ref.port.number)) {
+      errors.push(`${where}: Service ${ref.name} has no port ${ref.port.number}`);
+    }
+    // One picker, behind that Service, watching this pool, reading hydra's metrics.
+    const pickers = templates.filter(([, t]) => t.spec.containers.some((c) => argValue(c, "pool-name") === pool.metadata.name));
+    if (pickers.length !== 1) errors.push(`${where}: ${pickers.length} endpoint pickers watch it, want 1`);
+    for (const [pw, t] of pickers) {
+      if (!matches(svc.spec.selector, t.metadata.labels)) errors.push(`${where}: Service ${ref.name} does not select ${pw}`);
+      const c = t.spec.containers.find((x) => argValue(x, "pool-name") === pool.metadata.name);
+      const grpcPort = Number(argValue(c, "grpc-port") || 9002);
+      const svcPort = svc.spec.ports.find((p) => p.port === ref.port.number);
+      const target = svcPort && (svcPort.targetPort === undefined ? svcPort.port : svcPort.targetPort);
+      const targetNumber = typeof target === "string" ? ((c.ports || []).find((p) => p.name === target) || {}).containerPort : target;
+      if (targetNumber !== grpcPort) errors.push(`${where}: Service ${ref.name}:${ref.port.number} reaches ${target}, not the picker's --grpc-port ${grpcPort}`);
+      const metricsPort = Number(flagsMap && flagValue(flagsMap.data["serve.flags"], "metrics_port"));
+      if (Number(argValue(c, "model-server-metrics-port")) !== metricsPort) {
+        errors.push(`${pw} ${c.name}: --model-server-metrics-port must be hydra's --metrics_port ${metricsPort}`);
+      }
+      for (const flag of EPP_METRIC_FLAGS) {
+        if (!/^hydra_[a-z_]+$/.test(argValue(c, flag) || "")) errors.push(`${pw} ${c.name}: --${flag} must name a hydra metric`);
+      }
+    }
+  }
+  for (const route of objs.filter((o) => o.kind === "HTTPRoute")) {
+    for (const rule of route.spec.rules || []) {
+      for (const b of rule.backendRefs || []) {
+        const kind = b.kind || "Service";
+        const group = b.group || "";
+        if (!objs.some((o) => o.kind === kind && o.metadata.name === b.name &&
+          (o.apiVersion.includes("/") ? o.apiVersion.split("/")[0] : "") === group)) {
+          errors.push(`HTTPRoute/${route.metadata.name}: backend ${group}/${kind} ${b.name} is not rendered`);
+        }
+      }
     }
   }
   return errors;
@@ -365,6 +475,70 @@ function selfTest(renders) {
         .find((v) => v.configMap).configMap.name = "hydra-flag";
       return crossErrors(objs);
     }],
+    ["InferencePool target port as text (CRD)", () => {
+      const o = clone(find("k8s/overlays/inference-pool", "InferencePool")); o.spec.targetPorts[0].number = "http";
+      return schemaErrors(o);
+    }],
+    ["InferencePool with the pre-v1 extensionRef (CRD, strict)", () => {
+      const o = clone(find("k8s/overlays/inference-pool", "InferencePool"));
+      o.spec.extensionRef = o.spec.endpointPickerRef; delete o.spec.endpointPickerRef; return schemaErrors(o);
+    }],
+    ["InferencePool failureMode not in the CRD's enum", () => {
+      const o = clone(find("k8s/overlays/inference-pool", "InferencePool"));
+      o.spec.endpointPickerRef.failureMode = "FailSometimes"; return schemaErrors(o);
+    }],
+    ["HTTPRoute backendRefs as an object (gateway-api models)", () => {
+      const o = clone(find("k8s/overlays/inference-pool", "HTTPRoute"));
+      o.spec.rules[0].backendRefs = o.spec.rules[0].backendRefs[0]; return schemaErrors(o);
+    }],
+    ["InferencePool on the gRPC port", () => {
+      const objs = clone(renders["k8s/overlays/inference-pool"]);
+      objs.find((o) => o.kind === "InferencePool").spec.targetPorts[0].number = 50051;
+      return crossErrors(objs);
+    }],
+    ["InferencePool selecting no pod", () => {
+      const objs = clone(renders["k8s/overlays/inference-pool"]);
+      objs.find((o) => o.kind === "InferencePool").spec.selector.matchLabels["app.kubernetes.io/component"] = "leader";
+      return crossErrors(objs);
+    }],
+    ["endpoint picker Service name typo", () => {
+      const objs = clone(renders["k8s/overlays/inference-pool"]);
+      objs.find((o) => o.kind === "InferencePool").spec.endpointPickerRef.name = "hydra-ep";
+      return crossErrors(objs);
+    }],
+    ["endpoint picker scraping the HTTP port for metrics", () => {
+      const objs = clone(renders["k8s/overlays/inference-pool"]);
+      const c = objs.find((o) => o.kind === "Deployment" && o.metadata.name === "hydra-epp").spec.template.spec.containers[0];
+      c.args = c.args.map((a) => a.replace(/^--model-server-metrics-port=.*/, "--model-server-metrics-port=8000"));
+      return crossErrors(objs);
+    }],
+    ["endpoint picker reading vLLM's queue metric", () => {
+      const objs = clone(renders["k8s/overlays/inference-pool"]);
+      const c = objs.find((o) => o.kind === "Deployment" && o.metadata.name === "hydra-epp").spec.template.spec.containers[0];
+      c.args = c.args.filter((a) => !a.startsWith("--total-queued-requests-metric="));
+      return crossErrors(objs);
+    }],
+    ["HTTPRoute to an InferencePool that is not rendered", () => {
+      const objs = clone(renders["k8s/overlays/inference-pool"]);
+      objs.find((o) => o.kind === "HTTPRoute").spec.rules[0].backendRefs[0].name = "hydra-pool";
+      return crossErrors(objs);
+    }],
+    ["Service targeting a port the pods do not declare", () => {
+      const objs = clone(renders["k8s/base"]);
+      objs.find((o) => o.kind === "Service").spec.ports.find((p) => p.name === "http").targetPort = "https";
+      return crossErrors(objs);
+    }],
+    ["http container port other than --http_port", () => {
+      const objs = clone(renders["k8s/base"]);
+      objs.find((o) => o.kind === "Deployment").spec.template.spec.containers[0].ports
+        .find((p) => p.name === "http").containerPort = 8080;
+      return crossErrors(objs);
+    }],
+    ["HTTPRoute to a Gateway that does not ship", () => {
+      const r = clone(renders);
+      r["k8s/overlays/inference-pool"].find((o) => o.kind === "HTTPRoute").spec.parentRefs[0].name = "gateway";
+      return crossErrors([], r).filter((e) => e.startsWith("HTTPRoute"));
+    }],
     ["unpinned image", () => {
       const objs = clone(renders["k8s/loadtest"]);
       objs[0].spec.template.spec.containers[0].image = "hydra:latest";
@@ -430,6 +604,14 @@ function shippedQueries(renders) {
   for (const v of dash.templating.list) if (v.type === "query") out.push([`variable ${v.name}`, v.definition.replace(/^label_values\((.*),\s*\w+\)$/, "$1")]);
   for (const hpa of Object.values(renders).flat().filter((o) => o.kind === "HorizontalPodAutoscaler")) {
     for (const m of hpa.spec.metrics) if (m.pods) out.push([`HPA metric ${m.pods.metric.name}`, m.pods.metric.name]);
+  }
+  for (const o of Object.values(renders).flat().filter((x) => x.kind === "Deployment")) {
+    for (const c of o.spec.template.spec.containers) {
+      for (const flag of EPP_METRIC_FLAGS) {
+        const v = argValue(c, flag);
+        if (v !== undefined) out.push([`${o.metadata.name} --${flag}`, v]);
+      }
+    }
   }
   const adapter = yaml.load(fs.readFileSync(ADAPTER_FILE, "utf8"));
   for (const r of adapter.rules.custom) out.push([`prometheus-adapter ${r.name.as}`, r.seriesQuery]);

@@ -5,13 +5,13 @@
 #include <numeric>
 #include <vector>
 
+#include "engine/sampler.h"
 #include "gtest/gtest.h"
 #include "tests/gpu/gpu_test_util.h"
 #include "worker/cpu/kernels.h"
 #include "worker/cpu/paged_attention.h"
 #include "worker/cuda/gemm.h"
 #include "worker/cuda/launch_plan.h"
-#include "worker/sampler.h"
 #include "worker/step_plan_builder.h"
 
 namespace hydra::gpu {
@@ -273,7 +273,7 @@ TEST(SampleRowsTest, GreedyIsTheArgmaxWithItsLogprob) {
   cudaMemcpy(tokens.data(), d_tokens.data(), rows * 4, cudaMemcpyDeviceToHost);
   for (int r = 0; r < rows; ++r) {
     std::span<const float> row(logits.data() + r * vocab, vocab);
-    EXPECT_EQ(tokens[r], worker::Argmax(row));
+    EXPECT_EQ(tokens[r], engine::Argmax(row));
     const float max = *std::max_element(row.begin(), row.end());
     double sum = 0;
     for (float x : row) sum += std::exp(double(x - max));

@@ -7,7 +7,7 @@
 # Usage: multinode_test.sh [hydra binary] [model dir]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-HYDRA="${1:-$ROOT/build/server/hydra}"
+HYDRA="${1:-$ROOT/build/cli/hydra}"
 MODEL="${2:-$ROOT/models/stories15M}"
 NS0="hydra_h0_$$"
 NS1="hydra_h1_$$"

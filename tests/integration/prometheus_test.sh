@@ -7,7 +7,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
-hydra=${1:-$root/build/server/hydra}
+hydra=${1:-$root/build/cli/hydra}
 model=${2:-$root/models/stories15M}
 python=/usr/bin/python3
 requests=10

@@ -149,6 +149,14 @@ TEST_F(ServerE2ETest, BadInputsGetInvalidArgumentNamingTheField) {
          for (int i = 0; i < 400; ++i) words += "once ";
          r.set_prompt(words);
        }},
+      // Refused by its length in bytes, before it is tokenized (issue 15
+      // item 6): the message says so.
+      {"bytes cannot fit the context",
+       [](auto& r) {
+         std::string words;
+         for (int i = 0; i < 400000; ++i) words += "once ";
+         r.set_prompt(words);
+       }},
       {"prompt", [](auto& r) { r.set_prompt("bad \xC3\x28 utf8"); }},
       {"input", [](auto& r) { r.clear_input(); }},
       {"prompt_token_ids[1]",
@@ -217,17 +225,33 @@ TEST_F(ServerE2ETest, BadInputsGetInvalidArgumentNamingTheField) {
   EXPECT_TRUE(server_->WaitMetric("hydra_kv_cache_blocks{state=\"used\"}", 0));
 }
 
-TEST_F(ServerE2ETest, DeadlineAndCancelFreeTheirBlocks) {
+TEST_F(ServerE2ETest, DeadlineAndCancelFreeTheirBlocksAndAreTold) {
   const auto golden = testing::LoadGolden();
-  v1::GenerateRequest long_request = GreedyRequest(golden[0].prompt_ids, 250);
+  v1::GenerateRequest long_request = GreedyRequest(golden[0].prompt_ids, 200);
   long_request.mutable_stopping()->set_ignore_eos(true);
-  {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::milliseconds(50));
-    const Streamed s = Stream(*stub_, long_request, &context);
-    EXPECT_EQ(s.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  auto count = [&](const char* reason) {
+    return testing::MetricValue(
+               server_->Metrics(),
+               absl::StrCat("hydra_requests_total{finish_reason=\"", reason,
+                            "\",front_end=\"grpc\"}"))
+        .value_or(0);
+  };
+  const double deadline_before = count("deadline");
+  const double cancelled_before = count("cancelled");
+  // Streams whose deadline passes are counted as deadline, not cancelled,
+  // whoever notices first: gRPC (which cancels the call) or the engine.
+  constexpr int kDeadlineStreams = 8;
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kDeadlineStreams; ++i) {
+    clients.emplace_back([&] {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::milliseconds(100));
+      const Streamed s = Stream(*stub_, long_request, &context);
+      EXPECT_EQ(s.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+    });
   }
+  for (std::thread& t : clients) t.join();
   {
     grpc::ClientContext context;
     auto reader = stub_->GenerateStream(&context, long_request);
@@ -240,25 +264,14 @@ TEST_F(ServerE2ETest, DeadlineAndCancelFreeTheirBlocks) {
   }
   EXPECT_TRUE(server_->WaitMetric("hydra_kv_cache_blocks{state=\"used\"}", 0));
   EXPECT_TRUE(server_->WaitMetric("hydra_requests_running", 0));
-  // Both ended early, counted as cancelled or deadline (the first of the
-  // client's cancel and the server's own deadline check wins).
-  auto ended_early = [&] {
-    const std::string metrics = server_->Metrics();
-    return testing::MetricValue(
-               metrics,
-               "hydra_requests_total{finish_reason=\"cancelled\","
-               "front_end=\"grpc\"}")
-               .value_or(0) +
-           testing::MetricValue(
-               metrics,
-               "hydra_requests_total{finish_reason=\"deadline\","
-               "front_end=\"grpc\"}")
-               .value_or(0);
-  };
-  for (int i = 0; i < 100 && ended_early() < 2; ++i) {
+  for (int i = 0;
+       i < 100 && count("deadline") + count("cancelled") <
+                      deadline_before + cancelled_before + kDeadlineStreams + 1;
+       ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  EXPECT_GE(ended_early(), 2);
+  EXPECT_EQ(count("deadline") - deadline_before, kDeadlineStreams);
+  EXPECT_EQ(count("cancelled") - cancelled_before, 1);
 }
 
 TEST_F(ServerE2ETest, TokenizeAndModelInfo) {

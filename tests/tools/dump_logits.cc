@@ -29,9 +29,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
+#include "engine/sampler.h"
 #include "nlohmann/json.hpp"
 #include "worker/model_runner.h"
-#include "worker/sampler.h"
 #include "worker/step_plan_builder.h"
 
 ABSL_FLAG(std::string, model, "", "Model folder (config.json, safetensors)");
@@ -122,7 +122,7 @@ absl::Status Run() {
                                               " logits, expected ", vocab));
     }
     all_logits.insert(all_logits.end(), logits.begin(), logits.end());
-    tokens.push_back(hydra::worker::Argmax(logits));
+    tokens.push_back(hydra::engine::Argmax(logits));
     positions.push_back(position - 1);
   }
 

@@ -10,9 +10,9 @@
 #include <random>
 #include <vector>
 
+#include "engine/sampler.h"
 #include "gtest/gtest.h"
 #include "worker/model_runner.h"
-#include "worker/sampler.h"
 #include "worker/step_plan_builder.h"
 
 namespace hydra::testing {
@@ -77,7 +77,7 @@ inline std::vector<DecodeResult> GreedyDecodeBatchOn(
       std::span<const float> row(logits.data() + r * config.vocab_size,
                                  config.vocab_size);
       results[s].logits.emplace_back(row.begin(), row.end());
-      const int next = worker::Argmax(row);
+      const int next = engine::Argmax(row);
       const auto& eos = config.eos_token_ids;
       if (std::find(eos.begin(), eos.end(), next) != eos.end()) {
         done[s] = true;

@@ -67,9 +67,7 @@ TEST_P(BlockManagerPropertyTest, RandomOperationsKeepInvariants) {
     const int kind = rng() % 10;
     if (kind < 3 || live_.empty()) {
       // Admit a new sequence, reusing any cached prefix.
-      auto seq =
-          std::make_unique<Sequence>(next_id++, RandomPrompt(rng),
-                                     SamplingParams{}, StoppingCriteria{}, 0);
+      auto seq = std::make_unique<Sequence>(next_id++, RandomPrompt(rng), 0);
       const std::vector<int> prefix = blocks_.FindCachedPrefix(*seq);
       const int cached_before = blocks_.num_cached();
       const int free_before = blocks_.num_free();
@@ -105,8 +103,7 @@ TEST_P(BlockManagerPropertyTest, RandomOperationsKeepInvariants) {
         // Fork: the child shares every block, then diverges.
         auto child = std::make_unique<Sequence>(
             next_id++,
-            std::vector<int>(seq.tokens().begin(), seq.tokens().end()),
-            SamplingParams{}, StoppingCriteria{}, 0);
+            std::vector<int>(seq.tokens().begin(), seq.tokens().end()), 0);
         child->set_num_computed(0);
         blocks_.Fork(seq, *child);
         live_[child->id()] = std::move(child);
@@ -140,25 +137,25 @@ INSTANTIATE_TEST_SUITE_P(Seeds, BlockManagerPropertyTest,
 
 TEST(BlockManagerTest, PrefixHitNeverCoversTheLastToken) {
   BlockManager blocks(8, 4);
-  Sequence a(1, {1, 2, 3, 4, 5, 6, 7, 8}, {}, {}, 0);
+  Sequence a(1, {1, 2, 3, 4, 5, 6, 7, 8}, 0);
   ASSERT_TRUE(blocks.Admit(a, {}, 8));
   a.set_num_computed(8);
   blocks.CommitFullBlocks(a);
   blocks.Free(a);
   EXPECT_EQ(blocks.num_cached(), 2);
   // Same 8 tokens: only the first block may be reused (one token to compute).
-  Sequence b(2, {1, 2, 3, 4, 5, 6, 7, 8}, {}, {}, 0);
+  Sequence b(2, {1, 2, 3, 4, 5, 6, 7, 8}, 0);
   EXPECT_EQ(blocks.FindCachedPrefix(b).size(), 1u);
-  Sequence c(3, {1, 2, 3, 4, 5, 6, 7, 8, 9}, {}, {}, 0);
+  Sequence c(3, {1, 2, 3, 4, 5, 6, 7, 8, 9}, 0);
   EXPECT_EQ(blocks.FindCachedPrefix(c).size(), 2u);
   // A different first block breaks the chain even if the second matches.
-  Sequence d(4, {9, 2, 3, 4, 5, 6, 7, 8, 9}, {}, {}, 0);
+  Sequence d(4, {9, 2, 3, 4, 5, 6, 7, 8, 9}, 0);
   EXPECT_TRUE(blocks.FindCachedPrefix(d).empty());
 }
 
 TEST(BlockManagerTest, EvictsLeastRecentlyUsedCachedBlockFirst) {
   BlockManager blocks(2, 2);
-  Sequence a(1, {1, 2, 3}, {}, {}, 0), b(2, {4, 5, 6}, {}, {}, 0);
+  Sequence a(1, {1, 2, 3}, 0), b(2, {4, 5, 6}, 0);
   ASSERT_TRUE(blocks.Admit(a, {}, 2));
   a.set_num_computed(2);
   blocks.CommitFullBlocks(a);
@@ -167,7 +164,7 @@ TEST(BlockManagerTest, EvictsLeastRecentlyUsedCachedBlockFirst) {
   blocks.CommitFullBlocks(b);
   blocks.Free(a);  // cached first: evicted first
   blocks.Free(b);
-  Sequence c(3, {7, 8}, {}, {}, 0);
+  Sequence c(3, {7, 8}, 0);
   ASSERT_TRUE(blocks.Admit(c, {}, 2));
   EXPECT_TRUE(blocks.FindCachedPrefix(a).empty());
   EXPECT_EQ(blocks.FindCachedPrefix(b).size(), 1u);

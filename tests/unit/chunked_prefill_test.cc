@@ -59,7 +59,7 @@ struct Driver {
       r.sampled.push_back(seq->id());
       seq->AppendToken(7);
       if (seq->num_output() >= target_output[seq->id()]) {
-        scheduler.Finish(seq->id(), FinishReason::kLength);
+        scheduler.Finish(seq->id());
       }
     }
     return r;

@@ -2,7 +2,7 @@
 // holds it, the pool's largest block multiple when it does not, explicit
 // values honoured or refused with both numbers; and a config.json whose
 // sizes would overflow is refused, not a crash.
-#include "server/engine_factory.h"
+#include "engine/engine_factory.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -20,7 +20,7 @@
 #include "nlohmann/json.hpp"
 #include "tests/unit/test_model.h"
 
-namespace hydra {
+namespace hydra::engine {
 namespace {
 
 namespace fs = std::filesystem;
@@ -220,7 +220,7 @@ TEST_F(LoadEngineTest, ExplicitSmallerValueCapsPromptAndGeneration) {
   ASSERT_TRUE((*engine)->Submit(std::move(request), outcome.Callback()).ok());
   ASSERT_TRUE(outcome.Wait());
   absl::MutexLock lock(&outcome.mu);
-  EXPECT_EQ(outcome.last.finish_reason, scheduler::FinishReason::kLength);
+  EXPECT_EQ(outcome.last.finish_reason, FinishReason::kLength);
   EXPECT_EQ(outcome.last.usage.prompt_tokens, prompt_len);
   EXPECT_EQ(outcome.last.usage.completion_tokens, kCap - prompt_len);
   ASSERT_EQ(static_cast<int>(outcome.tokens.size()), kCap - prompt_len);
@@ -299,4 +299,4 @@ TEST_F(LoadEngineTest, BadSchedulingOptionsAreRefusedByName) {
 }
 
 }  // namespace
-}  // namespace hydra
+}  // namespace hydra::engine

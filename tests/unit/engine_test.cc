@@ -1,7 +1,7 @@
 // The engine loop on the real model: continuous batching, preemption, the
 // prefix cache, stops and cancellation all leave outputs unchanged and no
 // KV block behind.
-#include "server/engine.h"
+#include "engine/engine.h"
 
 #include <algorithm>
 #include <atomic>
@@ -12,18 +12,17 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "engine/sampler.h"
 #include "gtest/gtest.h"
 #include "tests/unit/test_model.h"
-#include "worker/sampler.h"
+#include "worker/model_runner.h"
 #ifdef HYDRA_ENGINE_TEST_ON_CUDA
 #include "tests/gpu/gpu_test_util.h"
 #include "worker/cuda/cuda_runner.h"
 #endif
 
-namespace hydra {
+namespace hydra::engine {
 namespace {
-
-using scheduler::FinishReason;
 
 struct Result {
   std::vector<int> tokens;
@@ -339,15 +338,15 @@ TEST_F(EngineTest, RefusesRequestsItCannotServe) {
 }
 
 }  // namespace
-}  // namespace hydra
+}  // namespace hydra::engine
 
-namespace hydra {
+namespace hydra::engine {
 namespace {
 
 // A world of two whose peer is gone: every collective fails as MPI reports
 // a dead peer (UNAVAILABLE).
 // The CPU runner posing as one that samples on its device: StepGreedy is
-// Step plus worker::Argmax. Counts which path the engine took.
+// Step plus engine::Argmax. Counts which path the engine took.
 class GreedyOnDeviceRunner final : public worker::StepRunner {
  public:
   explicit GreedyOnDeviceRunner(std::unique_ptr<worker::StepRunner> inner)
@@ -365,8 +364,8 @@ class GreedyOnDeviceRunner final : public worker::StepRunner {
     const size_t vocab = inner_->config().vocab_size;
     tokens.clear();
     for (size_t r = 0; r < logits_.size() / vocab; ++r) {
-      tokens.push_back(worker::Argmax(
-          std::span<const float>(logits_.data() + r * vocab, vocab)));
+      tokens.push_back(
+          Argmax(std::span<const float>(logits_.data() + r * vocab, vocab)));
     }
     return status;
   }
@@ -485,4 +484,4 @@ TEST_F(EngineTest, FailedPeerFailsEveryRequestAndCallsTheFatalHandler) {
 }
 
 }  // namespace
-}  // namespace hydra
+}  // namespace hydra::engine

@@ -31,10 +31,10 @@
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 
-namespace hydra {
+namespace hydra::server {
 namespace {
 
-using scheduler::FinishReason;
+using engine::FinishReason;
 
 // The exposition parsed into samples by series ("name{labels}") and the
 // HELP/TYPE lines by family.
@@ -187,20 +187,21 @@ Fed FeedRequests(ServerMetrics& metrics, int n, uint32_t seed) {
   };
   std::uniform_int_distribution<int> outputs(1, 30), burst(1, 3),
       prompt(1, 2000);
-  const FinishReason reasons[] = {FinishReason::kStop, FinishReason::kLength,
-                                  FinishReason::kDeadline};
+  const engine::FinishReason reasons[] = {engine::FinishReason::kStop,
+                                          engine::FinishReason::kLength,
+                                          engine::FinishReason::kDeadline};
   Fed fed;
   for (int i = 0; i < n; ++i) {
     const absl::Time arrival =
         absl::FromUnixSeconds(1700000000) + absl::Milliseconds(137) * i;
-    EngineOutput out;
+    engine::EngineOutput out;
     out.request_id = i + 1;
     out.usage.prompt_tokens = prompt(rng);
     out.times.arrival = arrival;
     if (i % 13 == 0) {  // cancelled while waiting: no tokens, no timings
       out.time = arrival + log_uniform(0.002, 5);
       out.finished = true;
-      out.finish_reason = FinishReason::kCancelled;
+      out.finish_reason = engine::FinishReason::kCancelled;
       out.times.finished = out.time;
       metrics.OnOutput(out, absl::InfinitePast());
     } else {
@@ -216,7 +217,7 @@ Fed FeedRequests(ServerMetrics& metrics, int n, uint32_t seed) {
       absl::Time now = out.times.first_token;
       const int count = outputs(rng);
       for (int k = 0; k < count; ++k) {
-        EngineOutput step;
+        engine::EngineOutput step;
         step.request_id = out.request_id;
         const int tokens = k == 0 ? 1 : burst(rng);
         if (k > 0) {
@@ -240,7 +241,7 @@ Fed FeedRequests(ServerMetrics& metrics, int n, uint32_t seed) {
       metrics.OnOutput(out, previous);
     }
     ++fed.finished;
-    ++fed.by_reason[std::string(FinishReasonName(out.finish_reason))];
+    ++fed.by_reason[std::string(engine::FinishReasonName(out.finish_reason))];
     fed.prompt_tokens += out.usage.prompt_tokens;
     fed.completion_tokens += out.usage.completion_tokens;
     fed.e2e.push_back(absl::ToDoubleSeconds(out.times.finished - arrival));
@@ -395,7 +396,7 @@ TEST(ServerMetricsTest, FirstTokenLatencyIsObservedAtTheFirstToken) {
   auto metrics = NewMetrics();
   ASSERT_NE(metrics, nullptr);
   const absl::Time arrival = absl::FromUnixSeconds(1700000000);
-  EngineOutput first;
+  engine::EngineOutput first;
   first.request_id = 1;
   first.times.arrival = arrival;
   first.times.first_scheduled = arrival + absl::Milliseconds(30);
@@ -413,13 +414,13 @@ TEST(ServerMetricsTest, FirstTokenLatencyIsObservedAtTheFirstToken) {
     EXPECT_EQ(e.Get("hydra_e2e_request_latency_seconds_count"), 0);
   }
   // Later outputs, the last one included, observe neither again.
-  EngineOutput next = first;
+  engine::EngineOutput next = first;
   next.time = first.time + absl::Milliseconds(10);
   metrics->OnOutput(next, first.time);
-  EngineOutput last = next;
+  engine::EngineOutput last = next;
   last.token_ids.clear();
   last.finished = true;
-  last.finish_reason = FinishReason::kStop;
+  last.finish_reason = engine::FinishReason::kStop;
   last.time = next.time + absl::Milliseconds(10);
   last.times.finished = last.time;
   metrics->OnOutput(last, next.time);
@@ -434,7 +435,7 @@ TEST(ServerMetricsTest, StepsFeedDurationAndBatchHistograms) {
   auto metrics = NewMetrics();
   ASSERT_NE(metrics, nullptr);
   // Installed exactly as the engine's observer would be.
-  StepObserver observer = [&metrics](const StepReport& step) {
+  engine::StepObserver observer = [&metrics](const engine::StepReport& step) {
     metrics->OnStep(step);
   };
   // Duration, prefill tokens, decode tokens.
@@ -484,7 +485,7 @@ TEST(ServerMetricsTest, SchedulingStatsByPriorityAndCostModel) {
   options.max_step_ms = 120;
   auto metrics = ServerMetrics::Create(options);
   ASSERT_TRUE(metrics.ok());
-  EngineStats stats;
+  engine::EngineStats stats;
   stats.partial_prefills = 3;
   stats.waiting_by_priority = {{-2, 4}, {5, 1}};
   stats.preemptions_by_priority = {{5, 2}};
@@ -509,7 +510,7 @@ TEST(ServerMetricsTest, SchedulingStatsByPriorityAndCostModel) {
 TEST(ServerMetricsTest, GaugesFollowTheLastStatsAndCountersNeverDecrease) {
   auto metrics = NewMetrics();
   ASSERT_NE(metrics, nullptr);
-  EngineStats busy;
+  engine::EngineStats busy;
   busy.running = 12;
   busy.waiting = 5;
   busy.kv_used = 300;
@@ -536,7 +537,7 @@ TEST(ServerMetricsTest, GaugesFollowTheLastStatsAndCountersNeverDecrease) {
   }
 
   // Idle: everything finished, blocks released (full ones stay cached).
-  EngineStats idle = busy;
+  engine::EngineStats idle = busy;
   idle.running = 0;
   idle.waiting = 0;
   idle.kv_used = 0;
@@ -560,7 +561,7 @@ TEST(ServerMetricsTest, GaugesFollowTheLastStatsAndCountersNeverDecrease) {
   }
 
   // A new engine counts from zero again: its counts add, none subtract.
-  EngineStats restarted;
+  engine::EngineStats restarted;
   restarted.preemptions = 2;
   restarted.prefix_queries = 10;
   restarted.prefix_hits = 0;
@@ -582,7 +583,7 @@ TEST(ServerMetricsTest, ConcurrentUpdatesLoseNothing) {
       FeedRequests(*metrics, kRequests, t);
       for (int i = 0; i < 100; ++i) {
         metrics->OnStep({absl::Milliseconds(1 + i), 0, 1 + i});
-        EngineStats stats;
+        engine::EngineStats stats;
         stats.preemptions = i;  // shared baseline: only checked for no crash
         metrics->UpdateEngineStats(stats, 1, 2);
         if (i % 10 == 0) metrics->Serialize();
@@ -619,7 +620,7 @@ TEST(ServerMetricsTest, PromtoolAcceptsTheExposition) {
   ASSERT_NE(fed, nullptr);
   FeedRequests(*fed, 50, 7);
   fed->OnStep({absl::Milliseconds(12), 90, 6});
-  EngineStats stats;
+  engine::EngineStats stats;
   stats.kv_used = 3;
   stats.kv_total = 10;
   fed->UpdateEngineStats(stats, 1 << 20, 2);
@@ -713,4 +714,4 @@ TEST(ServerMetricsTest, BindFailureNamesTheAddress) {
 }
 
 }  // namespace
-}  // namespace hydra
+}  // namespace hydra::server

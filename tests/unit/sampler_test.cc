@@ -1,4 +1,4 @@
-#include "worker/sampler.h"
+#include "engine/sampler.h"
 
 #include <algorithm>
 #include <cmath>
@@ -11,7 +11,7 @@
 
 #include "gtest/gtest.h"
 
-namespace hydra::worker {
+namespace hydra::engine {
 namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
@@ -494,4 +494,4 @@ TEST(LogprobsTest, AbsentUnlessAsked) {
 }
 
 }  // namespace
-}  // namespace hydra::worker
+}  // namespace hydra::engine

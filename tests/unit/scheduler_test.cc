@@ -42,7 +42,7 @@ struct Driver {
       seq->AppendToken(7);
       if (seq->num_output() >= target_output[seq->id()]) {
         finished.push_back(seq->id());
-        scheduler.Finish(seq->id(), FinishReason::kLength);
+        scheduler.Finish(seq->id());
       }
     }
     return summary;

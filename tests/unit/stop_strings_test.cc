@@ -1,8 +1,8 @@
-#include "server/stop_strings.h"
+#include "engine/stop_strings.h"
 
 #include "gtest/gtest.h"
 
-namespace hydra {
+namespace hydra::engine {
 namespace {
 
 TEST(StopStringMatcherTest, CatchesAStopSplitOverManyDeltas) {
@@ -45,4 +45,4 @@ TEST(StopStringMatcherTest, NoStopsPassesEverythingThrough) {
 }
 
 }  // namespace
-}  // namespace hydra
+}  // namespace hydra::engine

@@ -16,8 +16,7 @@ inline std::unique_ptr<Sequence> MakeSequence(uint64_t id, int prompt_len,
   std::vector<int> prompt(prompt_len);
   for (int i = 0; i < prompt_len; ++i)
     prompt[i] = 3 + (id * 131 + i * 7) % 1000;
-  return std::make_unique<Sequence>(id, std::move(prompt), SamplingParams{},
-                                    StoppingCriteria{}, priority);
+  return std::make_unique<Sequence>(id, std::move(prompt), priority);
 }
 
 }  // namespace hydra::scheduler::testing

@@ -1,0 +1,370 @@
+// hydra serve: the gRPC server on one model. Starts listening at once (health
+// NOT_SERVING, calls UNAVAILABLE) and turns SERVING when the model is
+// loaded. SIGTERM or SIGINT drains: health NOT_SERVING, new calls
+// UNAVAILABLE, running requests finish within the grace period, exit 0.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/flags/declare.h"
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "cli/commands.h"
+#include "cli/engine_flags.h"
+#include "common/status_macros.h"
+#include "engine/engine_factory.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "server/grpc/inference_service.h"
+#include "server/http/chat_formatter.h"
+#include "server/http/http_front_end.h"
+#include "server/metrics.h"
+
+ABSL_DECLARE_FLAG(std::string, model);
+ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on");
+ABSL_FLAG(int, port, 50051, "gRPC port");
+ABSL_FLAG(int, metrics_port, 9400,
+          "Prometheus /metrics port; 0 = no metrics endpoint");
+ABSL_FLAG(int, tp, 1, "Tensor-parallel size (ranks the heads are split over)");
+ABSL_FLAG(int64_t, kv_cache_bytes, int64_t{512} << 20,
+          "KV cache memory budget per rank, bytes (--device=cpu; on cuda "
+          "the pool is sized by --gpu_memory_fraction)");
+ABSL_FLAG(int, block_size, 16, "Tokens per KV block");
+ABSL_FLAG(int, max_batched_tokens, 2048, "Most tokens computed in one step");
+ABSL_FLAG(int, max_running, 256, "Most sequences running at once");
+ABSL_FLAG(double, max_step_ms, 0,
+          "Step-time budget (ms): while streams decode, prefill chunks are "
+          "sized so the predicted step stays within it (the inter-token "
+          "latency a long prompt may cause); 0 = no time budget");
+ABSL_FLAG(int, max_partial_prefills, 8,
+          "Most prompts in prefill at once (short prompts need not wait "
+          "behind long ones)");
+ABSL_FLAG(int, max_waiting, 1024,
+          "Most requests waiting for admission; beyond it calls get "
+          "RESOURCE_EXHAUSTED");
+ABSL_FLAG(bool, prefix_cache, true,
+          "Reuse the KV blocks of shared prompt prefixes");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain; with --tls_key, serve TLS");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert");
+ABSL_FLAG(std::string, api_key, "",
+          "When set, calls must send 'authorization: Bearer <key>' (health "
+          "stays open)");
+ABSL_FLAG(std::string, device, "cpu",
+          "Where the forward pass runs: cpu, or cuda (one GPU per rank; "
+          "needs a build with -DHYDRA_CUDA=ON)");
+ABSL_FLAG(double, gpu_memory_fraction, 0.9,
+          "--device=cuda: share of each GPU's memory hydra may use; the KV "
+          "pool takes what weights and workspace leave of it");
+ABSL_FLAG(int, http_port, 8000,
+          "OpenAI-compatible HTTP port (same --host, TLS and --api_key as "
+          "gRPC); 0 = no HTTP front end");
+ABSL_FLAG(std::string, chat_template, "",
+          "Chat template file for /v1/chat/completions; default: the model "
+          "folder's tokenizer_config.json chat_template, if any");
+ABSL_FLAG(int, http_io_threads, 2, "Threads serving HTTP connections");
+ABSL_FLAG(int64_t, http_max_body_bytes, int64_t{4} << 20,
+          "Largest HTTP request body; larger ones get 413");
+ABSL_FLAG(int, http_header_timeout_ms, 10000,
+          "An HTTP request's header must arrive within this (also the "
+          "keep-alive idle time); else 408 and the connection is closed");
+ABSL_FLAG(int, http_body_timeout_ms, 30000,
+          "An HTTP request's body must arrive within this after its header");
+ABSL_FLAG(int, drain_seconds, 30,
+          "On SIGTERM, how long running requests may take to finish");
+
+namespace hydra::cli {
+namespace {
+
+using server::MetricsOptions;
+using server::ServerMetrics;
+using server::grpc::InferenceService;
+
+constexpr char kServiceName[] = "hydra.v1.Inference";
+constexpr char kVersion[] = "0.3.0";
+
+absl::StatusOr<std::string> ReadPem(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr)
+    return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::string data;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;)
+    data.append(buf, n);
+  std::fclose(f);
+  return data;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials() {
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert),
+                    key = absl::GetFlag(FLAGS_tls_key);
+  if (cert.empty() != key.empty()) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
+  }
+  if (cert.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions options;
+  ASSIGN_OR_RETURN(std::string cert_pem, ReadPem(cert));
+  ASSIGN_OR_RETURN(std::string key_pem, ReadPem(key));
+  options.pem_key_cert_pairs.push_back({key_pem, cert_pem});
+  return grpc::SslServerCredentials(options);
+}
+
+void Log(const std::string& line) {
+  std::fprintf(stderr, "[hydra] %s\n", line.c_str());
+  std::fflush(stderr);
+}
+
+// The OpenAI-compatible HTTP front end, or nullptr with --http_port=0.
+absl::StatusOr<std::unique_ptr<server::http::HttpFrontEnd>> StartHttp(
+    const std::string& model_name, const std::string& model_dir,
+    ServerMetrics& metrics) {
+  const int port = absl::GetFlag(FLAGS_http_port);
+  if (port == 0) return nullptr;
+  if (port < 0 || port > 65535) {
+    return absl::InvalidArgumentError("--http_port: must be in [0, 65535]");
+  }
+  server::http::HttpServerOptions server;
+  server.host = absl::GetFlag(FLAGS_host);
+  server.port = port;
+  server.io_threads = absl::GetFlag(FLAGS_http_io_threads);
+  server.max_body_bytes = static_cast<size_t>(
+      std::max<int64_t>(1, absl::GetFlag(FLAGS_http_max_body_bytes)));
+  server.header_timeout =
+      absl::Milliseconds(absl::GetFlag(FLAGS_http_header_timeout_ms));
+  server.body_timeout =
+      absl::Milliseconds(absl::GetFlag(FLAGS_http_body_timeout_ms));
+  if (!absl::GetFlag(FLAGS_tls_cert).empty()) {
+    ASSIGN_OR_RETURN(server.tls_cert_pem,
+                     ReadPem(absl::GetFlag(FLAGS_tls_cert)));
+    ASSIGN_OR_RETURN(server.tls_key_pem, ReadPem(absl::GetFlag(FLAGS_tls_key)));
+  }
+  ASSIGN_OR_RETURN(server::http::ChatSetup chat,
+                   server::http::LoadChatFormatter(
+                       absl::GetFlag(FLAGS_chat_template), model_dir));
+  Log(chat.note);
+  server::http::OpenAiApiOptions api;
+  api.model_name = model_name;
+  api.api_key = absl::GetFlag(FLAGS_api_key);
+  api.version = kVersion;
+  api.chat_formatter = std::move(chat.format);
+  api.bos_text = std::move(chat.bos_text);
+  return server::http::HttpFrontEnd::Start(
+      std::move(server), std::move(api),
+      [&metrics](const engine::EngineOutput& out, absl::Time previous) {
+        metrics.OnOutput(out, previous, server::FrontEnd::kHttp);
+      });
+}
+
+}  // namespace
+
+absl::Status RunServe() {
+  const int tp = absl::GetFlag(FLAGS_tp);
+  if (tp < 1) return absl::InvalidArgumentError("--tp: must be at least 1");
+  const int port = absl::GetFlag(FLAGS_port);
+  if (port < 0 || port > 65535) {
+    return absl::InvalidArgumentError("--port: must be in [0, 65535]");
+  }
+  // Signals are taken by sigwait below, never by a handler on a random
+  // thread. Blocked before MPI starts its threads, so they inherit the mask;
+  // worker ranks never take them (mpirun forwards SIGTERM to every rank) and
+  // leave when rank 0 tells them to.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR1);  // raised by the engine when a peer fails
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // A world of one needs no MPI at all; under mpirun, rank 0 serves and the
+  // other ranks run the worker loop over its step plans.
+  std::unique_ptr<worker::Communicator> comm;
+  if (tp > 1 || worker::LaunchedByMpi()) {
+    ASSIGN_OR_RETURN(comm, worker::CreateMpiCommunicator());
+    if (comm->size() != tp) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tp=", tp, " but ", comm->size(),
+                       " ranks were started; launch with the same N: mpirun "
+                       "-np N hydra serve --tp=N"));
+    }
+  }
+  engine::EngineOptions options;
+  options.model_dir = absl::GetFlag(FLAGS_model);
+  options.kv_cache_bytes =
+      static_cast<size_t>(absl::GetFlag(FLAGS_kv_cache_bytes));
+  options.block_size = absl::GetFlag(FLAGS_block_size);
+  options.scheduling.max_batched_tokens =
+      absl::GetFlag(FLAGS_max_batched_tokens);
+  options.scheduling.max_running = absl::GetFlag(FLAGS_max_running);
+  options.scheduling.max_step_ms = absl::GetFlag(FLAGS_max_step_ms);
+  options.scheduling.max_partial_prefills =
+      absl::GetFlag(FLAGS_max_partial_prefills);
+  options.max_waiting = absl::GetFlag(FLAGS_max_waiting);
+  options.enable_prefix_cache = absl::GetFlag(FLAGS_prefix_cache);
+  options.comm = comm.get();
+  options.device = absl::GetFlag(FLAGS_device);
+  options.gpu_memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);
+  ApplyEngineFlags(options);
+  if (options.device == "cuda" && (comm == nullptr || comm->rank() == 0)) {
+    Log(
+        absl::StrCat("--device=cuda: the KV pool takes what weights and "
+                     "workspace leave of --gpu_memory_fraction=",
+                     options.gpu_memory_fraction,
+                     " of each GPU; --kv_cache_bytes is not used"));
+  }
+  if (comm != nullptr && comm->rank() != 0) {
+    ASSIGN_OR_RETURN(auto runner, engine::LoadWorkerRunner(options));
+    Log(absl::StrCat("rank ", comm->rank(), " of ", tp, ": worker ready"));
+    RETURN_IF_ERROR(runner->RunWorkerLoop());
+    Log(absl::StrCat("rank ", comm->rank(), ": stopped"));
+    return absl::OkStatus();
+  }
+
+  const std::string model_dir = absl::GetFlag(FLAGS_model);
+  const std::string model_name =
+      std::filesystem::path(model_dir).filename().string();
+  MetricsOptions metrics_options;
+  if (absl::GetFlag(FLAGS_metrics_port) > 0) {
+    metrics_options.listen_address = absl::StrCat(
+        absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_metrics_port));
+  }
+  metrics_options.model_name = model_name;
+  metrics_options.max_step_ms = options.scheduling.max_step_ms;
+  metrics_options.tensor_parallel_size = absl::GetFlag(FLAGS_tp);
+  metrics_options.version = kVersion;
+  ASSIGN_OR_RETURN(std::unique_ptr<ServerMetrics> metrics,
+                   ServerMetrics::Create(metrics_options));
+
+  InferenceService service(
+      {model_name, absl::GetFlag(FLAGS_tp), absl::GetFlag(FLAGS_api_key)},
+      [&metrics](const engine::EngineOutput& out, absl::Time previous) {
+        metrics->OnOutput(out, previous);
+      });
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  ASSIGN_OR_RETURN(auto credentials, Credentials());
+  const std::string address =
+      absl::StrCat(absl::GetFlag(FLAGS_host), ":", port);
+  int bound_port = 0;
+  // gRPC sets SO_REUSEPORT by default: a second server on the same port
+  // would start and take half the new connections. Refuse it instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddListeningPort(address, credentials, &bound_port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || bound_port == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", address,
+        " (is another process, perhaps another hydra, using --port?)"));
+  }
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus(kServiceName, false);
+  health->SetServingStatus(false);
+  auto http = StartHttp(model_name, model_dir, *metrics);
+  if (!http.ok()) {
+    server->Shutdown();
+    return http.status();
+  }
+  Log(absl::StrCat("listening on ", absl::GetFlag(FLAGS_host), ":", bound_port,
+                   *http == nullptr
+                       ? std::string()
+                       : absl::StrCat(" (HTTP ", (*http)->port(), ")"),
+                   "; loading ", model_dir));
+
+  const absl::Time load_start = absl::Now();
+  auto engine = engine::LoadEngine(options);
+  if (!engine.ok()) {
+    server->Shutdown();
+    return engine.status();
+  }
+  Log(DescribeLoadedEngine(**engine, absl::Now() - load_start));
+  // A failed tensor-parallel peer leaves nothing to serve with: stop taking
+  // calls at once and wake the main thread, which exits non-zero so an
+  // orchestrator restarts the group.
+  (*engine)->SetFatalErrorHandler([&](const absl::Status& status) {
+    Log(absl::StrCat("fatal: ", status.ToString()));
+    health->SetServingStatus(kServiceName, false);
+    health->SetServingStatus(false);
+    service.StartDraining();
+    if (*http != nullptr) (*http)->StartDraining();
+    kill(getpid(), SIGUSR1);
+  });
+  (*engine)->SetStepObserver(
+      [&metrics](const engine::StepReport& step) { metrics->OnStep(step); });
+  if (const std::string note =
+          engine::ShortenedContextNote(options, **engine, "--kv_cache_bytes");
+      !note.empty()) {
+    Log(note);
+  }
+  const engine::EngineConfig& ec = (*engine)->config();
+  // From the runner: a device pool may hold BF16 where the CPU holds fp32.
+  const int64_t kv_bytes = (*engine)->kv_cache_bytes();
+
+  // Gauges follow the engine even when no step runs.
+  std::atomic<bool> stop_stats{false};
+  std::thread stats_thread([&] {
+    while (!stop_stats.load()) {
+      metrics->UpdateEngineStats((*engine)->stats(), kv_bytes,
+                                 absl::GetFlag(FLAGS_tp));
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+  });
+  service.AttachEngine(engine->get());
+  if (*http != nullptr) (*http)->AttachEngine(engine->get());
+  health->SetServingStatus(kServiceName, true);
+  health->SetServingStatus(true);
+  Log(absl::StrCat(
+      "serving ", model_name, " (", (*engine)->model_config().architecture,
+      ") on ", absl::GetFlag(FLAGS_host), ":", bound_port, "; max_model_len ",
+      ec.max_model_len, "; KV capacity ",
+      int64_t{ec.num_blocks} * ec.block_size, " tokens in ", ec.num_blocks,
+      " blocks of ", ec.block_size, "; metrics ",
+      metrics_options.listen_address.empty()
+          ? std::string("off")
+          : "on http://" + metrics_options.listen_address + "/metrics"));
+
+  int signal = 0;
+  sigwait(&signals, &signal);
+  if (signal == SIGUSR1) {
+    // No orderly exit: destructors would wait in collectives on a broken
+    // world. Leaving at once makes mpirun end the rest of the job.
+    server->Shutdown(std::chrono::system_clock::now() +
+                     std::chrono::seconds(1));
+    Log("a tensor-parallel peer failed; exiting with status 1");
+    std::_Exit(1);
+  }
+  Log(absl::StrCat("signal ", signal, ": draining (up to ",
+                   absl::GetFlag(FLAGS_drain_seconds), " s)"));
+  health->SetServingStatus(kServiceName, false);
+  health->SetServingStatus(false);
+  service.StartDraining();
+  if (*http != nullptr) (*http)->StartDraining();
+  const absl::Time give_up =
+      absl::Now() + absl::Seconds(absl::GetFlag(FLAGS_drain_seconds));
+  while (absl::Now() < give_up) {
+    const engine::EngineStats s = (*engine)->stats();
+    if (s.running == 0 && s.waiting == 0) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  // Calls still open after the grace period are cancelled by the shutdown.
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  // Before the engine goes: closing connections cancels their requests.
+  if (*http != nullptr) (*http)->Stop();
+  stop_stats.store(true);
+  stats_thread.join();
+  engine->reset();
+  Log("stopped");
+  return absl::OkStatus();
+}
+
+}  // namespace hydra::cli

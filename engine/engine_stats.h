@@ -1,0 +1,49 @@
+// What the engine reports about itself: counters read from any thread
+// (EngineStats) and one report per step (StepReport), for metrics.
+#ifndef HYDRA_ENGINE_ENGINE_STATS_H_
+#define HYDRA_ENGINE_ENGINE_STATS_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+
+#include "absl/time/time.h"
+#include "scheduler/step_cost_model.h"
+
+namespace hydra::engine {
+
+struct EngineStats {
+  int running = 0;
+  int waiting = 0;
+  int kv_used = 0;
+  int kv_free = 0;
+  int kv_cached = 0;
+  int kv_total = 0;
+  int64_t steps = 0;
+  int64_t preemptions = 0;
+  int64_t prefix_queries = 0;  // tokens
+  int64_t prefix_hits = 0;     // tokens
+  int64_t prompt_tokens_computed = 0;
+  int64_t generation_tokens = 0;
+  int peak_kv_used = 0;
+  // Allocated slots not holding a token, at peak.
+  int64_t peak_kv_waste_slots = 0;
+  int partial_prefills = 0;  // running sequences still in prefill
+  std::map<int, int> waiting_by_priority;
+  std::map<int, int64_t> preemptions_by_priority;
+  scheduler::StepCostModel::Coefficients step_cost;  // the fitted model
+};
+
+struct StepReport {
+  absl::Duration duration;  // scheduling to emitted tokens
+  int prefill_tokens = 0;
+  int decode_tokens = 0;
+  absl::Duration predicted;  // the cost model's forecast
+  // Time in tensor-parallel collectives (zero in a world of one).
+  absl::Duration collective_time;
+};
+using StepObserver = std::function<void(const StepReport&)>;
+
+}  // namespace hydra::engine
+
+#endif  // HYDRA_ENGINE_ENGINE_STATS_H_
