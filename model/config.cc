@@ -72,6 +72,19 @@ class Fields {
     return Has(field) ? Int(field) : fallback;
   }
 
+  // A token id that may be absent (null or left out: `fallback`) but, when
+  // given, is not negative: -1 for "none" would pass unnoticed otherwise.
+  absl::StatusOr<int> OptionalTokenId(const char* field, int fallback) const {
+    if (!Has(field)) return fallback;
+    ASSIGN_OR_RETURN(int value, Int(field));
+    if (value < 0) {
+      return Error(field, absl::StrCat("is ", value,
+                                       "; a model without one writes null or "
+                                       "leaves the field out"));
+    }
+    return value;
+  }
+
   absl::StatusOr<int> PositiveInt(const char* field) const {
     ASSIGN_OR_RETURN(int value, Int(field));
     if (value <= 0) {
@@ -432,7 +445,8 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text,
                      fields.SizeInt("sliding_window", kMaxPositionEmbeddings));
   }
 
-  ASSIGN_OR_RETURN(config.bos_token_id, fields.Int("bos_token_id", -1));
+  ASSIGN_OR_RETURN(config.bos_token_id,
+                   fields.OptionalTokenId("bos_token_id", -1));
   ASSIGN_OR_RETURN(std::optional<std::vector<int>> eos,
                    fields.IntOrIntList("eos_token_id"));
   if (eos.has_value()) config.eos_token_ids = *std::move(eos);
@@ -462,7 +476,7 @@ absl::StatusOr<ModelConfig> LoadModelConfig(const std::filesystem::path& dir) {
   ASSIGN_OR_RETURN(Json gen, ParseObject(gen_text, gen_source));
   Fields fields(gen, gen_source);
   ASSIGN_OR_RETURN(config.bos_token_id,
-                   fields.Int("bos_token_id", config.bos_token_id));
+                   fields.OptionalTokenId("bos_token_id", config.bos_token_id));
   ASSIGN_OR_RETURN(std::optional<std::vector<int>> eos,
                    fields.IntOrIntList("eos_token_id"));
   if (eos.has_value()) config.eos_token_ids = *std::move(eos);

@@ -358,6 +358,13 @@ bool Checkpoint::Has(std::string_view name) const {
   return owner_.find(name) != owner_.end();
 }
 
+std::optional<std::string> Checkpoint::FirstWithPrefix(
+    std::string_view prefix) const {
+  const auto it = owner_.lower_bound(prefix);
+  if (it == owner_.end() || !it->first.starts_with(prefix)) return std::nullopt;
+  return it->first;
+}
+
 absl::StatusOr<std::vector<float>> Checkpoint::ReadF32(
     std::string_view name, std::span<const int64_t> expected_shape) const {
   const int64_t rows = expected_shape.empty() ? 1 : expected_shape[0];
@@ -423,6 +430,9 @@ absl::StatusOr<std::vector<float>> Checkpoint::ReadF32Block(
       Block(name, expected_shape, row_begin, row_end, col_begin, col_end));
   const int64_t width = block.cols;
   std::vector<float> out(static_cast<size_t>(block.rows * width));
+  // An empty tensor ([1, 0], say) has nothing to copy, and memcpy may not
+  // be handed the null data() of an empty vector.
+  if (out.empty()) return out;
   const size_t element = DTypeSize(block.dtype);
   float (*convert)(uint16_t) =
       block.dtype == DType::kF16 ? HalfToFloat : BFloat16ToFloat;

@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -107,6 +108,8 @@ class Checkpoint {
   // The dtype of tensor `name`, or NotFound.
   absl::StatusOr<DType> TensorDType(std::string_view name) const;
   bool Has(std::string_view name) const;
+  // The first tensor name (in byte order) that starts with `prefix`.
+  std::optional<std::string> FirstWithPrefix(std::string_view prefix) const;
 
  private:
   std::filesystem::path dir_;

@@ -140,6 +140,14 @@ absl::StatusOr<ModelWeights> ModelWeights::Load(const model::Checkpoint& ckpt,
   ASSIGN_OR_RETURN(const model::TensorBlock embedding,
                    ckpt.Block("model.embed_tokens.weight", Shape{vocab, hidden},
                               v0, v1, 0, hidden));
+  // A config with fewer layers than the checkpoint would serve a different
+  // (truncated) model without a word.
+  if (auto extra = ckpt.FirstWithPrefix(
+          absl::StrCat("model.layers.", c.num_layers, "."))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the checkpoint has tensor \"", *extra, "\" beyond the ", c.num_layers,
+        " layers of config.json's num_hidden_layers"));
+  }
   for (int l = 0; l < c.num_layers; ++l) {
     ASSIGN_OR_RETURN(auto layer, LoadLayer(ckpt, c, shard, l, type));
     w.layers.push_back(std::move(layer));

@@ -1,5 +1,6 @@
 #include "server/grpc/inference_service.h"
 
+#include <algorithm>
 #include <deque>
 #include <memory>
 #include <utility>
@@ -95,13 +96,18 @@ absl::Time Deadline(const ::grpc::CallbackServerContext* context) {
 
 // Ties an engine request to a call: cancels the request when the call is
 // cancelled, whichever of Submit and OnCancel comes first. A call cancelled
-// at or after its deadline ends as kDeadline: gRPC reports a passed deadline
-// as a cancellation, often before the engine's own deadline check sees it.
+// near its deadline ends as kDeadline: the client cancels the call when its
+// deadline passes, and that cancellation reaches the server before the
+// server's copy of the deadline (the client's timeout counted from when the
+// call arrived) has passed, by the call's upload and queueing delay. So a
+// cancellation in the last quarter of the timeout counts as the deadline.
 class EngineCall {
  public:
   explicit EngineCall(engine::Engine* engine) : engine_(engine) {}
   void SetId(uint64_t id, absl::Time deadline) {
-    deadline_ = deadline;  // published by the store of id_
+    const absl::Duration margin = std::clamp(
+        (deadline - absl::Now()) / 4, absl::Milliseconds(10), absl::Seconds(1));
+    deadline_ = deadline - margin;  // published by the store of id_
     id_.store(id);
     if (cancelled_.load()) engine_->Cancel(id, Reason());
   }
@@ -117,7 +123,8 @@ class EngineCall {
   }
 
   engine::Engine* engine_;
-  absl::Time deadline_ = absl::InfiniteFuture();  // read once id_ is set
+  // The deadline less the margin; read once id_ is set.
+  absl::Time deadline_ = absl::InfiniteFuture();
   std::atomic<uint64_t> id_{0};
   std::atomic<bool> cancelled_{false};
 };

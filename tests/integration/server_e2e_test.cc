@@ -227,7 +227,7 @@ TEST_F(ServerE2ETest, BadInputsGetInvalidArgumentNamingTheField) {
 
 TEST_F(ServerE2ETest, DeadlineAndCancelFreeTheirBlocksAndAreTold) {
   const auto golden = testing::LoadGolden();
-  v1::GenerateRequest long_request = GreedyRequest(golden[0].prompt_ids, 200);
+  v1::GenerateRequest long_request = GreedyRequest(golden[0].prompt_ids, 240);
   long_request.mutable_stopping()->set_ignore_eos(true);
   auto count = [&](const char* reason) {
     return testing::MetricValue(
@@ -246,7 +246,7 @@ TEST_F(ServerE2ETest, DeadlineAndCancelFreeTheirBlocksAndAreTold) {
     clients.emplace_back([&] {
       grpc::ClientContext context;
       context.set_deadline(std::chrono::system_clock::now() +
-                           std::chrono::milliseconds(100));
+                           std::chrono::milliseconds(300));
       const Streamed s = Stream(*stub_, long_request, &context);
       EXPECT_EQ(s.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
     });

@@ -532,6 +532,18 @@ TEST(ModelConfigTest, RefusesEosOutsideVocabulary) {
               {kSource, "\"eos_token_id\"", "32000"});
 }
 
+// Issue 15 item 12: -1 is not "no BOS"; null or no field is.
+TEST(ModelConfigTest, RefusesNegativeBosButAcceptsNull) {
+  nlohmann::json json = Stories15M();
+  json["bos_token_id"] = -1;
+  ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+              {kSource, "\"bos_token_id\"", "-1", "null"});
+  json["bos_token_id"] = nullptr;
+  auto config = Parse(json);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->bos_token_id, -1);
+}
+
 TEST(ModelConfigTest, RefusesInvalidJson) {
   ExpectError(ParseModelConfig("{\"hidden_size\": ", kSource).status(),
               absl::StatusCode::kInvalidArgument, {kSource, "JSON"});

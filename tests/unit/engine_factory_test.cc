@@ -286,6 +286,31 @@ TEST_F(LoadEngineTest, TokenizerLargerThanTheModelsVocabularyIsRefused) {
   fs::remove_all(dir);
 }
 
+// Hardening (issue 15, item 12): a config.json with fewer layers than the
+// checkpoint would serve a truncated model; it is refused, naming a tensor
+// of the first unused layer.
+TEST_F(LoadEngineTest, CheckpointLayersBeyondTheConfigAreRefused) {
+  const fs::path dir = fs::temp_directory_path() / "hydra_fewer_layers";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ifstream in(testing::ModelDir() / "config.json");
+  nlohmann::json config = nlohmann::json::parse(in);
+  const int layers = config["num_hidden_layers"];
+  config["num_hidden_layers"] = layers - 1;
+  std::ofstream(dir / "config.json") << config.dump();
+  for (const char* name : {"model.safetensors", "tokenizer.model"}) {
+    fs::create_symlink(testing::ModelDir() / name, dir / name);
+  }
+  EngineOptions options = Options();
+  options.model_dir = dir.string();
+  auto engine = LoadEngine(options);
+  EXPECT_EQ(engine.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(engine.status()),
+              AllOf(HasSubstr(absl::StrCat("model.layers.", layers - 1, ".")),
+                    HasSubstr("num_hidden_layers")));
+  fs::remove_all(dir);
+}
+
 TEST_F(LoadEngineTest, BadSchedulingOptionsAreRefusedByName) {
   EngineOptions options = Options();
   options.scheduling.max_step_ms = -5;

@@ -325,6 +325,27 @@ TEST(CheckpointTest, ReadF32RefusesWrongShape) {
                "expected [3, 2]"});
 }
 
+// Issue 15 item 11: a zero-size tensor is read as empty (UBSan saw memcpy
+// handed a null pointer here).
+TEST(CheckpointTest, ReadsZeroSizeTensors) {
+  const fs::path dir = TestDir();
+  const std::vector<float> none;
+  const std::vector<float> one(3, 0.5f);
+  const std::vector<TensorToWrite> tensors = {{"empty", {1, 0}, none},
+                                              {"w", {1, 3}, one}};
+  ASSERT_TRUE(WriteSafetensors(dir / "model.safetensors", tensors).ok());
+  auto checkpoint = Checkpoint::Open(dir);
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status();
+  const std::vector<int64_t> shape = {1, 0};
+  auto empty = checkpoint->ReadF32("empty", shape);
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_TRUE(empty->empty());
+  const std::vector<int64_t> w_shape = {1, 3};
+  auto w = checkpoint->ReadF32("w", w_shape);
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(*w, one);
+}
+
 TEST(CheckpointTest, ReadF32RefusesMissingTensor) {
   const fs::path dir = TestDir();
   const std::vector<float> data(6, 0.5f);
