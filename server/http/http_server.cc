@@ -479,6 +479,12 @@ class Connection final : public ConnectionBase {
     // An idle connection (nothing of a next request arrived) is closed
     // quietly; a partial request is answered.
     if (!parser_ && buffer_.size() == 0) {
+      if (writing_ || !out_.empty()) {
+        // Still sending the last response (its writes have their own
+        // timeout): the idle time starts when it is out.
+        ArmReadTimer(options_.header_timeout);
+        return;
+      }
       Close();
       return;
     }
