@@ -39,8 +39,9 @@ def check(condition, message):
 
 
 class Server:
-    def __init__(self, hydra, model, data, work):
+    def __init__(self, hydra, model, data, work, extra=(), tls=None):
         self.port, self.metrics_port, self.http_port = free_ports(3)
+        self.tls = tls
         self.log_path = os.path.join(work, "serve.log")
         self.log = open(self.log_path, "w+")
         self.proc = subprocess.Popen(
@@ -51,7 +52,8 @@ class Server:
              "--http_max_body_bytes=%d" % MAX_BODY,
              "--http_header_timeout_ms=%d" % TIMEOUT_MS,
              "--http_body_timeout_ms=%d" % TIMEOUT_MS,
-             "--chat_template=" + os.path.join(data, "simple_chat_template.jinja")],
+             "--chat_template=" + os.path.join(data, "simple_chat_template.jinja")]
+            + list(extra),
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -70,7 +72,11 @@ class Server:
         return self.log.read()
 
     def request(self, method, path, body=None, headers=None, auth=True):
-        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=30)
+        if self.tls is not None:
+            conn = http.client.HTTPSConnection("127.0.0.1", self.http_port, timeout=30,
+                                               context=self.tls)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=30)
         h = {"Content-Type": "application/json"}
         if auth:
             h["Authorization"] = "Bearer " + KEY
@@ -165,6 +171,37 @@ def split_responses(data):
         responses.append((status, headers, rest[:n]))
         data = rest[n:]
     return responses
+
+
+def check_tls(hydra, model, data, work):
+    """The HTTP front end with the gRPC TLS flags' certificate and key."""
+    if not shutil.which("openssl"):
+        print("note: no openssl; TLS not checked")
+        return 0
+    cert, key = os.path.join(work, "cert.pem"), os.path.join(work, "key.pem")
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                           "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost"],
+                          capture_output=True)
+    check(made.returncode == 0, "openssl: %s" % made.stderr)
+    import ssl
+    context = ssl.create_default_context(cafile=cert)
+    context.check_hostname = False
+    server = Server(hydra, model, data, os.path.join(work), ["--tls_cert=" + cert, "--tls_key=" + key],
+                    tls=context)
+    try:
+        status, body, _ = server.request("POST", "/v1/completions",
+                                         {"prompt": "Once upon a time", "max_tokens": 4,
+                                          "temperature": 0, "stream": True})
+        check(status == 200 and body.decode().endswith("data: [DONE]\n\n"),
+              "streamed over TLS: %d %r" % (status, body[-100:]))
+        status, body, _ = server.request("POST", "/v1/completions", {"prompt": "Hi"}, auth=False)
+        check_error(status, body, 401, None, "no API key over TLS")
+        # Plain HTTP on the TLS port gets no answer.
+        check(not raw(server, b"GET /health HTTP/1.1\r\n\r\n", read_timeout=5).startswith(b"HTTP"),
+              "plain HTTP answered on the TLS port")
+    finally:
+        server.stop()
+    return 3
 
 
 def main():
@@ -404,6 +441,8 @@ def main():
         check(status == 200 and json.loads(data_)["choices"][0]["text"] == ", there was a",
               "a completion after it all: %d %r" % (status, data_))
         server.wait_no_blocks("at the end")
+        server.stop()
+        cases += check_tls(hydra, model, data, work)
         print("PASS: %d bad-input cases" % cases)
     except SystemExit:
         print(server.output()[-3000:], file=sys.stderr)
