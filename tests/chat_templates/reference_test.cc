@@ -1,7 +1,8 @@
 // hydra's chat template renderer against @huggingface/jinja: every
 // template of tests/data/chat_templates with every conversation of
 // conversations.json, with and without add_generation_prompt, must give
-// the reference's output byte for byte, or fail where the reference fails.
+// the reference's output byte for byte, or fail where the reference fails;
+// so must every snippet of snippets.json (one construct each).
 // reference_test.sh renders the reference's side first (node) and passes
 // its JSON in HYDRA_CHAT_TEMPLATE_EXPECTED.
 #include <cstdlib>
@@ -15,6 +16,8 @@
 #include "common/read_file.h"
 #include "gtest/gtest.h"
 #include "model/chat_template/chat_template.h"
+#include "model/chat_template/jinja/template.h"
+#include "model/chat_template/jinja/value.h"
 
 namespace hydra::model::chat_template {
 namespace {
@@ -147,6 +150,43 @@ TEST_F(ReferenceEquality, EveryTemplateConversationAndGenerationPrompt) {
   std::cout << expected_["reference"].get<std::string>() << ": " << equal
             << " outputs equal byte for byte, " << both_failed
             << " failed on both sides, of " << seen.size() << " cases\n";
+}
+
+TEST_F(ReferenceEquality, EverySnippet) {
+  const ordered_json snippets = ReadJson(data_dir_ / "snippets.json")["snippets"];
+  std::map<std::string, const ordered_json*> expected;
+  for (const ordered_json& e : expected_["snippets"]) expected[e["name"]] = &e;
+  ASSERT_EQ(expected.size(), snippets.size());
+  int equal = 0, both_failed = 0;
+  for (const ordered_json& snippet : snippets) {
+    const std::string name = snippet["name"];
+    ASSERT_TRUE(expected.contains(name)) << name;
+    const ordered_json& e = *expected[name];
+    std::vector<std::pair<std::string, jinja::Value>> variables;
+    for (const auto& [key, value] : snippet["context"].items()) {
+      variables.emplace_back(key, jinja::FromJson(value));
+    }
+    absl::StatusOr<jinja::Template> parsed =
+        jinja::Template::Parse(snippet["template"].get<std::string>());
+    absl::StatusOr<std::string> rendered =
+        parsed.ok() ? parsed->Render(variables) : absl::StatusOr<std::string>(parsed.status());
+    if (!e["error"].is_null()) {
+      EXPECT_FALSE(rendered.ok()) << name << ": the reference failed (" << e["error"].get<std::string>()
+                                  << ") but hydra rendered:\n" << Escape(rendered.ok() ? *rendered : "");
+      if (!rendered.ok()) ++both_failed;
+      continue;
+    }
+    const std::string output = e["output"];
+    if (!rendered.ok()) {
+      ADD_FAILURE() << name << ": hydra failed (" << rendered.status() << ") where the reference rendered:\n"
+                    << Escape(output);
+      continue;
+    }
+    EXPECT_TRUE(*rendered == output) << name << ": " << Diff(output, *rendered);
+    if (*rendered == output) ++equal;
+  }
+  std::cout << "snippets: " << equal << " equal byte for byte, " << both_failed
+            << " failed on both sides, of " << snippets.size() << "\n";
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
 // Renders every template of tests/data/chat_templates with every
 // conversation of conversations.json, with and without
-// add_generation_prompt, using @huggingface/jinja (the reference renderer,
-// pinned by package-lock.json), and writes the outputs (or the errors) as
-// JSON for reference_test.cc to compare hydra's renderer with.
+// add_generation_prompt, and every snippet of snippets.json (small
+// templates, one construct each, with their variables), using
+// @huggingface/jinja (the reference renderer, pinned by
+// package-lock.json), and writes the outputs (or the errors) as JSON for
+// reference_test.cc to compare hydra's renderer with.
 //
 //   node render_reference.js DATA_DIR OUT.json
 "use strict";
@@ -64,9 +66,20 @@ for (const name of names) {
     }
   }
 }
+const snippets = readJson("snippets.json").snippets.map(({ name, template, context }) => {
+  try {
+    return { name, output: new Template(template).render(context), error: null };
+  } catch (e) {
+    return { name, output: null, error: message(e) };
+  }
+});
+
 const version = JSON.parse(
   fs.readFileSync(require.resolve("@huggingface/jinja").replace(/dist[\\/]index\.cjs$/, "package.json"), "utf8"),
 ).version;
-fs.writeFileSync(outFile, JSON.stringify({ reference: `@huggingface/jinja@${version}`, cases }, null, 1));
+fs.writeFileSync(outFile, JSON.stringify({ reference: `@huggingface/jinja@${version}`, cases, snippets }, null, 1));
 const failed = cases.filter((c) => c.error !== null).length;
-console.log(`@huggingface/jinja@${version}: ${cases.length} cases (${names.length} templates), ${failed} raised an error`);
+console.log(
+  `@huggingface/jinja@${version}: ${cases.length} cases (${names.length} templates), ${failed} raised an error; ` +
+    `${snippets.length} snippets, ${snippets.filter((c) => c.error !== null).length} raised an error`,
+);

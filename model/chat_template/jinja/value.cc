@@ -246,14 +246,14 @@ absl::StatusOr<std::string> ToJsonAt(const Value& v, const JsonOptions& o,
 }
 
 // JavaScript's type classes for == and ===.
-enum class JsKind { kUndefined, kNull, kBoolean, kNumber, kString, kObject };
+enum class JsKind { kUndefined, kBoolean, kNumber, kString, kObject };
 
 JsKind KindOf(const Value& v) {
   switch (v.type()) {
+    // none's underlying value is undefined too (see ToString).
     case Value::Type::kUndefined:
-      return JsKind::kUndefined;
     case Value::Type::kNone:
-      return JsKind::kNull;
+      return JsKind::kUndefined;
     case Value::Type::kBool:
       return JsKind::kBoolean;
     case Value::Type::kInteger:
@@ -270,7 +270,6 @@ bool SameKindEquals(const Value& a, const Value& b, JsKind kind,
                     bool nan_equal) {
   switch (kind) {
     case JsKind::kUndefined:
-    case JsKind::kNull:
       return true;
     case JsKind::kBoolean:
       return a.bool_value() == b.bool_value();
@@ -292,9 +291,10 @@ bool SameKindEquals(const Value& a, const Value& b, JsKind kind,
 absl::StatusOr<std::string> ToString(const Value& v) {
   switch (v.type()) {
     case Value::Type::kUndefined:
-      return "undefined";
+    // The reference builds none as `new NullValue()`, whose underlying
+    // JavaScript value is undefined, not null.
     case Value::Type::kNone:
-      return "null";
+      return "undefined";
     case Value::Type::kBool:
       return v.bool_value() ? "true" : "false";
     case Value::Type::kInteger:
@@ -344,10 +344,7 @@ bool LooseEquals(const Value& a, const Value& b) {
   const JsKind ka = KindOf(a);
   const JsKind kb = KindOf(b);
   if (ka == kb) return SameKindEquals(a, b, ka, /*nan_equal=*/false);
-  const auto nullish = [](JsKind k) {
-    return k == JsKind::kUndefined || k == JsKind::kNull;
-  };
-  if (nullish(ka) || nullish(kb)) return nullish(ka) && nullish(kb);
+  if (ka == JsKind::kUndefined || kb == JsKind::kUndefined) return false;
   if (ka == JsKind::kBoolean) {
     return LooseEquals(Value::Integer(a.bool_value() ? 1 : 0), b);
   }

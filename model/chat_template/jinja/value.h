@@ -132,9 +132,10 @@ std::string_view TypeName(const Value& v);
 bool Truthy(const Value& v);
 
 // How a value prints in output ({{ v }}), the reference's toString():
-// 1.0 -> "1.0", true -> "true", none -> "null", arrays and objects as
-// JSON-like text with undefined as "undefined". Fails for a function
-// (the reference would print JavaScript source) and for a tuple.
+// 1.0 -> "1.0", true -> "true", arrays and objects as JSON-like text with
+// undefined as "undefined"; none and undefined give "undefined" (output
+// skips both). Fails for a function (the reference would print its
+// JavaScript source) and for a tuple (the reference cannot print one).
 absl::StatusOr<std::string> ToString(const Value& v);
 
 // The JavaScript ToString of the underlying value, which `~`, string `+`
@@ -154,7 +155,8 @@ struct JsonOptions {
 absl::StatusOr<std::string> ToJson(const Value& v, const JsonOptions& options);
 
 // `a == b` as the reference computes it: JavaScript's loose equality of
-// the underlying values (1 == 1.0, "1" == 1, none == undefined).
+// the underlying values (1 == 1.0, "1" == 1, none == undefined). none's
+// underlying value is undefined, so none === undefined as well.
 bool LooseEquals(const Value& a, const Value& b);
 // JavaScript's ===, which `in` and the eq test use.
 bool StrictEquals(const Value& a, const Value& b);
