@@ -9,8 +9,8 @@
 #include <filesystem>
 #include <map>
 #include <set>
-#include <tuple>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "common/read_file.h"
@@ -57,13 +57,17 @@ std::string Escape(std::string_view s) {
 // Where two outputs part, with some context on both sides.
 std::string Diff(const std::string& expected, const std::string& actual) {
   size_t at = 0;
-  while (at < expected.size() && at < actual.size() && expected[at] == actual[at]) ++at;
+  while (at < expected.size() && at < actual.size() &&
+         expected[at] == actual[at])
+    ++at;
   const size_t from = at > 60 ? at - 60 : 0;
   return "first difference at byte " + std::to_string(at) + " (expected " +
-         std::to_string(expected.size()) + " bytes, got " + std::to_string(actual.size()) +
-         ")\n  reference: ..." + Escape(expected.substr(from, at - from)) + " >>> " +
+         std::to_string(expected.size()) + " bytes, got " +
+         std::to_string(actual.size()) + ")\n  reference: ..." +
+         Escape(expected.substr(from, at - from)) + " >>> " +
          Escape(expected.substr(at, 80)) + "\n  hydra:     ..." +
-         Escape(actual.substr(from, at - from)) + " >>> " + Escape(actual.substr(at, 80));
+         Escape(actual.substr(from, at - from)) + " >>> " +
+         Escape(actual.substr(at, 80));
 }
 
 class ReferenceEquality : public ::testing::Test {
@@ -71,10 +75,12 @@ class ReferenceEquality : public ::testing::Test {
   void SetUp() override {
     const char* expected = std::getenv("HYDRA_CHAT_TEMPLATE_EXPECTED");
     if (expected == nullptr) {
-      GTEST_SKIP() << "HYDRA_CHAT_TEMPLATE_EXPECTED not set: run reference_test.sh";
+      GTEST_SKIP()
+          << "HYDRA_CHAT_TEMPLATE_EXPECTED not set: run reference_test.sh";
     }
     expected_ = ReadJson(expected);
-    conversations_ = ReadJson(data_dir_ / "conversations.json")["conversations"];
+    conversations_ =
+        ReadJson(data_dir_ / "conversations.json")["conversations"];
   }
 
   const std::filesystem::path data_dir_ = HYDRA_TEST_DATA_DIR "/chat_templates";
@@ -92,8 +98,10 @@ TEST_F(ReferenceEquality, EveryTemplateConversationAndGenerationPrompt) {
     tokens_path.replace_extension(".json");
     const ordered_json tokens = ReadJson(tokens_path);
     SpecialTokens special;
-    if (tokens["bos_token"].is_string()) special.bos_token = tokens["bos_token"];
-    if (tokens["eos_token"].is_string()) special.eos_token = tokens["eos_token"];
+    if (tokens["bos_token"].is_string())
+      special.bos_token = tokens["bos_token"];
+    if (tokens["eos_token"].is_string())
+      special.eos_token = tokens["eos_token"];
     auto loaded = ChatTemplate::LoadFromFile(entry.path(), special);
     ASSERT_TRUE(loaded.ok()) << name << ": " << loaded.status();
     templates.emplace(name, *std::move(loaded));
@@ -111,19 +119,21 @@ TEST_F(ReferenceEquality, EveryTemplateConversationAndGenerationPrompt) {
     const std::string conversation = c["conversation"];
     const bool add_generation_prompt = c["add_generation_prompt"];
     seen.emplace(name, conversation, add_generation_prompt);
-    const std::string label = name + " x " + conversation +
-                              (add_generation_prompt ? " (add_generation_prompt)" : "");
+    const std::string label =
+        name + " x " + conversation +
+        (add_generation_prompt ? " (add_generation_prompt)" : "");
     ASSERT_TRUE(templates.contains(name)) << label;
     ASSERT_TRUE(conversations.contains(conversation)) << label;
     const ordered_json& conv = *conversations[conversation];
-    const ordered_json extra = conv.contains("extra") ? conv["extra"] : ordered_json::object();
-    auto rendered =
-        templates.at(name).Render(conv["messages"], add_generation_prompt, extra);
+    const ordered_json extra =
+        conv.contains("extra") ? conv["extra"] : ordered_json::object();
+    auto rendered = templates.at(name).Render(conv["messages"],
+                                              add_generation_prompt, extra);
     if (!c["error"].is_null()) {
-      EXPECT_FALSE(rendered.ok()) << label << ": the reference failed ("
-                                  << c["error"].get<std::string>()
-                                  << ") but hydra rendered:\n"
-                                  << Escape(rendered.ok() ? *rendered : "");
+      EXPECT_FALSE(rendered.ok())
+          << label << ": the reference failed ("
+          << c["error"].get<std::string>() << ") but hydra rendered:\n"
+          << Escape(rendered.ok() ? *rendered : "");
       if (!rendered.ok()) ++both_failed;
       continue;
     }
@@ -135,7 +145,8 @@ TEST_F(ReferenceEquality, EveryTemplateConversationAndGenerationPrompt) {
                     << Escape(expected);
       continue;
     }
-    EXPECT_TRUE(*rendered == expected) << label << ": " << Diff(expected, *rendered);
+    EXPECT_TRUE(*rendered == expected)
+        << label << ": " << Diff(expected, *rendered);
     if (*rendered == expected) {
       ++equal;
       ++rendered_per_template[name];
@@ -145,7 +156,8 @@ TEST_F(ReferenceEquality, EveryTemplateConversationAndGenerationPrompt) {
   EXPECT_EQ(seen.size(), templates.size() * conversations.size() * 2);
   // A reference run that failed everywhere would prove nothing.
   for (const auto& [name, _] : templates) {
-    EXPECT_GE(rendered_per_template[name], 4) << name << " rendered too few conversations";
+    EXPECT_GE(rendered_per_template[name], 4)
+        << name << " rendered too few conversations";
   }
   std::cout << expected_["reference"].get<std::string>() << ": " << equal
             << " outputs equal byte for byte, " << both_failed
@@ -153,7 +165,8 @@ TEST_F(ReferenceEquality, EveryTemplateConversationAndGenerationPrompt) {
 }
 
 TEST_F(ReferenceEquality, EverySnippet) {
-  const ordered_json snippets = ReadJson(data_dir_ / "snippets.json")["snippets"];
+  const ordered_json snippets =
+      ReadJson(data_dir_ / "snippets.json")["snippets"];
   std::map<std::string, const ordered_json*> expected;
   for (const ordered_json& e : expected_["snippets"]) expected[e["name"]] = &e;
   ASSERT_EQ(expected.size(), snippets.size());
@@ -169,16 +182,20 @@ TEST_F(ReferenceEquality, EverySnippet) {
     absl::StatusOr<jinja::Template> parsed =
         jinja::Template::Parse(snippet["template"].get<std::string>());
     absl::StatusOr<std::string> rendered =
-        parsed.ok() ? parsed->Render(variables) : absl::StatusOr<std::string>(parsed.status());
+        parsed.ok() ? parsed->Render(variables)
+                    : absl::StatusOr<std::string>(parsed.status());
     if (!e["error"].is_null()) {
-      EXPECT_FALSE(rendered.ok()) << name << ": the reference failed (" << e["error"].get<std::string>()
-                                  << ") but hydra rendered:\n" << Escape(rendered.ok() ? *rendered : "");
+      EXPECT_FALSE(rendered.ok())
+          << name << ": the reference failed (" << e["error"].get<std::string>()
+          << ") but hydra rendered:\n"
+          << Escape(rendered.ok() ? *rendered : "");
       if (!rendered.ok()) ++both_failed;
       continue;
     }
     const std::string output = e["output"];
     if (!rendered.ok()) {
-      ADD_FAILURE() << name << ": hydra failed (" << rendered.status() << ") where the reference rendered:\n"
+      ADD_FAILURE() << name << ": hydra failed (" << rendered.status()
+                    << ") where the reference rendered:\n"
                     << Escape(output);
       continue;
     }
