@@ -27,11 +27,13 @@ namespace hydra::model::chat_template {
 // The tokenizer's special tokens as the template sees them. An empty one
 // is absent (the variable stays undefined, as Hugging Face leaves out a
 // token that is null, e.g. Qwen's bos_token).
+// (Each has an initializer so that `SpecialTokens{.eos_token = "</s>"}`
+// may leave the others out without a warning.)
 struct SpecialTokens {
-  std::string bos_token;
-  std::string eos_token;
-  std::string pad_token;
-  std::string unk_token;
+  std::string bos_token = "";
+  std::string eos_token = "";
+  std::string pad_token = "";
+  std::string unk_token = "";
 };
 
 class ChatTemplate {

@@ -108,9 +108,18 @@ absl::StatusOr<Interpreter::Flow> Interpreter::ExecBlock(const Body& body,
   return Flow::kNormal;
 }
 
+absl::Status Interpreter::Step(const Node& node) {
+  if (++steps_ > kMaxSteps) {
+    return Fail(
+        AtLine(node.line, "the template takes too many steps to render"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Interpreter::Flow> Interpreter::Exec(const Node& node,
                                                     Environment& env,
                                                     std::string& out) {
+  RETURN_IF_ERROR(Step(node));
   switch (node.kind) {
     case Node::Kind::kComment:
       return Flow::kNormal;
@@ -226,17 +235,20 @@ absl::StatusOr<Interpreter::Flow> Interpreter::ExecFor(const For& node,
   bool no_iteration = true;
   const double n = static_cast<double>(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
+    RETURN_IF_ERROR(Step(node));  // an empty body costs its iterations too
     const double k = static_cast<double>(i);
     Object loop;
-    loop.Set("index", Value::Integer(k + 1));
-    loop.Set("index0", Value::Integer(k));
-    loop.Set("revindex", Value::Integer(n - k));
-    loop.Set("revindex0", Value::Integer(n - k - 1));
-    loop.Set("first", Value::Bool(i == 0));
-    loop.Set("last", Value::Bool(i + 1 == items.size()));
-    loop.Set("length", Value::Integer(n));
-    loop.Set("previtem", i > 0 ? items[i - 1] : Value());
-    loop.Set("nextitem", i + 1 < items.size() ? items[i + 1] : Value());
+    loop.entries.reserve(9);  // distinct keys: no need for Set's lookup
+    loop.entries.emplace_back("index", Value::Integer(k + 1));
+    loop.entries.emplace_back("index0", Value::Integer(k));
+    loop.entries.emplace_back("revindex", Value::Integer(n - k));
+    loop.entries.emplace_back("revindex0", Value::Integer(n - k - 1));
+    loop.entries.emplace_back("first", Value::Bool(i == 0));
+    loop.entries.emplace_back("last", Value::Bool(i + 1 == items.size()));
+    loop.entries.emplace_back("length", Value::Integer(n));
+    loop.entries.emplace_back("previtem", i > 0 ? items[i - 1] : Value());
+    loop.entries.emplace_back("nextitem",
+                              i + 1 < items.size() ? items[i + 1] : Value());
     scope.Set("loop", Value::MakeObject(std::move(loop)));
     RETURN_IF_ERROR(bind(items[i], scope));
     // An iteration ended by break or continue leaves no output, as in
@@ -628,10 +640,7 @@ absl::StatusOr<Value> Interpreter::EvalBinary(const Binary& node,
 }
 
 absl::StatusOr<Value> Interpreter::Eval(const Node& node, Environment& env) {
-  if (++steps_ > kMaxSteps) {
-    return Fail(
-        AtLine(node.line, "the template takes too many steps to render"));
-  }
+  RETURN_IF_ERROR(Step(node));
   switch (node.kind) {
     case Node::Kind::kIdentifier:
       return env.Lookup(As<Identifier>(node).name);

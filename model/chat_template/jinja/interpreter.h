@@ -75,10 +75,15 @@ class Interpreter {
   // Renders a macro or caller() body into a string value.
   absl::StatusOr<Value> RenderBody(const Body& body, Environment& scope);
 
+  // Counts one evaluation step; fails past kMaxSteps.
+  absl::Status Step(const Node& node);
+
   // Bounds that keep a hostile template from taking the server down with
-  // it: nested calls (recursive macros) and evaluation steps.
+  // it: nested calls (recursive macros) and evaluation steps (each node
+  // evaluated and each loop iteration: well under a second of work, where a
+  // real template takes about 60 a message).
   static constexpr int kMaxCallDepth = 256;
-  static constexpr int64_t kMaxSteps = 20'000'000;
+  static constexpr int64_t kMaxSteps = 2'000'000;
   int call_depth_ = 0;
   int64_t steps_ = 0;
 };
