@@ -137,6 +137,12 @@ absl::StatusOr<std::optional<ChatTemplate>> ChatTemplate::LoadFromModelDir(
     source_path = dir / "chat_template.jinja";
     ASSIGN_OR_RETURN(source, ReadFile(source_path));
   }
+  // Multimodal models' processors keep it in chat_template.json.
+  if (!source && Exists(dir / "chat_template.json")) {
+    source_path = dir / "chat_template.json";
+    ASSIGN_OR_RETURN(ordered_json processor, ReadJson(source_path));
+    ASSIGN_OR_RETURN(source, TemplateText(processor, source_path));
+  }
   if (!source) return std::nullopt;
   absl::StatusOr<ChatTemplate> parsed = Parse(*source, std::move(tokens));
   if (!parsed.ok()) return InFile(source_path, parsed.status());

@@ -46,7 +46,8 @@ class ChatTemplate {
 
   // From a model folder: tokenizer_config.json's "chat_template" (a
   // string, or a list of {name, template} of which "default" is taken),
-  // else chat_template.jinja. The special tokens come from
+  // else chat_template.jinja, else chat_template.json's "chat_template"
+  // (where multimodal processors keep it). The special tokens come from
   // tokenizer_config.json (strings, or AddedToken objects {"content"}),
   // else special_tokens_map.json. nullopt when the folder has no template.
   static absl::StatusOr<std::optional<ChatTemplate>> LoadFromModelDir(

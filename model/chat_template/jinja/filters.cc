@@ -374,6 +374,13 @@ absl::StatusOr<Value> SelectAttr(const Value& operand, const CallArgs& args,
       return Fail(Cat("`", name, "` can only be applied to array of objects"));
     }
   }
+  // The parser lets only string literals through; checked again here so
+  // that no other caller can reach str() on something else.
+  for (const Value& arg : args.positional) {
+    if (!arg.is_string()) {
+      return Fail(Cat("arguments of `", name, "` must be strings"));
+    }
+  }
   if (args.positional.empty())
     return Fail(Cat("`", name, "` needs an attribute"));
   const std::string& attr = args.positional[0].str();

@@ -98,6 +98,16 @@ TEST_F(ModelDir, ChatTemplateJinjaAndSpecialTokensMap) {
   EXPECT_EQ(*(*loaded)->Render(kConversation, false), "<s>Hi</s>");
 }
 
+TEST_F(ModelDir, ProcessorChatTemplateJson) {
+  Write("tokenizer_config.json", R"({"bos_token": "<s>"})");
+  Write("chat_template.json",
+        R"({"chat_template": "{{ bos_token }}{{ messages|length }}"})");
+  auto loaded = ChatTemplate::LoadFromModelDir(dir_);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_TRUE(loaded->has_value());
+  EXPECT_EQ(*(*loaded)->Render(kConversation, false), "<s>2");
+}
+
 TEST_F(ModelDir, NoTemplateIsNullopt) {
   auto empty = ChatTemplate::LoadFromModelDir(dir_);
   ASSERT_TRUE(empty.ok()) << empty.status();
