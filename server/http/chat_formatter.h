@@ -1,6 +1,7 @@
-// The chat formatter the HTTP front end renders chat prompts with: from
-// --chat_template=FILE, else from the model folder's tokenizer_config.json
-// ("chat_template"), else none (chat requests are refused with 400).
+// The chat formatter the HTTP front end renders chat prompts with
+// (model/chat_template): from --chat_template=FILE, else from the model
+// folder (tokenizer_config.json, chat_template.jinja or .json), else none
+// (chat requests are refused with 400).
 #ifndef HYDRA_SERVER_HTTP_CHAT_FORMATTER_H_
 #define HYDRA_SERVER_HTTP_CHAT_FORMATTER_H_
 

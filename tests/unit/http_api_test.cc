@@ -1,6 +1,5 @@
 // The HTTP front end's pure parts: OpenAI request parsing (types, prompt
-// forms, chat messages, refused features), the error shape, and the
-// built-in chat template subset.
+// forms, chat messages, refused features) and the error shape.
 #include <string>
 
 #include "gmock/gmock.h"
@@ -8,7 +7,6 @@
 #include "nlohmann/json.hpp"
 #include "server/http/errors.h"
 #include "server/http/openai_request.h"
-#include "server/http/simple_chat_template.h"
 
 namespace hydra::server::http {
 namespace {
@@ -135,26 +133,6 @@ TEST(ErrorsTest, OpenAiShape) {
   EXPECT_TRUE(FromStatus(absl::InvalidArgumentError("the body is not valid "
                                                     "JSON: x"))
                   .param.empty());
-}
-
-TEST(SimpleChatTemplateTest, RendersTheSubsetAndRefusesTheRest) {
-  auto t = SimpleChatTemplate::Parse(
-      "{{ bos_token }}{% for message in messages -%}\n"
-      "[{{ message['role'] }}] {{ message.content }}{{ eos_token }}\n"
-      "{%- endfor %}{% if add_generation_prompt %}[assistant]{% else %}."
-      "{% endif %}{# a comment #}",
-      "<s>", "</s>");
-  ASSERT_TRUE(t.ok()) << t.status();
-  const Json messages = Json::parse(
-      R"([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}])");
-  EXPECT_EQ(*t->Render(messages, true),
-            "<s>[system] s</s>[user] u</s>[assistant]");
-  EXPECT_EQ(*t->Render(messages, false), "<s>[system] s</s>[user] u</s>.");
-  for (const char* bad : {"{{ messages[0] }}", "{% set x = 1 %}",
-                          "{% for message in messages %}", "{{ bos_token "}) {
-    auto r = SimpleChatTemplate::Parse(bad, "<s>", "</s>");
-    EXPECT_FALSE(r.ok()) << bad;
-  }
 }
 
 }  // namespace
