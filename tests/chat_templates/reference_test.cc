@@ -85,9 +85,10 @@ class ReferenceEquality : public ::testing::Test {
 
   // HYDRA_CHAT_TEMPLATE_DATA points the test at another set of templates
   // (for trying many more than the repository ships).
-  const std::filesystem::path data_dir_ = std::getenv("HYDRA_CHAT_TEMPLATE_DATA") != nullptr
-                                              ? std::getenv("HYDRA_CHAT_TEMPLATE_DATA")
-                                              : HYDRA_TEST_DATA_DIR "/chat_templates";
+  const std::filesystem::path data_dir_ =
+      std::getenv("HYDRA_CHAT_TEMPLATE_DATA") != nullptr
+          ? std::getenv("HYDRA_CHAT_TEMPLATE_DATA")
+          : HYDRA_TEST_DATA_DIR "/chat_templates";
   ordered_json expected_;
   ordered_json conversations_;
 };
@@ -163,7 +164,8 @@ TEST_F(ReferenceEquality, EveryTemplateConversationAndGenerationPrompt) {
   // data set may hold templates that fail on every conversation.)
   if (std::getenv("HYDRA_CHAT_TEMPLATE_DATA") == nullptr) {
     for (const auto& [name, _] : templates) {
-      EXPECT_GE(rendered_per_template[name], 4) << name << " rendered too few conversations";
+      EXPECT_GE(rendered_per_template[name], 4)
+          << name << " rendered too few conversations";
     }
   }
   std::cout << expected_["reference"].get<std::string>() << ": " << equal
