@@ -25,16 +25,22 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "server/api_key.h"
 #include "server/grpc/inference_service.h"
+#include "server/grpc/wire.h"
 #include "server/http/chat_formatter.h"
 #include "server/http/http_front_end.h"
 #include "server/metrics.h"
 
 ABSL_DECLARE_FLAG(std::string, model);
-ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on");
+ABSL_FLAG(std::string, host, "127.0.0.1",
+          "Address the gRPC and HTTP front ends listen on; 0.0.0.0 for every "
+          "interface (what a container needs)");
 ABSL_FLAG(int, port, 50051, "gRPC port");
 ABSL_FLAG(int, metrics_port, 9400,
           "Prometheus /metrics port; 0 = no metrics endpoint");
+ABSL_FLAG(std::string, metrics_host, "127.0.0.1",
+          "Address /metrics listens on; 0.0.0.0 for every interface");
 ABSL_FLAG(int, tp, 1, "Tensor-parallel size (ranks the heads are split over)");
 ABSL_FLAG(int64_t, kv_cache_bytes, int64_t{512} << 20,
           "KV cache memory budget per rank, bytes (--device=cpu; on cuda "
@@ -59,7 +65,9 @@ ABSL_FLAG(std::string, tls_cert, "",
 ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert");
 ABSL_FLAG(std::string, api_key, "",
           "When set, calls must send 'authorization: Bearer <key>' (health "
-          "stays open)");
+          "stays open); visible in ps: prefer --api_key_file");
+ABSL_FLAG(std::string, api_key_file, "",
+          "File holding the API key (a mounted Secret); as --api_key");
 ABSL_FLAG(std::string, device, "cpu",
           "Where the forward pass runs: cpu, or cuda (one GPU per rank; "
           "needs a build with -DHYDRA_CUDA=ON)");
@@ -119,6 +127,18 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials() {
   return grpc::SslServerCredentials(options);
 }
 
+// The API key from --api_key or --api_key_file (not both); empty: none.
+absl::StatusOr<std::string> ApiKey() {
+  const std::string flag = absl::GetFlag(FLAGS_api_key),
+                    file = absl::GetFlag(FLAGS_api_key_file);
+  if (!flag.empty() && !file.empty()) {
+    return absl::InvalidArgumentError(
+        "--api_key and --api_key_file: set one of them, not both");
+  }
+  if (file.empty()) return flag;
+  return server::ReadApiKeyFile(file);
+}
+
 void Log(const std::string& line) {
   std::fprintf(stderr, "[hydra] %s\n", line.c_str());
   std::fflush(stderr);
@@ -127,7 +147,7 @@ void Log(const std::string& line) {
 // The OpenAI-compatible HTTP front end, or nullptr with --http_port=0.
 absl::StatusOr<std::unique_ptr<server::http::HttpFrontEnd>> StartHttp(
     const std::string& model_name, const std::string& model_dir,
-    ServerMetrics& metrics) {
+    const std::string& api_key, ServerMetrics& metrics) {
   const int port = absl::GetFlag(FLAGS_http_port);
   if (port == 0) return nullptr;
   if (port < 0 || port > 65535) {
@@ -135,6 +155,9 @@ absl::StatusOr<std::unique_ptr<server::http::HttpFrontEnd>> StartHttp(
   }
   server::http::HttpServerOptions server;
   server.host = absl::GetFlag(FLAGS_host);
+  server.on_rejected = [&metrics](absl::StatusCode code) {
+    metrics.OnRejected(code, server::FrontEnd::kHttp);
+  };
   server.port = port;
   server.io_threads = absl::GetFlag(FLAGS_http_io_threads);
   server.max_body_bytes = static_cast<size_t>(
@@ -154,7 +177,8 @@ absl::StatusOr<std::unique_ptr<server::http::HttpFrontEnd>> StartHttp(
   Log(chat.note);
   server::http::OpenAiApiOptions api;
   api.model_name = model_name;
-  api.api_key = absl::GetFlag(FLAGS_api_key);
+  api.api_key = api_key;
+  api.on_rejected = server.on_rejected;
   api.version = kVersion;
   api.chat_formatter = std::move(chat.format);
   api.bos_text = std::move(chat.bos_text);
@@ -235,7 +259,8 @@ absl::Status RunServe() {
   MetricsOptions metrics_options;
   if (absl::GetFlag(FLAGS_metrics_port) > 0) {
     metrics_options.listen_address = absl::StrCat(
-        absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_metrics_port));
+        absl::GetFlag(FLAGS_metrics_host), ":",
+        absl::GetFlag(FLAGS_metrics_port));
   }
   metrics_options.model_name = model_name;
   metrics_options.max_step_ms = options.scheduling.max_step_ms;
@@ -244,11 +269,19 @@ absl::Status RunServe() {
   ASSIGN_OR_RETURN(std::unique_ptr<ServerMetrics> metrics,
                    ServerMetrics::Create(metrics_options));
 
-  InferenceService service(
-      {model_name, absl::GetFlag(FLAGS_tp), absl::GetFlag(FLAGS_api_key)},
-      [&metrics](const engine::EngineOutput& out, absl::Time previous) {
-        metrics->OnOutput(out, previous);
-      });
+  ASSIGN_OR_RETURN(const std::string api_key, ApiKey());
+  server::grpc::QuietProtobufUtf8Errors();
+  InferenceService service({
+      .model_name = model_name,
+      .tensor_parallel_size = absl::GetFlag(FLAGS_tp),
+      .api_key = api_key,
+      .on_output =
+          [&metrics](const engine::EngineOutput& out, absl::Time previous) {
+            metrics->OnOutput(out, previous);
+          },
+      .on_rejected =
+          [&metrics](absl::StatusCode code) { metrics->OnRejected(code); },
+  });
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -270,7 +303,7 @@ absl::Status RunServe() {
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   health->SetServingStatus(kServiceName, false);
   health->SetServingStatus(false);
-  auto http = StartHttp(model_name, model_dir, *metrics);
+  auto http = StartHttp(model_name, model_dir, api_key, *metrics);
   if (!http.ok()) {
     server->Shutdown();
     return http.status();

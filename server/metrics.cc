@@ -112,6 +112,35 @@ std::string FrontEndName(FrontEnd front_end) {
   return front_end == FrontEnd::kHttp ? "http" : "grpc";
 }
 
+// The `reason` label of hydra_requests_rejected_total.
+constexpr absl::StatusCode kRejectionCodes[] = {
+    absl::StatusCode::kInvalidArgument,   absl::StatusCode::kNotFound,
+    absl::StatusCode::kUnauthenticated,   absl::StatusCode::kResourceExhausted,
+    absl::StatusCode::kUnavailable,       absl::StatusCode::kDeadlineExceeded,
+    absl::StatusCode::kInternal};
+
+std::string RejectionReason(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kFailedPrecondition:
+      return "invalid_argument";
+    case absl::StatusCode::kNotFound:
+      return "not_found";
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied:
+      return "unauthenticated";
+    case absl::StatusCode::kResourceExhausted:
+      return "queue_full";
+    case absl::StatusCode::kUnavailable:
+      return "unavailable";
+    case absl::StatusCode::kDeadlineExceeded:
+      return "timeout";
+    default:
+      return "internal";
+  }
+}
+
 // Turns the engine's cumulative `count` into a counter increment; a count
 // below the last one means the engine started over from zero.
 void AddDelta(prometheus::Counter& counter, int64_t count, int64_t& last) {
@@ -284,6 +313,20 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
            {"front_end", FrontEndName(front_end)}});
     }
   }
+  rejected_ = &prometheus::BuildCounter()
+                   .Name("hydra_requests_rejected_total")
+                   .Help(
+                       "Requests refused before they ran, by reason "
+                       "(invalid_argument, not_found, unauthenticated, "
+                       "queue_full, unavailable: loading or draining, "
+                       "timeout, internal) and front end.")
+                   .Register(r);
+  for (FrontEnd front_end : {FrontEnd::kGrpc, FrontEnd::kHttp}) {
+    for (absl::StatusCode code : kRejectionCodes) {
+      rejected_->Add({{"reason", RejectionReason(code)},
+                      {"front_end", FrontEndName(front_end)}});
+    }
+  }
   preemptions_ =
       AddCounter(r, "hydra_preemptions_total",
                  "Running requests preempted (to be recomputed) for KV space "
@@ -306,6 +349,13 @@ void ServerMetrics::OnStep(const engine::StepReport& step) {
   if (step.collective_time > absl::ZeroDuration()) {
     collective_->Observe(absl::ToDoubleSeconds(step.collective_time));
   }
+}
+
+void ServerMetrics::OnRejected(absl::StatusCode code, FrontEnd front_end) {
+  rejected_
+      ->Add({{"reason", RejectionReason(code)},
+             {"front_end", FrontEndName(front_end)}})
+      .Increment();
 }
 
 void ServerMetrics::OnOutput(const engine::EngineOutput& out,

@@ -60,6 +60,9 @@ class ServerMetrics {
   void OnOutput(const engine::EngineOutput& out, absl::Time previous_token_time,
                 FrontEnd front_end = FrontEnd::kGrpc);
 
+  // Call for every request refused before it ran (fits RejectionObserver).
+  void OnRejected(absl::StatusCode code, FrontEnd front_end = FrontEnd::kGrpc);
+
   // Call periodically (and after the engine goes idle). The engine's
   // cumulative counts become counter increments, so calls may come from any
   // thread in any rhythm; a count that goes backwards (a new engine) is read
@@ -110,6 +113,7 @@ class ServerMetrics {
   prometheus::Counter* prompt_tokens_;
   prometheus::Counter* generation_tokens_;
   prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Family<prometheus::Counter>* rejected_;
   prometheus::Counter* preemptions_;
   prometheus::Counter* prefix_queries_;
   prometheus::Counter* prefix_hits_;

@@ -8,7 +8,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "server/api_key.h"
 #include "server/grpc/request_fields.h"
+#include "server/grpc/wire.h"
 #include "server/request_validation.h"
 
 namespace hydra::server::grpc {
@@ -150,7 +152,7 @@ class OutputClock {
 // client reads. State the engine thread touches lives in `Shared`, which
 // outlives the reactor (deleted in OnDone).
 class StreamReactor final
-    : public ::grpc::ServerWriteReactor<v1::GenerateStreamResponse> {
+    : public ::grpc::ServerWriteReactor<::grpc::ByteBuffer> {
  public:
   StreamReactor(engine::Engine* engine, std::string request_id,
                 OutputObserver observer)
@@ -160,7 +162,9 @@ class StreamReactor final
     shared_->clock = OutputClock(std::move(observer));
   }
 
-  void Start(engine::Engine* engine, engine::EngineRequest request) {
+  // Submits the request; a refusal (a full queue) finishes the call and is
+  // returned.
+  ::grpc::Status Start(engine::Engine* engine, engine::EngineRequest request) {
     const absl::Time deadline = request.deadline;
     std::shared_ptr<Shared> shared = shared_;
     auto id =
@@ -172,10 +176,12 @@ class StreamReactor final
         absl::MutexLock lock(&shared_->mu);
         shared_->finish_called = true;
       }
-      Finish(ToGrpc(id.status()));
-      return;
+      const ::grpc::Status status = ToGrpc(id.status());
+      Finish(status);
+      return status;
     }
     call_.SetId(*id, deadline);
+    return ::grpc::Status::OK;
   }
 
   void OnWriteDone(bool ok) override {
@@ -212,8 +218,8 @@ class StreamReactor final
     StreamReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
     std::string request_id;
     OutputClock clock;
-    std::deque<v1::GenerateStreamResponse> queue ABSL_GUARDED_BY(mu);
-    v1::GenerateStreamResponse in_flight ABSL_GUARDED_BY(mu);
+    std::deque<::grpc::ByteBuffer> queue ABSL_GUARDED_BY(mu);
+    ::grpc::ByteBuffer in_flight ABSL_GUARDED_BY(mu);
     bool writing ABSL_GUARDED_BY(mu) = false;
     bool final_queued ABSL_GUARDED_BY(mu) = false;
     bool finish_called ABSL_GUARDED_BY(mu) = false;
@@ -230,7 +236,7 @@ class StreamReactor final
         if (reactor == nullptr) return;
         const bool failed = out.finished && !FinalStatus(out).ok();
         // A call that fails carries its status, not a last message.
-        if (!failed) queue.push_back(std::move(msg));
+        if (!failed) queue.push_back(Serialize(msg));
         if (out.finished) {
           final_queued = true;
           final_status = FinalStatus(out);
@@ -278,15 +284,16 @@ class StreamReactor final
 class GenerateReactor final : public ::grpc::ServerUnaryReactor {
  public:
   GenerateReactor(engine::Engine* engine, std::string request_id,
-                  v1::GenerateResponse* response, OutputObserver observer)
+                  ::grpc::ByteBuffer* response_bytes, OutputObserver observer)
       : call_(engine), shared_(std::make_shared<Shared>()) {
     shared_->reactor = this;
-    shared_->response = response;
+    shared_->response_bytes = response_bytes;
     shared_->clock = OutputClock(std::move(observer));
-    response->set_request_id(std::move(request_id));
+    shared_->response.set_request_id(std::move(request_id));
   }
 
-  void Start(engine::Engine* engine, engine::EngineRequest request) {
+  // As StreamReactor::Start.
+  ::grpc::Status Start(engine::Engine* engine, engine::EngineRequest request) {
     const absl::Time deadline = request.deadline;
     std::shared_ptr<Shared> shared = shared_;
     auto id =
@@ -298,10 +305,12 @@ class GenerateReactor final : public ::grpc::ServerUnaryReactor {
         absl::MutexLock lock(&shared_->mu);
         shared_->reactor = nullptr;  // no output will come
       }
-      Finish(ToGrpc(id.status()));
-      return;
+      const ::grpc::Status status = ToGrpc(id.status());
+      Finish(status);
+      return status;
     }
     call_.SetId(*id, deadline);
+    return ::grpc::Status::OK;
   }
   void OnCancel() override { call_.Cancel(); }
   void OnDone() override {
@@ -316,7 +325,8 @@ class GenerateReactor final : public ::grpc::ServerUnaryReactor {
   struct Shared {
     absl::Mutex mu;
     GenerateReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
-    v1::GenerateResponse* response ABSL_GUARDED_BY(mu) = nullptr;
+    v1::GenerateResponse response ABSL_GUARDED_BY(mu);
+    ::grpc::ByteBuffer* response_bytes ABSL_GUARDED_BY(mu) = nullptr;
     OutputClock clock;
 
     void Deliver(engine::EngineOutput out) {
@@ -325,9 +335,12 @@ class GenerateReactor final : public ::grpc::ServerUnaryReactor {
       {
         absl::MutexLock lock(&mu);
         if (reactor == nullptr) return;
-        response->mutable_text()->append(out.text);
-        FillCommon(out, response);
-        if (out.finished) r = std::exchange(reactor, nullptr);
+        response.mutable_text()->append(out.text);
+        FillCommon(out, &response);
+        if (out.finished) {
+          *response_bytes = Serialize(response);
+          r = std::exchange(reactor, nullptr);
+        }
       }
       if (r != nullptr) r->Finish(FinalStatus(out));
     }
@@ -344,11 +357,18 @@ class GenerateReactor final : public ::grpc::ServerUnaryReactor {
   return reactor;
 }
 
+// Serializes `response` into the call's bytes and finishes it OK.
+::grpc::ServerUnaryReactor* Answer(::grpc::CallbackServerContext* context,
+                                   const google::protobuf::Message& response,
+                                   ::grpc::ByteBuffer* response_bytes) {
+  *response_bytes = Serialize(response);
+  return FinishedUnary(context, ::grpc::Status::OK);
+}
+
 }  // namespace
 
-InferenceService::InferenceService(ServiceOptions options,
-                                   OutputObserver observer)
-    : options_(std::move(options)), observer_(std::move(observer)) {}
+InferenceService::InferenceService(ServiceOptions options)
+    : options_(std::move(options)) {}
 
 ::grpc::Status InferenceService::Admit(::grpc::CallbackServerContext* context,
                                        engine::Engine** engine) const {
@@ -356,8 +376,9 @@ InferenceService::InferenceService(ServiceOptions options,
     const auto& metadata = context->client_metadata();
     const auto it = metadata.find("authorization");
     if (it == metadata.end() ||
-        std::string_view(it->second.data(), it->second.size()) !=
-            "Bearer " + options_.api_key) {
+        !AuthorizationMatches(
+            std::string_view(it->second.data(), it->second.size()),
+            options_.api_key)) {
       return ::grpc::Status(
           ::grpc::StatusCode::UNAUTHENTICATED,
           "missing or wrong API key: send 'authorization: Bearer <key>'");
@@ -375,106 +396,127 @@ InferenceService::InferenceService(ServiceOptions options,
   return ::grpc::Status::OK;
 }
 
+::grpc::Status InferenceService::Accept(::grpc::CallbackServerContext* context,
+                                        const ::grpc::ByteBuffer& bytes,
+                                        google::protobuf::Message* message,
+                                        engine::Engine** engine) const {
+  if (::grpc::Status s = Admit(context, engine); !s.ok()) return Reject(s);
+  if (::grpc::Status s = ParseRequest(bytes, message); !s.ok()) {
+    return Reject(s);
+  }
+  return ::grpc::Status::OK;
+}
+
+::grpc::Status InferenceService::Reject(::grpc::Status status) const {
+  if (!status.ok() && options_.on_rejected) {
+    options_.on_rejected(static_cast<absl::StatusCode>(status.error_code()));
+  }
+  return status;
+}
+
 ::grpc::ServerUnaryReactor* InferenceService::Generate(
-    ::grpc::CallbackServerContext* context, const v1::GenerateRequest* request,
-    v1::GenerateResponse* response) {
+    ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* bytes,
+    ::grpc::ByteBuffer* response) {
   engine::Engine* engine = nullptr;
-  if (::grpc::Status s = Admit(context, &engine); !s.ok())
+  v1::GenerateRequest request;
+  if (::grpc::Status s = Accept(context, *bytes, &request, &engine); !s.ok())
     return FinishedUnary(context, s);
-  auto validated = Validate(*request, *engine);
+  auto validated = Validate(request, *engine);
   if (!validated.ok())
-    return FinishedUnary(context, ToGrpc(validated.status()));
+    return FinishedUnary(context, Reject(ToGrpc(validated.status())));
   validated->deadline = Deadline(context);
-  auto* reactor =
-      new GenerateReactor(engine, request->request_id(), response, observer_);
-  reactor->Start(engine, std::move(*validated));
+  auto* reactor = new GenerateReactor(engine, request.request_id(), response,
+                                      options_.on_output);
+  Reject(reactor->Start(engine, std::move(*validated)));
   return reactor;
 }
 
-::grpc::ServerWriteReactor<v1::GenerateStreamResponse>*
+::grpc::ServerWriteReactor<::grpc::ByteBuffer>*
 InferenceService::GenerateStream(::grpc::CallbackServerContext* context,
-                                 const v1::GenerateRequest* request) {
+                                 const ::grpc::ByteBuffer* bytes) {
   engine::Engine* engine = nullptr;
+  v1::GenerateRequest request;
   absl::StatusOr<engine::EngineRequest> validated = absl::UnavailableError("");
-  ::grpc::Status refused = Admit(context, &engine);
+  ::grpc::Status refused = Accept(context, *bytes, &request, &engine);
   if (refused.ok()) {
-    validated = Validate(*request, *engine);
-    if (!validated.ok()) refused = ToGrpc(validated.status());
+    validated = Validate(request, *engine);
+    if (!validated.ok()) refused = Reject(ToGrpc(validated.status()));
   }
-  auto* reactor = new StreamReactor(engine, request->request_id(), observer_);
+  auto* reactor =
+      new StreamReactor(engine, request.request_id(), options_.on_output);
   if (!refused.ok()) {
     reactor->Finish(refused);
     return reactor;
   }
   validated->deadline = Deadline(context);
-  reactor->Start(engine, std::move(*validated));
+  Reject(reactor->Start(engine, std::move(*validated)));
   return reactor;
 }
 
 ::grpc::ServerUnaryReactor* InferenceService::Tokenize(
-    ::grpc::CallbackServerContext* context, const v1::TokenizeRequest* request,
-    v1::TokenizeResponse* response) {
+    ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* bytes,
+    ::grpc::ByteBuffer* response_bytes) {
   engine::Engine* engine = nullptr;
-  if (::grpc::Status s = Admit(context, &engine); !s.ok())
+  v1::TokenizeRequest request;
+  if (::grpc::Status s = Accept(context, *bytes, &request, &engine); !s.ok())
     return FinishedUnary(context, s);
+  auto refuse = [&](std::string message) {
+    return FinishedUnary(
+        context, Reject(::grpc::Status(::grpc::StatusCode::INVALID_ARGUMENT,
+                                       std::move(message))));
+  };
   const model::Tokenizer& tokenizer = engine->tokenizer();
-  switch (request->input_case()) {
+  v1::TokenizeResponse response;
+  switch (request.input_case()) {
     case v1::TokenizeRequest::kText: {
-      if (!IsValidUtf8(request->text())) {
-        return FinishedUnary(
-            context, ::grpc::Status(::grpc::StatusCode::INVALID_ARGUMENT,
-                                    "text: is not valid UTF-8"));
-      }
+      if (!IsValidUtf8(request.text())) return refuse("text: is not valid UTF-8");
       auto ids = tokenizer.Encode(
-          request->text(), request->has_add_bos() ? request->add_bos() : true);
-      if (!ids.ok()) return FinishedUnary(context, ToGrpc(ids.status()));
-      response->mutable_token_ids()->Add(ids->begin(), ids->end());
+          request.text(), request.has_add_bos() ? request.add_bos() : true);
+      if (!ids.ok()) return FinishedUnary(context, Reject(ToGrpc(ids.status())));
+      response.mutable_token_ids()->Add(ids->begin(), ids->end());
       break;
     }
     case v1::TokenizeRequest::kIds: {
-      const auto& ids = request->ids().ids();
+      const auto& ids = request.ids().ids();
       auto text = tokenizer.Decode(std::vector<int>(ids.begin(), ids.end()));
       if (!text.ok()) {
-        return FinishedUnary(
-            context,
-            ::grpc::Status(::grpc::StatusCode::INVALID_ARGUMENT,
-                           absl::StrCat("ids: ", text.status().message())));
+        return refuse(absl::StrCat("ids: ", text.status().message()));
       }
-      response->mutable_token_ids()->Add(ids.begin(), ids.end());
-      response->set_text(*text);
+      response.mutable_token_ids()->Add(ids.begin(), ids.end());
+      response.set_text(*text);
       break;
     }
     default:
-      return FinishedUnary(context,
-                           ::grpc::Status(::grpc::StatusCode::INVALID_ARGUMENT,
-                                          "input: set either text or ids"));
+      return refuse("input: set either text or ids");
   }
-  return FinishedUnary(context, ::grpc::Status::OK);
+  return Answer(context, response, response_bytes);
 }
 
 ::grpc::ServerUnaryReactor* InferenceService::GetModelInfo(
-    ::grpc::CallbackServerContext* context, const v1::GetModelInfoRequest*,
-    v1::ModelInfo* response) {
+    ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* bytes,
+    ::grpc::ByteBuffer* response_bytes) {
   engine::Engine* engine = nullptr;
-  if (::grpc::Status s = Admit(context, &engine); !s.ok())
+  v1::GetModelInfoRequest request;
+  if (::grpc::Status s = Accept(context, *bytes, &request, &engine); !s.ok())
     return FinishedUnary(context, s);
   const model::ModelConfig& c = engine->model_config();
-  response->set_model_name(options_.model_name);
-  response->set_architecture(c.architecture);
-  response->set_vocab_size(c.vocab_size);
+  v1::ModelInfo response;
+  response.set_model_name(options_.model_name);
+  response.set_architecture(c.architecture);
+  response.set_vocab_size(c.vocab_size);
   // The server's cap (--max_model_len), not the model's own context: the
   // most prompt + output tokens a request may have.
-  response->set_max_context(engine->config().max_model_len);
-  response->set_tensor_parallel_size(options_.tensor_parallel_size);
-  response->set_block_size(engine->config().block_size);
-  response->set_kv_capacity_tokens(int64_t{engine->config().num_blocks} *
-                                   engine->config().block_size);
-  response->mutable_eos_token_ids()->Add(c.eos_token_ids.begin(),
-                                         c.eos_token_ids.end());
-  response->set_bos_token_id(c.bos_token_id);
-  response->set_weight_dtype(engine->weight_dtype());
-  response->set_kv_cache_dtype(engine->kv_cache_dtype());
-  return FinishedUnary(context, ::grpc::Status::OK);
+  response.set_max_context(engine->config().max_model_len);
+  response.set_tensor_parallel_size(options_.tensor_parallel_size);
+  response.set_block_size(engine->config().block_size);
+  response.set_kv_capacity_tokens(int64_t{engine->config().num_blocks} *
+                                  engine->config().block_size);
+  response.mutable_eos_token_ids()->Add(c.eos_token_ids.begin(),
+                                        c.eos_token_ids.end());
+  response.set_bos_token_id(c.bos_token_id);
+  response.set_weight_dtype(engine->weight_dtype());
+  response.set_kv_cache_dtype(engine->kv_cache_dtype());
+  return Answer(context, response, response_bytes);
 }
 
 }  // namespace hydra::server::grpc

@@ -81,6 +81,29 @@ ApiError FromStatus(const absl::Status& status) {
   return e;
 }
 
+absl::StatusCode StatusCodeOf(const ApiError& error) {
+  switch (error.status) {
+    case 400:
+    case 405:
+    case 413:
+    case 415:
+    case 431:
+      return absl::StatusCode::kInvalidArgument;
+    case 401:
+      return absl::StatusCode::kUnauthenticated;
+    case 404:
+      return absl::StatusCode::kNotFound;
+    case 408:
+      return absl::StatusCode::kDeadlineExceeded;
+    case 429:
+      return absl::StatusCode::kResourceExhausted;
+    case 503:
+      return absl::StatusCode::kUnavailable;
+    default:
+      return absl::StatusCode::kInternal;
+  }
+}
+
 std::string ErrorBody(const ApiError& error) {
   nlohmann::ordered_json j;
   j["error"]["message"] = error.message;

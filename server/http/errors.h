@@ -27,6 +27,10 @@ ApiError InvalidField(std::string_view param, std::string_view message);
 // name (the validator's "field: what" convention).
 ApiError FromStatus(const absl::Status& status);
 
+// The status code behind an HTTP error status: the inverse of FromStatus's
+// mapping (405, 413, 415 and 431 are bad input, 408 a timeout).
+absl::StatusCode StatusCodeOf(const ApiError& error);
+
 // The JSON body of `error`.
 std::string ErrorBody(const ApiError& error);
 

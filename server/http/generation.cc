@@ -47,8 +47,8 @@ class Generation : public std::enable_shared_from_this<Generation> {
     }
   }
 
-  void Start(const engine::EngineRequest& request,
-             const OutputObserver& observer) {
+  absl::Status Start(const engine::EngineRequest& request,
+                     const OutputObserver& observer) {
     std::shared_ptr<Generation> self = shared_from_this();
     for (int i = 0; i < spec_.n; ++i) {
       engine::EngineRequest r = request;
@@ -68,7 +68,7 @@ class Generation : public std::enable_shared_from_this<Generation> {
         complete_ = true;
         const ApiError e = FromStatus(id.status());
         responder_->Respond(e.status, "application/json", ErrorBody(e));
-        return;
+        return id.status();
       }
       choices_[i].engine_id = *id;
     }
@@ -76,7 +76,7 @@ class Generation : public std::enable_shared_from_this<Generation> {
       self->complete_ = true;
       self->CancelAll();
     });
-    if (!spec_.stream) return;
+    if (!spec_.stream) return absl::OkStatus();
     responder_->StartStream(200, kSseContentType,
                             {{"Cache-Control", "no-cache"}});
     if (spec_.chat) {
@@ -85,6 +85,7 @@ class Generation : public std::enable_shared_from_this<Generation> {
         responder_->Write(SseEvent(Chunk(i, std::move(delta), Json(), "")));
       }
     }
+    return absl::OkStatus();
   }
 
  private:
@@ -275,7 +276,7 @@ class Generation : public std::enable_shared_from_this<Generation> {
 
 }  // namespace
 
-void StartGeneration(engine::Engine* engine,
+absl::Status StartGeneration(engine::Engine* engine,
                      const engine::EngineRequest& request, GenerationSpec spec,
                      std::shared_ptr<Responder> responder,
                      const OutputObserver& observer) {
@@ -283,7 +284,7 @@ void StartGeneration(engine::Engine* engine,
       request.prompt_ids.empty() ? -1 : request.prompt_ids.back();
   auto generation = std::make_shared<Generation>(
       engine, std::move(spec), std::move(responder), last_prompt_token);
-  generation->Start(request, observer);
+  return generation->Start(request, observer);
 }
 
 }  // namespace hydra::server::http

@@ -14,14 +14,9 @@
 #include "absl/time/time.h"
 #include "engine/engine.h"
 #include "server/http/http_server.h"
+#include "server/observers.h"
 
 namespace hydra::server::http {
-
-// Sees every engine output (for metrics); called on the engine thread.
-// `previous` is the time of the request's previous tokens (InfinitePast()
-// for the first).
-using OutputObserver =
-    std::function<void(const engine::EngineOutput& out, absl::Time previous)>;
 
 struct GenerationSpec {
   bool chat = false;
@@ -33,9 +28,9 @@ struct GenerationSpec {
 };
 
 // Submits the choices and answers through `responder`: a refused Submit
-// becomes an error response (429 when the queue is full). Call on the
-// responder's strand (from the handler).
-void StartGeneration(engine::Engine* engine,
+// becomes an error response (429 when the queue is full) and is returned.
+// Call on the responder's strand (from the handler).
+absl::Status StartGeneration(engine::Engine* engine,
                      const engine::EngineRequest& request, GenerationSpec spec,
                      std::shared_ptr<Responder> responder,
                      const OutputObserver& observer);

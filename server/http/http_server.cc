@@ -391,6 +391,7 @@ class Connection final : public ConnectionBase {
   // Answers outside any exchange (the request never reached the handler)
   // and closes the connection after the answer.
   void RefuseAndClose(const ApiError& e) {
+    if (options_.on_rejected) options_.on_rejected(StatusCodeOf(e));
     parser_.reset();
     keep_alive_ = false;
     std::string body = ErrorBody(e);

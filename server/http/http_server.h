@@ -24,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/observers.h"
 
 namespace hydra::server::http {
 
@@ -91,6 +92,9 @@ struct HttpServerOptions {
   // PEM text; both set: serve TLS.
   std::string tls_cert_pem;
   std::string tls_key_pem;
+  // Sees the requests refused before they reach the handler (malformed,
+  // too large, too slow).
+  RejectionObserver on_rejected;
 };
 
 class HttpServer {

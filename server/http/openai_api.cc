@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "server/api_key.h"
 #include "server/http/errors.h"
 #include "server/http/json_util.h"
 #include "server/http/openai_request.h"
@@ -150,9 +151,8 @@ class OpenAiApi::Call {
   }
 
   bool Authorized() const {
-    const std::string& key = api_.options_.api_key;
-    if (key.empty()) return true;
-    return request_.Header("authorization") == "Bearer " + key;
+    return AuthorizationMatches(request_.Header("authorization"),
+                                api_.options_.api_key);
   }
 
   absl::Status Admit(engine::Engine** engine) const {
@@ -233,8 +233,11 @@ class OpenAiApi::Call {
     spec.include_usage = parsed.stream && parsed.include_usage;
     spec.logprobs = request.sampling.logprobs.has_value();
     spec.model_name = api_.options_.model_name;
-    StartGeneration(engine_, request, std::move(spec), responder_,
-                    api_.observer_);
+    if (absl::Status s = StartGeneration(engine_, request, std::move(spec),
+                                         responder_, api_.observer_);
+        !s.ok()) {
+      CountRejection(s.code());
+    }
   }
 
   absl::StatusOr<engine::EngineRequest> Validate(
@@ -322,8 +325,13 @@ class OpenAiApi::Call {
   }
 
   void Ok(const Json& body) { responder_->Respond(200, kJson, Dump(body)); }
+  // Every error answered here refuses the request before the engine has it.
   void Error(const ApiError& e, Headers extra = {}) {
+    CountRejection(StatusCodeOf(e));
     responder_->Respond(e.status, kJson, ErrorBody(e), std::move(extra));
+  }
+  void CountRejection(absl::StatusCode code) const {
+    if (api_.options_.on_rejected) api_.options_.on_rejected(code);
   }
 
   OpenAiApi& api_;

@@ -33,6 +33,8 @@ struct OpenAiApiOptions {
   // The BOS token's text as a template writes it (e.g. "<s>"): a rendered
   // prompt that starts with it is tokenized with one BOS id, not two.
   std::string bos_text;
+  // Sees every refused request, with the status it was refused with.
+  RejectionObserver on_rejected;
 };
 
 class OpenAiApi {

@@ -6,12 +6,15 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iterator>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "tests/integration/server_process.h"
 #include "tests/unit/test_model.h"
@@ -688,6 +691,82 @@ std::string LogPath(const std::string& name) {
   const std::string path = ::testing::TempDir() + "/" + name + ".log";
   std::filesystem::remove(path);
   return path;
+}
+
+// Sends `bytes` as the request of `method` (a unary or server-streaming one)
+// and returns the call's status.
+grpc::Status RawCall(const std::shared_ptr<grpc::Channel>& channel,
+                     const std::string& method, const std::string& bytes) {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(10));
+  grpc::Slice slice(bytes);
+  const grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&context, method, grpc::StubOptions(), &request, &response,
+                 [&done](grpc::Status s) { done.set_value(std::move(s)); });
+  return done.get_future().get();
+}
+
+// Issue 15 item 7: bytes that are no valid request get INVALID_ARGUMENT with
+// a message (gRPC's own parsing answered UNIMPLEMENTED with none), a
+// request_id that is not UTF-8 logs nothing, each refusal is counted, and
+// the server keeps serving.
+TEST(ServerLifecycleTest, MalformedProtobufIsInvalidArgument) {
+  HYDRA_REQUIRE_MODEL();
+  const std::string log = LogPath("malformed_protobuf");
+  ServerProcess server(HYDRA_BINARY, testing::ModelDir().string(), {},
+                       grpc::InsecureChannelCredentials(), StderrTo(log));
+  ASSERT_TRUE(server.WaitReady());
+  v1::GenerateRequest valid = GreedyRequest({1, 2, 3}, 4);
+  const std::string good = valid.SerializeAsString();
+  std::mt19937 rng(7);
+  std::string random(64, '\0');
+  for (char& c : random) c = static_cast<char>(rng());
+  // Field 1 (request_id), length 2, bytes that are not UTF-8.
+  const std::string bad_utf8("\x0a\x02\xc3\x28", 4);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"truncated", good.substr(0, good.size() - 1)},
+      {"length past the end", std::string("\x0a\x7f", 2) + "abc"},
+      {"bad varint", std::string(11, '\xff')},
+      {"random bytes", random},
+      {"request_id not UTF-8", bad_utf8},
+  };
+  int refused = 0;
+  for (const auto& [name, bytes] : cases) {
+    for (const char* method : {"/hydra.v1.Inference/Generate",
+                               "/hydra.v1.Inference/GenerateStream"}) {
+      const grpc::Status s = RawCall(server.channel(), method, bytes);
+      if (name == "random bytes" && s.error_code() != grpc::INVALID_ARGUMENT) {
+        continue;  // random bytes may happen to parse; then they are refused
+      }  // by validation or served, never crash
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+          << name << " " << method << ": " << s.error_message();
+      if (s.error_message().find("could not be parsed as "
+                                 "hydra.v1.GenerateRequest") !=
+          std::string::npos) {
+        ++refused;
+      } else {
+        EXPECT_EQ(name, "random bytes") << s.error_message();
+      }
+    }
+  }
+  EXPECT_EQ(RawCall(server.channel(), "/hydra.v1.Inference/Tokenize", bad_utf8)
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_GE(refused, 8);
+  EXPECT_TRUE(RawCall(server.channel(), "/hydra.v1.Inference/Generate", good)
+                  .ok());
+  EXPECT_GE(testing::MetricValue(
+                server.Metrics(),
+                "hydra_requests_rejected_total{front_end=\"grpc\",reason="
+                "\"invalid_argument\"}")
+                .value_or(0),
+            refused + 1);
+  EXPECT_EQ(server.Stop(), 0);
+  EXPECT_EQ(ReadFile(log).find("UTF-8"), std::string::npos) << ReadFile(log);
 }
 
 TEST(ServerLifecycleTest, MaxModelLenCapsPromptAndGeneration) {

@@ -178,6 +178,7 @@ class ServerProcess {
     return v1::Inference::NewStub(channel_);
   }
   int port() const { return port_; }
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
   std::string Metrics() const { return HttpGet(metrics_port_, "/metrics"); }
   // Waits until the metric reaches `value` (gauges refresh every 200 ms).
   bool WaitMetric(

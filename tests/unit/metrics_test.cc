@@ -352,6 +352,35 @@ TEST(ServerMetricsTest, CountsAndSumsMatchWhatWasFed) {
       0);
 }
 
+TEST(ServerMetricsTest, RejectionsAreCountedByReasonAndFrontEnd) {
+  auto metrics = NewMetrics();
+  ASSERT_NE(metrics, nullptr);
+  // Every series exists at 0 before the first refusal.
+  EXPECT_EQ(Exposition(metrics->Serialize())
+                .Get("hydra_requests_rejected_total{front_end=\"http\","
+                     "reason=\"queue_full\"}"),
+            0);
+  for (int i = 0; i < 3; ++i)
+    metrics->OnRejected(absl::StatusCode::kInvalidArgument);
+  metrics->OnRejected(absl::StatusCode::kOutOfRange);
+  metrics->OnRejected(absl::StatusCode::kResourceExhausted,
+                      server::FrontEnd::kHttp);
+  metrics->OnRejected(absl::StatusCode::kUnauthenticated,
+                      server::FrontEnd::kHttp);
+  metrics->OnRejected(absl::StatusCode::kUnavailable);
+  const Exposition e(metrics->Serialize());
+  auto get = [&](const char* front_end, const char* reason) {
+    return e.Get(absl::StrCat("hydra_requests_rejected_total{front_end=\"",
+                              front_end, "\",reason=\"", reason, "\"}"));
+  };
+  EXPECT_EQ(get("grpc", "invalid_argument"), 4);
+  EXPECT_EQ(get("http", "invalid_argument"), 0);
+  EXPECT_EQ(get("http", "queue_full"), 1);
+  EXPECT_EQ(get("http", "unauthenticated"), 1);
+  EXPECT_EQ(get("grpc", "unavailable"), 1);
+  EXPECT_EQ(get("grpc", "not_found"), 0);
+}
+
 TEST(ServerMetricsTest, SummaryAndHistogramP95AgreeWithinOneBucket) {
   auto metrics = NewMetrics();
   ASSERT_NE(metrics, nullptr);
