@@ -22,11 +22,11 @@
 #include "cli/engine_flags.h"
 #include "common/status_macros.h"
 #include "engine/engine_factory.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "server/api_key.h"
 #include "server/grpc/inference_service.h"
+#include "server/grpc/reflection_service.h"
 #include "server/grpc/wire.h"
 #include "server/http/chat_formatter.h"
 #include "server/http/http_front_end.h"
@@ -258,9 +258,9 @@ absl::Status RunServe() {
       std::filesystem::path(model_dir).filename().string();
   MetricsOptions metrics_options;
   if (absl::GetFlag(FLAGS_metrics_port) > 0) {
-    metrics_options.listen_address = absl::StrCat(
-        absl::GetFlag(FLAGS_metrics_host), ":",
-        absl::GetFlag(FLAGS_metrics_port));
+    metrics_options.listen_address =
+        absl::StrCat(absl::GetFlag(FLAGS_metrics_host), ":",
+                     absl::GetFlag(FLAGS_metrics_port));
   }
   metrics_options.model_name = model_name;
   metrics_options.max_step_ms = options.scheduling.max_step_ms;
@@ -283,7 +283,6 @@ absl::Status RunServe() {
           [&metrics](absl::StatusCode code) { metrics->OnRejected(code); },
   });
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   ASSIGN_OR_RETURN(auto credentials, Credentials());
   const std::string address =
@@ -294,6 +293,11 @@ absl::Status RunServe() {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(address, credentials, &bound_port);
   builder.RegisterService(&service);
+  server::grpc::ReflectionService reflection(
+      {kServiceName, "grpc.health.v1.Health",
+       "grpc.reflection.v1alpha.ServerReflection"},
+      api_key);
+  builder.RegisterService(&reflection);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {
     return absl::UnavailableError(absl::StrCat(

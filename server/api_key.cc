@@ -31,9 +31,9 @@ absl::StatusOr<std::string> ReadApiKeyFile(const std::string& path) {
         absl::StrCat("--api_key_file: ", path, " is empty"));
   }
   if (trimmed.find_first_of(" \t\r\n") != absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--api_key_file: ", path,
-        " holds whitespace inside the key; it must hold one key"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--api_key_file: ", path,
+                     " holds whitespace inside the key; it must hold one key"));
   }
   return std::string(trimmed);
 }

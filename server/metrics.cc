@@ -114,9 +114,9 @@ std::string FrontEndName(FrontEnd front_end) {
 
 // The `reason` label of hydra_requests_rejected_total.
 constexpr absl::StatusCode kRejectionCodes[] = {
-    absl::StatusCode::kInvalidArgument,   absl::StatusCode::kNotFound,
-    absl::StatusCode::kUnauthenticated,   absl::StatusCode::kResourceExhausted,
-    absl::StatusCode::kUnavailable,       absl::StatusCode::kDeadlineExceeded,
+    absl::StatusCode::kInvalidArgument, absl::StatusCode::kNotFound,
+    absl::StatusCode::kUnauthenticated, absl::StatusCode::kResourceExhausted,
+    absl::StatusCode::kUnavailable,     absl::StatusCode::kDeadlineExceeded,
     absl::StatusCode::kInternal};
 
 std::string RejectionReason(absl::StatusCode code) {

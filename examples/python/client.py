@@ -28,12 +28,11 @@ import grpc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_PROTOS = os.path.join(HERE, "..", "..", "proto")
-LOCAL_PROTOS = os.path.join(HERE, "protos")
 # The copies of the standard protos are compiled from their own folder, so
 # their modules are top-level `health_pb2` and `reflection_pb2`: under their
 # real path, grpc/health/v1/, they would be shadowed by the `grpc` package.
-HEALTH_DIR = os.path.join(LOCAL_PROTOS, "grpc", "health", "v1")
-REFLECTION_DIR = os.path.join(LOCAL_PROTOS, "grpc", "reflection", "v1alpha")
+HEALTH_DIR = os.path.join(REPO_PROTOS, "grpc", "health", "v1")
+REFLECTION_DIR = os.path.join(REPO_PROTOS, "grpc", "reflection", "v1alpha")
 
 INFERENCE_SERVICE = "hydra.v1.Inference"
 

@@ -469,10 +469,12 @@ InferenceService::GenerateStream(::grpc::CallbackServerContext* context,
   v1::TokenizeResponse response;
   switch (request.input_case()) {
     case v1::TokenizeRequest::kText: {
-      if (!IsValidUtf8(request.text())) return refuse("text: is not valid UTF-8");
+      if (!IsValidUtf8(request.text()))
+        return refuse("text: is not valid UTF-8");
       auto ids = tokenizer.Encode(
           request.text(), request.has_add_bos() ? request.add_bos() : true);
-      if (!ids.ok()) return FinishedUnary(context, Reject(ToGrpc(ids.status())));
+      if (!ids.ok())
+        return FinishedUnary(context, Reject(ToGrpc(ids.status())));
       response.mutable_token_ids()->Add(ids->begin(), ids->end());
       break;
     }

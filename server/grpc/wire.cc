@@ -21,6 +21,8 @@ void FilteredLog(google::protobuf::LogLevel level, const char* filename,
 
 }  // namespace
 
-void QuietProtobufUtf8Errors() { google::protobuf::SetLogHandler(&FilteredLog); }
+void QuietProtobufUtf8Errors() {
+  google::protobuf::SetLogHandler(&FilteredLog);
+}
 
 }  // namespace hydra::server::grpc

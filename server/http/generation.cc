@@ -277,9 +277,10 @@ class Generation : public std::enable_shared_from_this<Generation> {
 }  // namespace
 
 absl::Status StartGeneration(engine::Engine* engine,
-                     const engine::EngineRequest& request, GenerationSpec spec,
-                     std::shared_ptr<Responder> responder,
-                     const OutputObserver& observer) {
+                             const engine::EngineRequest& request,
+                             GenerationSpec spec,
+                             std::shared_ptr<Responder> responder,
+                             const OutputObserver& observer) {
   const int last_prompt_token =
       request.prompt_ids.empty() ? -1 : request.prompt_ids.back();
   auto generation = std::make_shared<Generation>(

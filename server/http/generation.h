@@ -31,9 +31,10 @@ struct GenerationSpec {
 // becomes an error response (429 when the queue is full) and is returned.
 // Call on the responder's strand (from the handler).
 absl::Status StartGeneration(engine::Engine* engine,
-                     const engine::EngineRequest& request, GenerationSpec spec,
-                     std::shared_ptr<Responder> responder,
-                     const OutputObserver& observer);
+                             const engine::EngineRequest& request,
+                             GenerationSpec spec,
+                             std::shared_ptr<Responder> responder,
+                             const OutputObserver& observer);
 
 }  // namespace hydra::server::http
 

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "tests/integration/server_process.h"
@@ -637,6 +639,75 @@ TEST(ServerLifecycleTest, ApiKeyIsRequiredWhenSet) {
   EXPECT_EQ(server.Stop(), 0);
 }
 
+// Lists the services over reflection; the call's status.
+grpc::Status ListServices(const std::shared_ptr<grpc::Channel>& channel,
+                          const std::string& api_key,
+                          std::vector<std::string>* names) {
+  namespace reflection = grpc::reflection::v1alpha;
+  auto stub = reflection::ServerReflection::NewStub(channel);
+  grpc::ClientContext context;
+  if (!api_key.empty())
+    context.AddMetadata("authorization", "Bearer " + api_key);
+  auto stream = stub->ServerReflectionInfo(&context);
+  reflection::ServerReflectionRequest request;
+  request.set_list_services("");
+  stream->Write(request);
+  request.set_file_containing_symbol("hydra.v1.Inference");
+  stream->Write(request);
+  stream->WritesDone();
+  reflection::ServerReflectionResponse response;
+  while (stream->Read(&response)) {
+    for (const auto& s : response.list_services_response().service())
+      names->push_back(s.name());
+    if (response.has_file_descriptor_response()) {
+      names->push_back(absl::StrCat(
+          "files:",
+          response.file_descriptor_response().file_descriptor_proto_size()));
+    }
+  }
+  return stream->Finish();
+}
+
+// The key from a file (as a mounted Secret gives it); reflection needs it as
+// every hydra.v1 call does, health does not.
+TEST(ServerLifecycleTest, ApiKeyFromAFileGuardsReflectionButNotHealth) {
+  HYDRA_REQUIRE_MODEL();
+  const std::string key_file = ::testing::TempDir() + "/hydra_api_key";
+  std::ofstream(key_file) << "open-sesame\n";
+  ServerProcess server(HYDRA_BINARY, testing::ModelDir().string(),
+                       {"--api_key_file=" + key_file});
+  ASSERT_TRUE(server.WaitReady(std::chrono::seconds(60), "open-sesame"));
+  std::vector<std::string> names;
+  EXPECT_EQ(ListServices(server.channel(), "", &names).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(ListServices(server.channel(), "wrong", &names).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(names.empty());
+  const grpc::Status listed =
+      ListServices(server.channel(), "open-sesame", &names);
+  ASSERT_TRUE(listed.ok()) << listed.error_message();
+  EXPECT_EQ(names, (std::vector<std::string>{
+                       "hydra.v1.Inference", "grpc.health.v1.Health",
+                       "grpc.reflection.v1alpha.ServerReflection", "files:1"}));
+  auto health = grpc::health::v1::Health::NewStub(server.channel());
+  grpc::ClientContext context;
+  grpc::health::v1::HealthCheckRequest check;
+  check.set_service("hydra.v1.Inference");
+  grpc::health::v1::HealthCheckResponse answer;
+  ASSERT_TRUE(health->Check(&context, check, &answer).ok());
+  EXPECT_EQ(answer.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+TEST(ServerLifecycleTest, BothApiKeyFlagsAreRefused) {
+  HYDRA_REQUIRE_MODEL();
+  const std::string key_file = ::testing::TempDir() + "/hydra_api_key_both";
+  std::ofstream(key_file) << "k\n";
+  ServerProcess server(HYDRA_BINARY, testing::ModelDir().string(),
+                       {"--api_key_file=" + key_file, "--api_key=k"});
+  EXPECT_NE(server.Wait(std::chrono::seconds(30)), 0);
+}
+
 TEST(ServerLifecycleTest, ServesTlsWithCertificateAndKey) {
   HYDRA_REQUIRE_MODEL();
   const std::string dir = ::testing::TempDir();
@@ -741,7 +812,7 @@ TEST(ServerLifecycleTest, MalformedProtobufIsInvalidArgument) {
       const grpc::Status s = RawCall(server.channel(), method, bytes);
       if (name == "random bytes" && s.error_code() != grpc::INVALID_ARGUMENT) {
         continue;  // random bytes may happen to parse; then they are refused
-      }  // by validation or served, never crash
+      }            // by validation or served, never crash
       EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
           << name << " " << method << ": " << s.error_message();
       if (s.error_message().find("could not be parsed as "
@@ -757,8 +828,8 @@ TEST(ServerLifecycleTest, MalformedProtobufIsInvalidArgument) {
                 .error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_GE(refused, 8);
-  EXPECT_TRUE(RawCall(server.channel(), "/hydra.v1.Inference/Generate", good)
-                  .ok());
+  EXPECT_TRUE(
+      RawCall(server.channel(), "/hydra.v1.Inference/Generate", good).ok());
   EXPECT_GE(testing::MetricValue(
                 server.Metrics(),
                 "hydra_requests_rejected_total{front_end=\"grpc\",reason="

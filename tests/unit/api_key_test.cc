@@ -21,8 +21,8 @@ TEST(AuthorizationMatchesTest, NeedsTheBearerSchemeAndTheWholeKey) {
   EXPECT_FALSE(AuthorizationMatches("Bearer sesamf", "sesame"));
   EXPECT_FALSE(AuthorizationMatches("Bearer ", "sesame"));
   // A key that is a prefix of the header's, and one with a NUL after it.
-  EXPECT_FALSE(AuthorizationMatches(std::string("Bearer sesame\0", 14),
-                                    "sesame"));
+  EXPECT_FALSE(
+      AuthorizationMatches(std::string("Bearer sesame\0", 14), "sesame"));
 }
 
 std::string WriteTemp(const std::string& name, const std::string& text) {
