@@ -3,8 +3,9 @@
 # machine: the hostfiles it derives from a LeaderWorkerSet's environment
 # and from the MPI Operator's hostfile, then `hydra-mpi launch` of two ranks
 # from a localhost hostfile (mpirun, hydra-serve --tp=2), a completion
-# through rank 0, and SIGTERM to the launcher: rank 0 drains, every rank and
-# mpirun exit, the launcher exits 0.
+# through rank 0, and SIGTERM to the launcher while streams run: health
+# turns NOT_SERVING, new calls get UNAVAILABLE, the streams finish, every
+# rank and mpirun exit 0, the launcher exits 0.
 # Usage: mpi_launch_test.sh [HYDRA_BINARY] [MODEL_DIR]
 # Exit 77 = skipped (no model or no mpirun).
 set -euo pipefail
@@ -64,7 +65,32 @@ got="$("$HYDRA" client --target="127.0.0.1:$PORT" --prompt="Once upon a time" --
 [ "$got" = "$expected" ] || fail "tp=2 output differs: '$got' vs '$expected'"
 echo "ok: two ranks through hydra-mpi launch, same tokens as a world of one"
 
+# Streams running when the launcher gets SIGTERM (issue 15 item 4): health
+# turns NOT_SERVING and a new call is refused at once, the streams finish
+# uncut, every rank exits 0.
+stream_pids=()
+for i in $(seq 1 12); do
+  "$HYDRA" client --target="127.0.0.1:$PORT" --prompt="Once upon a time, story $i" \
+    --temperature=0 --max_tokens=240 >"$WORK/stream$i.out" 2>&1 &
+  stream_pids+=("$!")
+done
+sleep 0.3
+running=0
+for pid in "${stream_pids[@]}"; do kill -0 "$pid" 2>/dev/null && running=$((running + 1)); done
 kill -TERM "$LAUNCH_PID"
+sleep 0.3
+if "$ROOT/deploy/docker/hydra-healthcheck.sh" "127.0.0.1:$PORT" hydra.v1.Inference 2>/dev/null; then
+  fail "health still SERVING 0.3 s after SIGTERM"
+fi
+if late="$("$HYDRA" client --target="127.0.0.1:$PORT" --prompt="late" --max_tokens=4 2>&1)"; then
+  fail "a call 0.3 s after SIGTERM was served: $late"
+fi
+grep -q UNAVAILABLE <<<"$late" || fail "a call after SIGTERM was not refused with UNAVAILABLE: $late"
+for i in "${!stream_pids[@]}"; do
+  wait "${stream_pids[$i]}" || fail "stream $((i + 1)) was cut by the drain: $(cat "$WORK/stream$((i + 1)).out")"
+done
+echo "ok: SIGTERM with $running of 12 streams running: health NOT_SERVING, new call UNAVAILABLE, every stream finished"
+
 status=0
 for _ in $(seq 1 120); do
   kill -0 "$LAUNCH_PID" 2>/dev/null || break
