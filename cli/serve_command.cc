@@ -60,6 +60,10 @@ ABSL_FLAG(int, max_waiting, 1024,
           "RESOURCE_EXHAUSTED");
 ABSL_FLAG(bool, prefix_cache, true,
           "Reuse the KV blocks of shared prompt prefixes");
+ABSL_FLAG(double, pinned_kv_fraction, 0.25,
+          "Share of the KV blocks that prefixes warmed or sent with "
+          "retention=pinned keep from eviction; pinned blocks beyond it are "
+          "evicted after all others");
 ABSL_FLAG(std::string, tls_cert, "",
           "PEM certificate chain; with --tls_key, serve TLS");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert");
@@ -234,6 +238,11 @@ absl::Status RunServe() {
       absl::GetFlag(FLAGS_max_partial_prefills);
   options.max_waiting = absl::GetFlag(FLAGS_max_waiting);
   options.enable_prefix_cache = absl::GetFlag(FLAGS_prefix_cache);
+  options.pinned_kv_fraction = absl::GetFlag(FLAGS_pinned_kv_fraction);
+  if (!(options.pinned_kv_fraction >= 0 && options.pinned_kv_fraction <= 1)) {
+    return absl::InvalidArgumentError(
+        "--pinned_kv_fraction: must be in [0, 1]");
+  }
   options.comm = comm.get();
   options.device = absl::GetFlag(FLAGS_device);
   options.gpu_memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);

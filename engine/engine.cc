@@ -16,7 +16,8 @@ Engine::Engine(const EngineConfig& config,
     : config_(config),
       runner_(std::move(runner)),
       tokenizer_(std::move(tokenizer)),
-      blocks_(config.num_blocks, config.block_size, config.enable_prefix_cache),
+      blocks_(config.num_blocks, config.block_size, config.enable_prefix_cache,
+              config.max_pinned_blocks),
       scheduler_(config.scheduling, blocks_),
       processor_(runner_->config(),
                  config.max_model_len > 0
@@ -61,7 +62,7 @@ absl::StatusOr<uint64_t> Engine::Submit(EngineRequest request,
           model.vocab_size, ")"));
     }
   }
-  if (request.stopping.max_tokens <= 0) {
+  if (request.stopping.max_tokens <= 0 && !request.prefill_only) {
     return absl::InvalidArgumentError("max_tokens: must be at least 1");
   }
   if (!request.seed_set) request.sampling.seed = std::random_device{}();
@@ -245,7 +246,9 @@ std::vector<Engine::Emission> Engine::ProcessAndCommit(
   for (size_t r = 0; r < step.sampled.size(); ++r) {
     RequestState& req = *requests_.at(step.sampled[r]->id());
     TokenDecision decision;
-    if (device_greedy) {
+    if (req.prefill_only) {
+      decision = processor_.EndPrefill(req, now);
+    } else if (device_greedy) {
       SampledToken picked;
       picked.token_id = greedy_tokens_[r];
       decision = processor_.Accept(req, std::move(picked), now);

@@ -36,6 +36,8 @@ struct EngineConfig {
   // Step composition: token and step-time budgets, running and prefill caps.
   scheduler::SchedulerConfig scheduling;
   bool enable_prefix_cache = true;
+  // Pinned KV blocks (Retention::kPinned) that are never evicted.
+  int max_pinned_blocks = 0;
   // Requests waiting for admission beyond which Submit refuses new ones
   // (RESOURCE_EXHAUSTED): back-pressure instead of an unbounded queue.
   int max_waiting = 1 << 30;

@@ -242,6 +242,8 @@ absl::StatusOr<std::unique_ptr<Engine>> LoadEngine(
   engine_config.num_blocks = num_blocks;
   engine_config.scheduling = options.scheduling;
   engine_config.enable_prefix_cache = options.enable_prefix_cache;
+  engine_config.max_pinned_blocks = static_cast<int>(
+      std::clamp(options.pinned_kv_fraction, 0.0, 1.0) * num_blocks);
   engine_config.max_waiting = options.max_waiting;
   engine_config.max_model_len = loaded.max_model_len;
   return std::make_unique<Engine>(engine_config, std::move(runner),

@@ -19,6 +19,8 @@ struct EngineOptions {
   int block_size = 16;
   scheduler::SchedulerConfig scheduling;
   bool enable_prefix_cache = true;
+  // Share of the KV blocks that pinned prefixes may keep from eviction.
+  double pinned_kv_fraction = 0.25;
   int max_waiting = 1 << 30;
   // Tensor parallelism: the world the heads are split over (not owned;
   // null = a world of one).

@@ -91,4 +91,12 @@ TokenDecision OutputProcessor::Accept(RequestState& req, SampledToken sampled,
   return d;
 }
 
+TokenDecision OutputProcessor::EndPrefill(RequestState& req, absl::Time now) {
+  TokenDecision d;
+  d.output.request_id = req.id;
+  d.output.time = now;
+  d.finish = FinishReason::kLength;
+  return d;
+}
+
 }  // namespace hydra::engine

@@ -43,6 +43,9 @@ class OutputProcessor {
                        absl::Time now);
   // Takes a token the runner picked on its device.
   TokenDecision Accept(RequestState& req, SampledToken sampled, absl::Time now);
+  // The prompt of a prefill-only request is computed: it ends, emitting
+  // nothing.
+  TokenDecision EndPrefill(RequestState& req, absl::Time now);
 
  private:
   const model::ModelConfig& model_;

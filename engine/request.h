@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "engine/sampler.h"
 #include "engine/sampling_params.h"
+#include "scheduler/sequence.h"
 
 namespace hydra::engine {
 
@@ -35,6 +36,10 @@ struct EngineRequest {
   bool seed_set = false;  // else the engine draws a seed
   StoppingCriteria stopping;
   int priority = 0;
+  scheduler::Retention retention = scheduler::Retention::kNormal;
+  // Compute the prompt's KV (into the prefix cache) and finish, generating
+  // nothing: the request ends with kLength and no tokens.
+  bool prefill_only = false;
   absl::Time deadline = absl::InfiniteFuture();
 };
 

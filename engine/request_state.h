@@ -22,8 +22,9 @@ struct RequestState {
   RequestState(uint64_t id, EngineRequest r, const model::Tokenizer& tokenizer,
                OutputCallback callback)
       : id(id),
-        sequence(std::make_unique<scheduler::Sequence>(id, r.prompt_ids,
-                                                       r.priority)),
+        sequence(std::make_unique<scheduler::Sequence>(
+            id, r.prompt_ids, r.priority, r.retention)),
+        prefill_only(r.prefill_only),
         sampling(r.sampling),
         stopping(r.stopping),
         sampler(r.sampling),
@@ -35,6 +36,7 @@ struct RequestState {
   uint64_t id;
   std::unique_ptr<scheduler::Sequence>
       sequence;                        // until the scheduler takes it
+  bool prefill_only;
   scheduler::Sequence* seq = nullptr;  // from then on
   SamplingParams sampling;
   StoppingCriteria stopping;

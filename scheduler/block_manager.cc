@@ -7,10 +7,11 @@
 namespace hydra::scheduler {
 
 BlockManager::BlockManager(int num_blocks, int block_size,
-                           bool enable_prefix_cache)
+                           bool enable_prefix_cache, int max_pinned_blocks)
     : block_size_(block_size),
       prefix_cache_(enable_prefix_cache),
-      blocks_(num_blocks) {
+      blocks_(num_blocks),
+      max_pinned_blocks_(max_pinned_blocks) {
   // Hand out low block ids first: the pop comes from the back.
   free_.reserve(num_blocks);
   for (int b = num_blocks - 1; b >= 0; --b) free_.push_back(b);
@@ -62,12 +63,15 @@ bool BlockManager::CanAllocate(const Sequence& seq, std::span<const int> prefix,
                                int tokens) const {
   const int have = static_cast<int>(seq.block_table().size() + prefix.size());
   const int needed = std::max(0, BlocksFor(tokens, block_size_) - have);
-  // Prefix blocks nobody holds are counted as cached; taking them uses them up.
-  const int reclaimed =
-      static_cast<int>(std::count_if(prefix.begin(), prefix.end(), [&](int b) {
-        return blocks_[b].ref_count == 0;
-      }));
-  return needed + reclaimed <= available();
+  // Prefix blocks nobody holds leave the cache when taken, and with it what
+  // new blocks could have been evicted from.
+  int cached = 0, cached_pinned = 0;
+  for (int b : prefix) {
+    if (blocks_[b].ref_count != 0) continue;
+    ++(blocks_[b].pinned ? cached_pinned : cached);
+  }
+  return needed <= num_free() + static_cast<int>(lru_.size()) - cached +
+                       EvictablePinned(cached_pinned);
 }
 
 bool BlockManager::Admit(Sequence& seq, std::span<const int> prefix,
@@ -75,6 +79,7 @@ bool BlockManager::Admit(Sequence& seq, std::span<const int> prefix,
   if (!CanAllocate(seq, prefix, tokens)) return false;
   for (int b : prefix) {
     Acquire(b);
+    PinFor(seq, b);
     seq.block_table().push_back(b);
     seq.block_hashes().push_back(*blocks_[b].hash);
   }
@@ -130,6 +135,7 @@ void BlockManager::CommitFullBlocks(Sequence& seq) {
     if (block.hash.has_value() || cached_by_hash_.contains(h)) {
       continue;  // already cached, here or in an identical block
     }
+    PinFor(seq, seq.block_table()[i]);
     block.hash = h;
     block.tokens.assign(block_tokens.begin(), block_tokens.end());
     cached_by_hash_[h] = seq.block_table()[i];
@@ -153,25 +159,44 @@ void BlockManager::Free(Sequence& seq) {
   seq.set_num_computed(0);
 }
 
+int BlockManager::EvictablePinned(int cached_pinned_taken) const {
+  const int cached = static_cast<int>(pinned_lru_.size()) - cached_pinned_taken;
+  return std::max(0, std::min(cached, num_pinned_ - max_pinned_blocks_));
+}
+
+void BlockManager::PinFor(const Sequence& seq, int b) {
+  Block& block = blocks_[b];
+  if (seq.retention() != Retention::kPinned || block.pinned) return;
+  block.pinned = true;
+  ++num_pinned_;
+}
+
 int BlockManager::TakeBlock() {
   if (!free_.empty()) {
     const int b = free_.back();
     free_.pop_back();
     return b;
   }
-  const int b = lru_.front();
-  lru_.pop_front();
+  std::list<int>& from = lru_.empty() ? pinned_lru_ : lru_;
+  const int b = from.front();
+  from.pop_front();
   Block& block = blocks_[b];
   cached_by_hash_.erase(*block.hash);
   block.hash.reset();
   block.tokens.clear();
+  if (block.pinned) {
+    block.pinned = false;
+    --num_pinned_;
+  }
   return b;
 }
 
 void BlockManager::Acquire(int b) {
   Block& block = blocks_[b];
   if (block.ref_count == 0) {
-    if (block.hash.has_value()) lru_.erase(block.lru_pos);  // a cache hit
+    if (block.hash.has_value()) {  // a cache hit
+      (block.pinned ? pinned_lru_ : lru_).erase(block.lru_pos);
+    }
     ++num_used_;
   }
   ++block.ref_count;
@@ -182,8 +207,15 @@ void BlockManager::Release(int b) {
   if (--block.ref_count > 0) return;
   --num_used_;
   if (block.hash.has_value()) {
-    block.lru_pos = lru_.insert(lru_.end(), b);
+    std::list<int>& lru = block.pinned ? pinned_lru_ : lru_;
+    block.lru_pos = lru.insert(lru.end(), b);
   } else {
+    // Pinned only while cached: a block that never held a full prefix
+    // (the sequence ended mid-block) is free again.
+    if (block.pinned) {
+      block.pinned = false;
+      --num_pinned_;
+    }
     free_.push_back(b);
   }
 }
@@ -212,7 +244,7 @@ absl::Status BlockManager::CheckInvariants(
       }
     }
   }
-  std::vector<int> where(n, 0);  // 1 = free list, 2 = LRU
+  std::vector<int> where(n, 0);  // 1 = free list, 2 = LRU, 3 = pinned LRU
   for (int b : free_) {
     if (where[b] != 0)
       return absl::InternalError(
@@ -225,6 +257,14 @@ absl::Status BlockManager::CheckInvariants(
           absl::StrCat("block ", b, " both free and cached"));
     where[b] = 2;
   }
+  for (int b : pinned_lru_) {
+    if (where[b] != 0 || !blocks_[b].pinned)
+      return absl::InternalError(
+          absl::StrCat("block ", b, " in the pinned LRU but free, cached or "
+                                    "not pinned"));
+    where[b] = 3;
+  }
+  int pinned = 0;
   int used = 0;
   for (int b = 0; b < n; ++b) {
     const Block& block = blocks_[b];
@@ -240,10 +280,12 @@ absl::Status BlockManager::CheckInvariants(
             absl::StrCat("held block ", b, " is not used"));
     } else if (where[b] == 0) {
       return absl::InternalError(absl::StrCat("unheld block ", b, " is lost"));
-    } else if ((where[b] == 2) != block.hash.has_value()) {
+    } else if ((where[b] >= 2) != block.hash.has_value() ||
+               (where[b] == 2 && block.pinned)) {
       return absl::InternalError(
           absl::StrCat("block ", b, " cache state disagrees with its hash"));
     }
+    pinned += block.pinned;
     if (block.hash.has_value()) {
       const auto it = cached_by_hash_.find(*block.hash);
       if (it == cached_by_hash_.end() || it->second != b) {
@@ -251,6 +293,10 @@ absl::Status BlockManager::CheckInvariants(
             absl::StrCat("cached block ", b, " not findable by hash"));
       }
     }
+  }
+  if (pinned != num_pinned_) {
+    return absl::InternalError(absl::StrCat(
+        num_pinned_, " blocks counted pinned, ", pinned, " marked"));
   }
   if (used != num_used_ || used + num_free() + num_cached() != n ||
       cached_by_hash_.size() > size_t(n)) {

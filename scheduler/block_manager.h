@@ -7,6 +7,9 @@
 //   cached  unreferenced but holding a full block of known tokens, findable by
 //           its hash chain, evicted least recently used first when needed;
 //   free    unreferenced and empty.
+// A cached block is also pinned once a Retention::kPinned sequence has held
+// it: pinned blocks are evicted only after every other cached block, and
+// only while more blocks are pinned than the pinned budget.
 #ifndef HYDRA_SCHEDULER_BLOCK_MANAGER_H_
 #define HYDRA_SCHEDULER_BLOCK_MANAGER_H_
 
@@ -37,12 +40,20 @@ inline int BlocksFor(int tokens, int block_size) {
 
 class BlockManager {
  public:
-  BlockManager(int num_blocks, int block_size, bool enable_prefix_cache = true);
+  // `max_pinned_blocks`: the pinned budget, the pinned blocks that are never
+  // evicted.
+  BlockManager(int num_blocks, int block_size, bool enable_prefix_cache = true,
+               int max_pinned_blocks = 0);
 
   int num_blocks() const { return static_cast<int>(blocks_.size()); }
   int block_size() const { return block_size_; }
   int num_used() const { return num_used_; }
-  int num_cached() const { return static_cast<int>(lru_.size()); }
+  int num_cached() const {
+    return static_cast<int>(lru_.size() + pinned_lru_.size());
+  }
+  // Pinned blocks, held or cached.
+  int num_pinned() const { return num_pinned_; }
+  int max_pinned_blocks() const { return max_pinned_blocks_; }
   int num_free() const { return static_cast<int>(free_.size()); }
 
   // Prefix-cache lookups, in tokens: queried at each admission and found.
@@ -89,11 +100,19 @@ class BlockManager {
     int ref_count = 0;
     std::optional<uint64_t> hash;  // set while the block is in the prefix cache
     std::vector<int> tokens;  // the block's tokens, to reject hash collisions
+    bool pinned = false;
     std::list<int>::iterator lru_pos;  // valid while cached and unreferenced
   };
 
   static uint64_t HashBlock(uint64_t parent, std::span<const int> tokens);
-  int available() const { return num_free() + num_cached(); }
+  // Blocks a new allocation may take: free, cached, and the pinned cached
+  // ones beyond the budget.
+  int available() const {
+    return num_free() + static_cast<int>(lru_.size()) + EvictablePinned(0);
+  }
+  int EvictablePinned(int cached_pinned_taken) const;
+  // Marks `b` pinned if `seq` pins what it holds.
+  void PinFor(const Sequence& seq, int b);
   // Takes a free block, else evicts the least recently used cached one.
   int TakeBlock();
   void Acquire(int block);
@@ -104,6 +123,9 @@ class BlockManager {
   std::vector<Block> blocks_;
   std::vector<int> free_;
   std::list<int> lru_;  // cached, unreferenced; front = evicted first
+  std::list<int> pinned_lru_;  // the same, for pinned blocks
+  int max_pinned_blocks_;
+  int num_pinned_ = 0;
   std::unordered_map<uint64_t, int> cached_by_hash_;
   int num_used_ = 0;
   int64_t prefix_queries_ = 0;

@@ -12,15 +12,23 @@ namespace hydra::scheduler {
 
 enum class SequenceStatus { kWaiting, kRunning, kFinished };
 
+// How long a sequence's full blocks stay in the prefix cache once no one
+// holds them: kPinned blocks (a document, a system prompt warmed on
+// purpose) are evicted after every kNormal one, and never while the pinned
+// blocks fit the pool's pinned budget.
+enum class Retention { kNormal, kPinned };
+
 class Sequence {
  public:
-  Sequence(uint64_t id, std::vector<int> prompt, int priority);
+  Sequence(uint64_t id, std::vector<int> prompt, int priority,
+           Retention retention = Retention::kNormal);
 
   uint64_t id() const { return id_; }
   // Lower values are served first (as in vLLM); ties go to earlier arrivals.
   int priority() const { return priority_; }
   // Position in the order of arrival, set by the scheduler.
   uint64_t arrival() const { return arrival_; }
+  Retention retention() const { return retention_; }
   void set_arrival(uint64_t arrival) { arrival_ = arrival; }
 
   // The prompt followed by every generated token.
@@ -64,6 +72,7 @@ class Sequence {
  private:
   uint64_t id_;
   int priority_;
+  Retention retention_;
   uint64_t arrival_ = 0;
   std::vector<int> tokens_;
   int prompt_len_;

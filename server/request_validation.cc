@@ -223,6 +223,14 @@ absl::StatusOr<engine::EngineRequest> ValidateRequest(
                                 ", ", kMaxPriority, "]"));
   }
   out.priority = fields.priority;
+  if (fields.retention.has_value() && *fields.retention != "normal") {
+    if (*fields.retention != "pinned") {
+      return Invalid(names.retention,
+                     absl::StrCat("'", *fields.retention,
+                                  "' is not one of normal, pinned"));
+    }
+    out.retention = scheduler::Retention::kPinned;
+  }
   return out;
 }
 

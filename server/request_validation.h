@@ -58,6 +58,8 @@ struct RequestFields {
   std::vector<int> stop_token_ids;
   bool ignore_eos = false;
   int priority = 0;
+  // "normal" (also when unset) or "pinned" (scheduler::Retention).
+  std::optional<std::string> retention;
 };
 
 // How a front end spells each field in its errors.
@@ -79,6 +81,7 @@ struct FieldNames {
   std::string_view stop = "stopping.stop";
   std::string_view stop_token_ids = "stopping.stop_token_ids";
   std::string_view priority = "priority";
+  std::string_view retention = "retention";
 };
 // hydra.v1.GenerateRequest's names.
 inline constexpr FieldNames kGrpcFieldNames{};

@@ -17,7 +17,7 @@ hydra="${HYDRA_BIN:-/usr/local/bin/hydra}"
 flagfile="${HYDRA_FLAGFILE:-/etc/hydra/serve.flags}"
 serve_flags=model,host,port,metrics_host,metrics_port,http_port,tp,kv_cache_bytes,block_size
 serve_flags+=,max_model_len,max_batched_tokens,max_running,max_waiting,prefix_cache
-serve_flags+=,max_step_ms,max_partial_prefills
+serve_flags+=,max_step_ms,max_partial_prefills,pinned_kv_fraction
 serve_flags+=,tls_cert,tls_key,api_key,api_key_file,drain_seconds,device,gpu_memory_fraction
 serve_flags+=,chat_template
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <utility>
 
@@ -280,14 +281,23 @@ class StreamReactor final
   std::shared_ptr<Shared> shared_;
 };
 
+// The bytes a unary call answers with, made from the gathered response.
+using Answerer = std::function<::grpc::ByteBuffer(const v1::GenerateResponse&)>;
+
+::grpc::ByteBuffer SerializeGenerateResponse(const v1::GenerateResponse& r) {
+  return Serialize(r);
+}
+
 // Unary generation: outputs are gathered into the response.
 class GenerateReactor final : public ::grpc::ServerUnaryReactor {
  public:
   GenerateReactor(engine::Engine* engine, std::string request_id,
-                  ::grpc::ByteBuffer* response_bytes, OutputObserver observer)
+                  ::grpc::ByteBuffer* response_bytes, OutputObserver observer,
+                  Answerer answer = SerializeGenerateResponse)
       : call_(engine), shared_(std::make_shared<Shared>()) {
     shared_->reactor = this;
     shared_->response_bytes = response_bytes;
+    shared_->answer = std::move(answer);
     shared_->clock = OutputClock(std::move(observer));
     shared_->response.set_request_id(std::move(request_id));
   }
@@ -327,6 +337,7 @@ class GenerateReactor final : public ::grpc::ServerUnaryReactor {
     GenerateReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
     v1::GenerateResponse response ABSL_GUARDED_BY(mu);
     ::grpc::ByteBuffer* response_bytes ABSL_GUARDED_BY(mu) = nullptr;
+    Answerer answer;
     OutputClock clock;
 
     void Deliver(engine::EngineOutput out) {
@@ -338,7 +349,7 @@ class GenerateReactor final : public ::grpc::ServerUnaryReactor {
         response.mutable_text()->append(out.text);
         FillCommon(out, &response);
         if (out.finished) {
-          *response_bytes = Serialize(response);
+          *response_bytes = answer(response);
           r = std::exchange(reactor, nullptr);
         }
       }
@@ -519,6 +530,47 @@ InferenceService::GenerateStream(::grpc::CallbackServerContext* context,
   response.set_weight_dtype(engine->weight_dtype());
   response.set_kv_cache_dtype(engine->kv_cache_dtype());
   return Answer(context, response, response_bytes);
+}
+
+// Validated as a generation of its prompt, run as a prefill only.
+::grpc::ServerUnaryReactor* InferenceService::WarmPrefix(
+    ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* bytes,
+    ::grpc::ByteBuffer* response) {
+  engine::Engine* engine = nullptr;
+  v1::WarmPrefixRequest request;
+  if (::grpc::Status s = Accept(context, *bytes, &request, &engine); !s.ok())
+    return FinishedUnary(context, s);
+  v1::GenerateRequest generate;
+  generate.set_request_id(request.request_id());
+  if (request.has_prompt()) generate.set_prompt(request.prompt());
+  if (request.has_prompt_token_ids()) {
+    *generate.mutable_prompt_token_ids() = request.prompt_token_ids();
+  }
+  generate.set_priority(request.priority());
+  generate.set_retention(request.retention());
+  auto validated = Validate(generate, *engine);
+  if (!validated.ok())
+    return FinishedUnary(context, Reject(ToGrpc(validated.status())));
+  validated->prefill_only = true;
+  validated->deadline = Deadline(context);
+  // Every full block of the prompt is registered once it is computed.
+  const int cached_block = engine->config().enable_prefix_cache
+                               ? engine->config().block_size
+                               : 0;
+  auto answer = [cached_block](const v1::GenerateResponse& generated) {
+    v1::WarmPrefixResponse r;
+    r.set_request_id(generated.request_id());
+    const int prompt = generated.usage().prompt_tokens();
+    r.set_prompt_tokens(prompt);
+    r.set_cached_tokens(cached_block == 0 ? 0
+                                          : prompt / cached_block * cached_block);
+    r.set_reused_tokens(generated.usage().cached_prompt_tokens());
+    return Serialize(r);
+  };
+  auto* reactor = new GenerateReactor(engine, request.request_id(), response,
+                                      options_.on_output, std::move(answer));
+  Reject(reactor->Start(engine, std::move(*validated)));
+  return reactor;
 }
 
 }  // namespace hydra::server::grpc

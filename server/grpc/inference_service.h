@@ -30,7 +30,8 @@ using RawInferenceService = v1::Inference::WithRawCallbackMethod_Generate<
     v1::Inference::WithRawCallbackMethod_GenerateStream<
         v1::Inference::WithRawCallbackMethod_Tokenize<
             v1::Inference::WithRawCallbackMethod_GetModelInfo<
-                v1::Inference::Service>>>>;
+                v1::Inference::WithRawCallbackMethod_WarmPrefix<
+                    v1::Inference::Service>>>>>;
 
 class InferenceService final : public RawInferenceService {
  public:
@@ -53,6 +54,9 @@ class InferenceService final : public RawInferenceService {
   ::grpc::ServerUnaryReactor* GetModelInfo(
       ::grpc::CallbackServerContext* context, const ::grpc::ByteBuffer* request,
       ::grpc::ByteBuffer* response) override;
+  ::grpc::ServerUnaryReactor* WarmPrefix(::grpc::CallbackServerContext* context,
+                                         const ::grpc::ByteBuffer* request,
+                                         ::grpc::ByteBuffer* response) override;
 
  private:
   // The engine to serve a call with, or the status to refuse it with.

@@ -1,5 +1,7 @@
 #include "server/grpc/request_fields.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace hydra::server::grpc {
 
 RequestFields ToRequestFields(const v1::GenerateRequest& request) {
@@ -35,6 +37,16 @@ RequestFields ToRequestFields(const v1::GenerateRequest& request) {
                           stop.stop_token_ids().end());
   f.ignore_eos = stop.ignore_eos();
   f.priority = request.priority();
+  switch (request.retention()) {
+    case v1::RETENTION_UNSPECIFIED:
+    case v1::RETENTION_NORMAL:
+      break;
+    case v1::RETENTION_PINNED:
+      f.retention = "pinned";
+      break;
+    default:  // an enum value this server does not know: refused
+      f.retention = absl::StrCat(static_cast<int>(request.retention()));
+  }
   return f;
 }
 

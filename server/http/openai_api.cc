@@ -44,6 +44,7 @@ constexpr server::FieldNames kCompletionNames{
     .stop = "stop",
     .stop_token_ids = "stop_token_ids",
     .priority = "priority",
+    .retention = "retention",
 };
 
 server::FieldNames ChatNames(std::string_view max_tokens) {

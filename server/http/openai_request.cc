@@ -163,6 +163,7 @@ absl::Status ParseSampling(const Json& body, OpenAiRequest& out) {
   f.ignore_eos = ignore_eos.value_or(false);
   ASSIGN_OR_RETURN(std::optional<int> priority, OptInt(body, "priority"));
   f.priority = priority.value_or(0);
+  ASSIGN_OR_RETURN(f.retention, OptString(body, "retention"));
   if (const Json* seed = Member(body, "seed")) {
     if (seed->is_number_unsigned()) {
       f.seed = seed->get<uint64_t>();

@@ -19,7 +19,9 @@ constexpr int kBlockSize = 4;
 class BlockManagerPropertyTest : public ::testing::TestWithParam<int> {
  protected:
   BlockManagerPropertyTest()
-      : blocks_(48, kBlockSize), shadow_(48 * kBlockSize, -1) {}
+      : blocks_(48, kBlockSize, /*enable_prefix_cache=*/true,
+                /*max_pinned_blocks=*/6),
+        shadow_(48 * kBlockSize, -1) {}
 
   // What the worker would do: write the computed tokens into their slots.
   void Compute(Sequence& seq, int upto) {
@@ -62,12 +64,15 @@ class BlockManagerPropertyTest : public ::testing::TestWithParam<int> {
 TEST_P(BlockManagerPropertyTest, RandomOperationsKeepInvariants) {
   std::mt19937 rng(GetParam());
   uint64_t next_id = 1;
-  int hits = 0, evictions_seen = 0, copies = 0;
+  int hits = 0, evictions_seen = 0, copies = 0, max_pinned = 0;
   for (int op = 0; op < 4000; ++op) {
     const int kind = rng() % 10;
     if (kind < 3 || live_.empty()) {
-      // Admit a new sequence, reusing any cached prefix.
-      auto seq = std::make_unique<Sequence>(next_id++, RandomPrompt(rng), 0);
+      // Admit a new sequence, reusing any cached prefix; one in four pins
+      // its blocks.
+      auto seq = std::make_unique<Sequence>(
+          next_id++, RandomPrompt(rng), 0,
+          rng() % 4 == 0 ? Retention::kPinned : Retention::kNormal);
       const std::vector<int> prefix = blocks_.FindCachedPrefix(*seq);
       const int cached_before = blocks_.num_cached();
       const int free_before = blocks_.num_free();
@@ -119,6 +124,7 @@ TEST_P(BlockManagerPropertyTest, RandomOperationsKeepInvariants) {
     ASSERT_NO_FATAL_FAILURE(CheckShadow()) << "after op " << op;
     ASSERT_EQ(blocks_.num_used() + blocks_.num_free() + blocks_.num_cached(),
               blocks_.num_blocks());
+    max_pinned = std::max(max_pinned, blocks_.num_pinned());
   }
   for (auto& [id, seq] : live_) blocks_.Free(*seq);
   live_.clear();
@@ -128,6 +134,7 @@ TEST_P(BlockManagerPropertyTest, RandomOperationsKeepInvariants) {
   EXPECT_GT(hits, 50);
   EXPECT_GT(copies, 10);
   EXPECT_GT(evictions_seen, 0);
+  EXPECT_GT(max_pinned, blocks_.max_pinned_blocks());  // pinned evicted too
   EXPECT_GT(blocks_.prefix_hits(), 0);
   EXPECT_LE(blocks_.prefix_hits(), blocks_.prefix_queries());
 }
@@ -168,6 +175,70 @@ TEST(BlockManagerTest, EvictsLeastRecentlyUsedCachedBlockFirst) {
   ASSERT_TRUE(blocks.Admit(c, {}, 2));
   EXPECT_TRUE(blocks.FindCachedPrefix(a).empty());
   EXPECT_EQ(blocks.FindCachedPrefix(b).size(), 1u);
+}
+
+// Fills the pool with a pinned or a normal sequence's computed full blocks,
+// then frees it: they stay cached.
+void CacheBlocks(BlockManager& blocks, uint64_t id, std::vector<int> tokens,
+                 Retention retention) {
+  Sequence seq(id, std::move(tokens), 0, retention);
+  ASSERT_TRUE(blocks.Admit(seq, blocks.FindCachedPrefix(seq), seq.num_tokens()));
+  seq.set_num_computed(seq.num_tokens());
+  blocks.CommitFullBlocks(seq);
+  blocks.Free(seq);
+}
+
+TEST(BlockManagerTest, PinnedBlocksWithinTheBudgetAreNeverEvicted) {
+  BlockManager blocks(6, 2, true, /*max_pinned_blocks=*/2);
+  CacheBlocks(blocks, 1, {1, 2, 3, 4}, Retention::kPinned);
+  EXPECT_EQ(blocks.num_pinned(), 2);
+  EXPECT_EQ(blocks.num_cached(), 2);
+  // A load that wants every block gets only the four others.
+  Sequence big(2, std::vector<int>(12, 9), 0);
+  EXPECT_FALSE(blocks.Admit(big, {}, 12));
+  Sequence fits(3, std::vector<int>(8, 9), 0);
+  ASSERT_TRUE(blocks.Admit(fits, {}, 8));
+  EXPECT_EQ(blocks.num_free(), 0);
+  fits.set_num_computed(8);
+  blocks.CommitFullBlocks(fits);
+  blocks.Free(fits);
+  // Normal traffic churns through the rest; the pinned prefix stays.
+  for (int round = 0; round < 5; ++round) {
+    CacheBlocks(blocks, 10 + round, std::vector<int>(8, 20 + round),
+                Retention::kNormal);
+  }
+  Sequence again(20, {1, 2, 3, 4, 5}, 0);
+  EXPECT_EQ(blocks.FindCachedPrefix(again).size(), 2u);
+  EXPECT_TRUE(blocks.CheckInvariants({}).ok());
+}
+
+TEST(BlockManagerTest, PinnedBlocksBeyondTheBudgetGoAfterNormalOnes) {
+  BlockManager blocks(4, 2, true, /*max_pinned_blocks=*/1);
+  CacheBlocks(blocks, 1, {1, 2, 3, 4, 5}, Retention::kPinned);  // 2 pinned
+  CacheBlocks(blocks, 2, {7, 8, 9}, Retention::kNormal);        // 1 normal
+  EXPECT_EQ(blocks.num_pinned(), 2);
+  // Three blocks: the free one, the normal one, then the oldest pinned one
+  // (one pinned block over the budget); the last pinned block stays.
+  Sequence load(3, std::vector<int>(6, 30), 0);
+  ASSERT_TRUE(blocks.Admit(load, {}, 6));
+  EXPECT_EQ(blocks.num_pinned(), 1);
+  Sequence normal(4, {7, 8, 9}, 0);
+  EXPECT_TRUE(blocks.FindCachedPrefix(normal).empty());
+  Sequence extra(5, std::vector<int>(2, 40), 0);
+  EXPECT_FALSE(blocks.Admit(extra, {}, 2));  // the last pinned is protected
+  std::vector<const Sequence*> live = {&load};
+  EXPECT_TRUE(blocks.CheckInvariants(live).ok());
+  blocks.Free(load);
+  EXPECT_TRUE(blocks.CheckInvariants({}).ok());
+}
+
+TEST(BlockManagerTest, ANormalRequestOnAPinnedPrefixLeavesItPinned) {
+  BlockManager blocks(4, 2, true, /*max_pinned_blocks=*/2);
+  CacheBlocks(blocks, 1, {1, 2, 3}, Retention::kPinned);
+  CacheBlocks(blocks, 2, {1, 2, 5, 6, 7}, Retention::kNormal);
+  EXPECT_EQ(blocks.num_pinned(), 1);  // {1, 2}; {5, 6} is not pinned
+  EXPECT_EQ(blocks.num_cached(), 2);
+  EXPECT_TRUE(blocks.CheckInvariants({}).ok());
 }
 
 // A config.json's max_position_embeddings reaches BlocksFor unchanged; near
