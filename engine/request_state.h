@@ -35,7 +35,7 @@ struct RequestState {
 
   uint64_t id;
   std::unique_ptr<scheduler::Sequence>
-      sequence;                        // until the scheduler takes it
+      sequence;  // until the scheduler takes it
   bool prefill_only;
   scheduler::Sequence* seq = nullptr;  // from then on
   SamplingParams sampling;

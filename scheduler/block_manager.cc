@@ -260,8 +260,9 @@ absl::Status BlockManager::CheckInvariants(
   for (int b : pinned_lru_) {
     if (where[b] != 0 || !blocks_[b].pinned)
       return absl::InternalError(
-          absl::StrCat("block ", b, " in the pinned LRU but free, cached or "
-                                    "not pinned"));
+          absl::StrCat("block ", b,
+                       " in the pinned LRU but free, cached or "
+                       "not pinned"));
     where[b] = 3;
   }
   int pinned = 0;

@@ -122,7 +122,7 @@ class BlockManager {
   bool prefix_cache_;
   std::vector<Block> blocks_;
   std::vector<int> free_;
-  std::list<int> lru_;  // cached, unreferenced; front = evicted first
+  std::list<int> lru_;         // cached, unreferenced; front = evicted first
   std::list<int> pinned_lru_;  // the same, for pinned blocks
   int max_pinned_blocks_;
   int num_pinned_ = 0;

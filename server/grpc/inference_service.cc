@@ -554,16 +554,15 @@ InferenceService::GenerateStream(::grpc::CallbackServerContext* context,
   validated->prefill_only = true;
   validated->deadline = Deadline(context);
   // Every full block of the prompt is registered once it is computed.
-  const int cached_block = engine->config().enable_prefix_cache
-                               ? engine->config().block_size
-                               : 0;
+  const int cached_block =
+      engine->config().enable_prefix_cache ? engine->config().block_size : 0;
   auto answer = [cached_block](const v1::GenerateResponse& generated) {
     v1::WarmPrefixResponse r;
     r.set_request_id(generated.request_id());
     const int prompt = generated.usage().prompt_tokens();
     r.set_prompt_tokens(prompt);
-    r.set_cached_tokens(cached_block == 0 ? 0
-                                          : prompt / cached_block * cached_block);
+    r.set_cached_tokens(
+        cached_block == 0 ? 0 : prompt / cached_block * cached_block);
     r.set_reused_tokens(generated.usage().cached_prompt_tokens());
     return Serialize(r);
   };

@@ -840,6 +840,85 @@ TEST(ServerLifecycleTest, MalformedProtobufIsInvalidArgument) {
   EXPECT_EQ(ReadFile(log).find("UTF-8"), std::string::npos) << ReadFile(log);
 }
 
+std::vector<int> RandomIds(std::mt19937& rng, int n) {
+  std::vector<int> ids(n);
+  for (int& id : ids) id = 3 + static_cast<int>(rng() % 30000);
+  return ids;
+}
+
+v1::WarmPrefixResponse Warm(v1::Inference::Stub& stub,
+                            const std::vector<int>& ids,
+                            v1::Retention retention, grpc::Status* status) {
+  v1::WarmPrefixRequest request;
+  request.mutable_prompt_token_ids()->mutable_ids()->Add(ids.begin(),
+                                                         ids.end());
+  request.set_retention(retention);
+  grpc::ClientContext context;
+  v1::WarmPrefixResponse response;
+  *status = stub.WarmPrefix(&context, request, &response);
+  return response;
+}
+
+// Issue 16's pinning: a warmed, pinned document survives a load that evicts
+// every other cached block (a normally warmed one is the control), and a
+// question after it reuses its KV.
+TEST(ServerLifecycleTest, PinnedPrefixSurvivesALoadThatEvictsTheRest) {
+  HYDRA_REQUIRE_MODEL();
+  // 4 MiB: 18 blocks of 16 tokens; a quarter (4 blocks) may stay pinned.
+  ServerProcess server(
+      HYDRA_BINARY, testing::ModelDir().string(),
+      {"--kv_cache_bytes=4194304", "--pinned_kv_fraction=0.25"});
+  ASSERT_TRUE(server.WaitReady());
+  auto stub = server.NewStub();
+  std::mt19937 rng(16);
+  const std::vector<int> pinned_doc = RandomIds(rng, 64),
+                         normal_doc = RandomIds(rng, 64);
+  grpc::Status status;
+  const v1::WarmPrefixResponse warmed =
+      Warm(*stub, pinned_doc, v1::RETENTION_PINNED, &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(warmed.prompt_tokens(), 64);
+  EXPECT_EQ(warmed.cached_tokens(), 64);
+  EXPECT_EQ(warmed.reused_tokens(), 0);
+  // Warming again computes nothing new (all but the last block are found).
+  EXPECT_EQ(
+      Warm(*stub, pinned_doc, v1::RETENTION_PINNED, &status).reused_tokens(),
+      48);
+  Warm(*stub, normal_doc, v1::RETENTION_NORMAL, &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  // Load: distinct prompts that each need 8 of the 18 blocks.
+  for (int i = 0; i < 10; ++i) {
+    grpc::ClientContext context;
+    v1::GenerateResponse response;
+    ASSERT_TRUE(stub->Generate(&context, GreedyRequest(RandomIds(rng, 100), 20),
+                               &response)
+                    .ok());
+  }
+  auto ask = [&](const std::vector<int>& doc) {
+    std::vector<int> prompt = doc;
+    const std::vector<int> question = RandomIds(rng, 10);
+    prompt.insert(prompt.end(), question.begin(), question.end());
+    grpc::ClientContext context;
+    v1::GenerateResponse response;
+    EXPECT_TRUE(
+        stub->Generate(&context, GreedyRequest(prompt, 4), &response).ok());
+    return response.usage().cached_prompt_tokens();
+  };
+  EXPECT_EQ(ask(normal_doc), 0) << "the load did not evict the normal prefix";
+  EXPECT_EQ(ask(pinned_doc), 64);
+  // An unknown retention is refused, naming the field.
+  v1::GenerateRequest bad = GreedyRequest({1, 2, 3}, 2);
+  bad.set_retention(static_cast<v1::Retention>(7));
+  grpc::ClientContext context;
+  v1::GenerateResponse response;
+  const grpc::Status refused = stub->Generate(&context, bad, &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(refused.error_message().find("retention"), std::string::npos)
+      << refused.error_message();
+  EXPECT_TRUE(server.WaitMetric("hydra_kv_cache_blocks{state=\"used\"}", 0));
+  EXPECT_EQ(server.Stop(), 0);
+}
+
 TEST(ServerLifecycleTest, MaxModelLenCapsPromptAndGeneration) {
   HYDRA_REQUIRE_MODEL();
   constexpr int kCap = 64;

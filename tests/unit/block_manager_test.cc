@@ -182,7 +182,8 @@ TEST(BlockManagerTest, EvictsLeastRecentlyUsedCachedBlockFirst) {
 void CacheBlocks(BlockManager& blocks, uint64_t id, std::vector<int> tokens,
                  Retention retention) {
   Sequence seq(id, std::move(tokens), 0, retention);
-  ASSERT_TRUE(blocks.Admit(seq, blocks.FindCachedPrefix(seq), seq.num_tokens()));
+  ASSERT_TRUE(
+      blocks.Admit(seq, blocks.FindCachedPrefix(seq), seq.num_tokens()));
   seq.set_num_computed(seq.num_tokens());
   blocks.CommitFullBlocks(seq);
   blocks.Free(seq);
