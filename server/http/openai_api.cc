@@ -15,6 +15,7 @@
 #include "server/http/json_util.h"
 #include "server/http/openai_request.h"
 #include "server/http/openai_response.h"
+#include "server/http/warm_prefix.h"
 #include "server/request_validation.h"
 
 namespace hydra::server::http {
@@ -65,8 +66,8 @@ struct Route {
 constexpr Route kRoutes[] = {
     {"/v1/completions", "POST", true}, {"/v1/chat/completions", "POST", true},
     {"/v1/models", "GET", true},       {"/tokenize", "POST", true},
-    {"/detokenize", "POST", true},     {"/health", "GET", false},
-    {"/version", "GET", false},
+    {"/detokenize", "POST", true},     {"/v1/warm_prefix", "POST", true},
+    {"/health", "GET", false},         {"/version", "GET", false},
 };
 
 }  // namespace
@@ -136,6 +137,7 @@ class OpenAiApi::Call {
     if (path == "/v1/completions") return Completion(*body);
     if (path == "/v1/chat/completions") return Chat(*body);
     if (path == "/tokenize") return Tokenize(*body);
+    if (path == "/v1/warm_prefix") return WarmPrefix(*body);
     return Detokenize(*body);
   }
 
@@ -235,6 +237,22 @@ class OpenAiApi::Call {
     spec.logprobs = request.sampling.logprobs.has_value();
     spec.model_name = api_.options_.model_name;
     if (absl::Status s = StartGeneration(engine_, request, std::move(spec),
+                                         responder_, api_.observer_);
+        !s.ok()) {
+      CountRejection(s.code());
+    }
+  }
+
+  // As a completion's prompt (`prompt`, `priority`, `retention`), prefilled
+  // only.
+  void WarmPrefix(const Json& body) {
+    absl::StatusOr<OpenAiRequest> parsed = ParseCompletionRequest(body);
+    if (!parsed.ok()) return Error(FromStatus(parsed.status()));
+    if (!CheckModel(parsed->model)) return;
+    absl::StatusOr<engine::EngineRequest> request =
+        Validate(parsed->fields, kCompletionNames);
+    if (!request.ok()) return Error(FromStatus(request.status()));
+    if (absl::Status s = StartWarmPrefix(engine_, *std::move(request),
                                          responder_, api_.observer_);
         !s.ok()) {
       CountRejection(s.code());

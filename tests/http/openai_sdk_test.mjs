@@ -130,6 +130,23 @@ try {
       again.usage.prompt_tokens < 16, "usage " + JSON.stringify(again.usage));
   });
 
+  await run("warm_prefix caches a document that a completion then reuses", async () => {
+    const doc = Array.from({ length: 40 }, (_, i) => 100 + 37 * i);
+    const warmed = await post("/v1/warm_prefix", { model: MODEL, prompt: doc, retention: "pinned" });
+    check(warmed.prompt_tokens === doc.length && warmed.cached_tokens === 32 &&
+      warmed.reused_tokens >= 0, "warm_prefix " + JSON.stringify(warmed));
+    const c = await client.completions.create({
+      model: MODEL, prompt: doc.concat([13, 13]), max_tokens: 2, temperature: 0,
+    });
+    check(c.usage.prompt_tokens_details.cached_tokens === 32, "usage " + JSON.stringify(c.usage));
+    const bad = await fetch(server.base + "/v1/warm_prefix", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ prompt: doc, retention: "forever" }),
+    });
+    const error = (await bad.json()).error;
+    check(bad.status === 400 && error.param === "retention", "bad retention: " + JSON.stringify(error));
+  });
+
   await run("streamed chat completion with include_usage", async () => {
     const messages = [
       { role: "system", content: "You tell stories." },
