@@ -8,8 +8,13 @@ import path from "node:path";
 
 export const SKIP = 77;
 
+// Servers still running; a failing test kills them on its way out, or they
+// would outlive it.
+const running = new Set();
+
 export function fail(message) {
   console.error("FAIL: " + message);
+  for (const proc of running) proc.kill("SIGKILL");
   process.exit(1);
 }
 
@@ -59,8 +64,10 @@ export class HydraServer {
       { stdio: ["ignore", log, log] },
     );
     this.exited = null;
+    running.add(this.proc);
     this.proc.on("exit", (code, signal) => {
       this.exited = { code, signal };
+      running.delete(this.proc);
     });
     this.base = `http://127.0.0.1:${this.httpPort}`;
     const deadline = Date.now() + 60000;
