@@ -323,6 +323,7 @@ void Engine::UpdateStats() {
   stats_.kv_used = blocks_.num_used();
   stats_.kv_free = blocks_.num_free();
   stats_.kv_cached = blocks_.num_cached();
+  stats_.kv_pinned = blocks_.num_pinned();
   stats_.kv_total = blocks_.num_blocks();
   stats_.preemptions = scheduler_.preemptions();
   stats_.partial_prefills = scheduler_.num_prefilling();

@@ -18,6 +18,7 @@ struct EngineStats {
   int kv_used = 0;
   int kv_free = 0;
   int kv_cached = 0;
+  int kv_pinned = 0;  // pinned blocks, held or cached (within kv_used/cached)
   int kv_total = 0;
   int64_t steps = 0;
   int64_t preemptions = 0;

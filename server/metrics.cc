@@ -272,6 +272,10 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
   kv_used_ = &blocks.Add({{"state", "used"}});
   kv_free_ = &blocks.Add({{"state", "free"}});
   kv_cached_ = &blocks.Add({{"state", "cached"}});
+  kv_pinned_ = AddGauge(
+      r, "hydra_kv_cache_pinned_blocks",
+      "KV blocks of pinned prefixes (retention=pinned, WarmPrefix), held or "
+      "cached; evicted last, never within --pinned_kv_fraction.");
   kv_usage_ratio_ = AddGauge(r, "hydra_kv_cache_usage_ratio",
                              "Used KV cache blocks over all blocks (0..1).");
   kv_bytes_ = &prometheus::BuildGauge()
@@ -398,6 +402,7 @@ void ServerMetrics::UpdateEngineStats(const engine::EngineStats& stats,
   kv_used_->Set(stats.kv_used);
   kv_free_->Set(stats.kv_free);
   kv_cached_->Set(stats.kv_cached);
+  kv_pinned_->Set(stats.kv_pinned);
   kv_usage_ratio_->Set(stats.kv_total > 0
                            ? static_cast<double>(stats.kv_used) / stats.kv_total
                            : 0.0);

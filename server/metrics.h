@@ -107,6 +107,7 @@ class ServerMetrics {
   prometheus::Gauge* kv_used_;
   prometheus::Gauge* kv_free_;
   prometheus::Gauge* kv_cached_;
+  prometheus::Gauge* kv_pinned_;
   prometheus::Gauge* kv_usage_ratio_;
   prometheus::Family<prometheus::Gauge>* kv_bytes_;
 

@@ -906,6 +906,7 @@ TEST(ServerLifecycleTest, PinnedPrefixSurvivesALoadThatEvictsTheRest) {
   };
   EXPECT_EQ(ask(normal_doc), 0) << "the load did not evict the normal prefix";
   EXPECT_EQ(ask(pinned_doc), 64);
+  EXPECT_TRUE(server.WaitMetric("hydra_kv_cache_pinned_blocks", 4));
   // An unknown retention is refused, naming the field.
   v1::GenerateRequest bad = GreedyRequest({1, 2, 3}, 2);
   bad.set_retention(static_cast<v1::Retention>(7));
