@@ -74,7 +74,14 @@ for i in $(seq 1 12); do
     --temperature=0 --max_tokens=240 >"$WORK/stream$i.out" 2>&1 &
   stream_pids+=("$!")
 done
-sleep 0.3
+# Each stream's first tokens are out (its output file is written from the
+# first message on), so every call is in the engine when SIGTERM comes.
+for i in $(seq 1 12); do
+  for _ in $(seq 1 300); do
+    [ -s "$WORK/stream$i.out" ] && break
+    sleep 0.1
+  done
+done
 running=0
 for pid in "${stream_pids[@]}"; do kill -0 "$pid" 2>/dev/null && running=$((running + 1)); done
 kill -TERM "$LAUNCH_PID"
