@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -31,6 +32,7 @@
 #include "server/http/chat_formatter.h"
 #include "server/http/http_front_end.h"
 #include "server/metrics.h"
+#include "server/tls_credentials.h"
 
 ABSL_DECLARE_FLAG(std::string, model);
 ABSL_FLAG(std::string, host, "127.0.0.1",
@@ -105,29 +107,13 @@ using server::grpc::InferenceService;
 constexpr char kServiceName[] = "hydra.v1.Inference";
 constexpr char kVersion[] = "0.3.0";
 
-absl::StatusOr<std::string> ReadPem(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr)
-    return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::string data;
-  char buf[4096];
-  for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;)
-    data.append(buf, n);
-  std::fclose(f);
-  return data;
-}
-
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials() {
-  const std::string cert = absl::GetFlag(FLAGS_tls_cert),
-                    key = absl::GetFlag(FLAGS_tls_key);
-  if (cert.empty() != key.empty()) {
-    return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
-  }
-  if (cert.empty()) return grpc::InsecureServerCredentials();
+// Plaintext without --tls_cert; else the checked pair.
+std::shared_ptr<grpc::ServerCredentials> Credentials(
+    const std::optional<server::TlsCredentials>& tls) {
+  if (!tls.has_value()) return grpc::InsecureServerCredentials();
   grpc::SslServerCredentialsOptions options;
-  ASSIGN_OR_RETURN(std::string cert_pem, ReadPem(cert));
-  ASSIGN_OR_RETURN(std::string key_pem, ReadPem(key));
-  options.pem_key_cert_pairs.push_back({key_pem, cert_pem});
+  options.pem_key_cert_pairs.push_back(
+      {tls->private_key_pem, tls->cert_chain_pem});
   return grpc::SslServerCredentials(options);
 }
 
@@ -151,7 +137,8 @@ void Log(const std::string& line) {
 // The OpenAI-compatible HTTP front end, or nullptr with --http_port=0.
 absl::StatusOr<std::unique_ptr<server::http::HttpFrontEnd>> StartHttp(
     const std::string& model_name, const std::string& model_dir,
-    const std::string& api_key, ServerMetrics& metrics) {
+    const std::string& api_key,
+    const std::optional<server::TlsCredentials>& tls, ServerMetrics& metrics) {
   const int port = absl::GetFlag(FLAGS_http_port);
   if (port == 0) return nullptr;
   if (port < 0 || port > 65535) {
@@ -170,10 +157,9 @@ absl::StatusOr<std::unique_ptr<server::http::HttpFrontEnd>> StartHttp(
       absl::Milliseconds(absl::GetFlag(FLAGS_http_header_timeout_ms));
   server.body_timeout =
       absl::Milliseconds(absl::GetFlag(FLAGS_http_body_timeout_ms));
-  if (!absl::GetFlag(FLAGS_tls_cert).empty()) {
-    ASSIGN_OR_RETURN(server.tls_cert_pem,
-                     ReadPem(absl::GetFlag(FLAGS_tls_cert)));
-    ASSIGN_OR_RETURN(server.tls_key_pem, ReadPem(absl::GetFlag(FLAGS_tls_key)));
+  if (tls.has_value()) {
+    server.tls_cert_pem = tls->cert_chain_pem;
+    server.tls_key_pem = tls->private_key_pem;
   }
   ASSIGN_OR_RETURN(server::http::ChatSetup chat,
                    server::http::LoadChatFormatter(
@@ -262,6 +248,14 @@ absl::Status RunServe() {
     return absl::OkStatus();
   }
 
+  // Before anything listens: gRPC would report a bad pair only as "cannot
+  // listen", the cause in its own log.
+  ASSIGN_OR_RETURN(const std::optional<server::TlsCredentials> tls,
+                   server::LoadTlsCredentials(absl::GetFlag(FLAGS_tls_cert),
+                                              absl::GetFlag(FLAGS_tls_key)));
+  if (tls.has_value()) {
+    for (const std::string& warning : tls->warnings) Log(warning);
+  }
   const std::string model_dir = absl::GetFlag(FLAGS_model);
   const std::string model_name =
       std::filesystem::path(model_dir).filename().string();
@@ -293,7 +287,7 @@ absl::Status RunServe() {
   });
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
-  ASSIGN_OR_RETURN(auto credentials, Credentials());
+  const auto credentials = Credentials(tls);
   const std::string address =
       absl::StrCat(absl::GetFlag(FLAGS_host), ":", port);
   int bound_port = 0;
@@ -316,7 +310,7 @@ absl::Status RunServe() {
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   health->SetServingStatus(kServiceName, false);
   health->SetServingStatus(false);
-  auto http = StartHttp(model_name, model_dir, api_key, *metrics);
+  auto http = StartHttp(model_name, model_dir, api_key, tls, *metrics);
   if (!http.ok()) {
     server->Shutdown();
     return http.status();
