@@ -127,6 +127,21 @@ class Fields {
     return value;
   }
 
+  // A finite number > 0 as the float the kernels use, or `fallback` when
+  // absent: checked after the conversion, since 1e300 would become inf and
+  // 1e-300 zero (found by tests/fuzz/config_fuzzer).
+  absl::StatusOr<float> PositiveFloat(const char* field, float fallback) const {
+    ASSIGN_OR_RETURN(double value, Number(field, fallback));
+    const float narrowed = static_cast<float>(value);
+    if (!(narrowed > 0) || !std::isfinite(narrowed)) {
+      return Error(field,
+                   absl::StrCat("must be a positive number within float range, "
+                                "got ",
+                                value));
+    }
+    return narrowed;
+  }
+
   absl::StatusOr<bool> Bool(const char* field, bool fallback) const {
     if (!Has(field)) return fallback;
     const Json& value = object_.at(field);
@@ -413,20 +428,10 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text,
                                      ") must be even for rotary embeddings"));
   }
 
-  ASSIGN_OR_RETURN(double eps,
-                   fields.Number("rms_norm_eps", config.rms_norm_eps));
-  if (!(eps > 0) || !std::isfinite(eps)) {
-    return fields.Error("rms_norm_eps",
-                        absl::StrCat("must be a positive number, got ", eps));
-  }
-  config.rms_norm_eps = static_cast<float>(eps);
-  ASSIGN_OR_RETURN(double theta,
-                   fields.Number("rope_theta", config.rope_theta));
-  if (!(theta > 0) || !std::isfinite(theta)) {
-    return fields.Error("rope_theta",
-                        absl::StrCat("must be a positive number, got ", theta));
-  }
-  config.rope_theta = static_cast<float>(theta);
+  ASSIGN_OR_RETURN(config.rms_norm_eps,
+                   fields.PositiveFloat("rms_norm_eps", config.rms_norm_eps));
+  ASSIGN_OR_RETURN(config.rope_theta,
+                   fields.PositiveFloat("rope_theta", config.rope_theta));
 
   ASSIGN_OR_RETURN(config.tie_word_embeddings,
                    fields.Bool("tie_word_embeddings", false));

@@ -68,6 +68,21 @@ float HalfToFloat(uint16_t h) {
   return std::bit_cast<float>(bits);
 }
 
+// The number of columns of a tensor seen as a matrix: the product of every
+// dimension after the first (1 for a scalar or a vector). A tensor with no
+// rows passes the header's size check whatever its other dimensions are, so
+// their product may exceed int64: it saturates, and such a tensor has no
+// element for a column to address.
+int64_t MatrixCols(std::span<const int64_t> shape) {
+  int64_t cols = 1;
+  bool overflow = false;
+  for (size_t i = 1; i < shape.size(); ++i) {
+    if (shape[i] == 0) return 0;
+    overflow |= __builtin_mul_overflow(cols, shape[i], &cols);
+  }
+  return overflow ? std::numeric_limits<int64_t>::max() : cols;
+}
+
 float BFloat16ToFloat(uint16_t b) {
   return std::bit_cast<float>(static_cast<uint32_t>(b) << 16);
 }
@@ -144,7 +159,11 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
   const size_t data_size = size - result->data_start_;
 
   std::vector<TensorInfo>& tensors = result->tensors_;
-  for (const auto& [name, entry] : json.items()) {
+  for (const auto& item : json.items()) {
+    // Named, not a structured binding: lambdas cannot capture those before
+    // clang 16 (the fuzz build's compiler is Debian's clang 14).
+    const std::string& name = item.key();
+    const Json& entry = item.value();
     if (name == "__metadata__") continue;
     auto bad = [&](auto&&... parts) {
       return invalid("tensor \"", name, "\": ", parts...);
@@ -368,9 +387,8 @@ std::optional<std::string> Checkpoint::FirstWithPrefix(
 absl::StatusOr<std::vector<float>> Checkpoint::ReadF32(
     std::string_view name, std::span<const int64_t> expected_shape) const {
   const int64_t rows = expected_shape.empty() ? 1 : expected_shape[0];
-  int64_t cols = 1;
-  for (size_t i = 1; i < expected_shape.size(); ++i) cols *= expected_shape[i];
-  return ReadF32Block(name, expected_shape, 0, rows, 0, cols);
+  return ReadF32Block(name, expected_shape, 0, rows, 0,
+                      MatrixCols(expected_shape));
 }
 
 absl::StatusOr<DType> Checkpoint::TensorDType(std::string_view name) const {
@@ -404,7 +422,7 @@ absl::StatusOr<TensorBlock> Checkpoint::Block(
   }
   // The tensor as a matrix: its first dimension by the product of the rest.
   const int64_t rows = info.shape.empty() ? 1 : info.shape[0];
-  const int64_t cols = rows == 0 ? 0 : info.num_elements() / rows;
+  const int64_t cols = MatrixCols(info.shape);
   if (row_begin < 0 || row_begin > row_end || row_end > rows || col_begin < 0 ||
       col_begin > col_end || col_end > cols) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -413,8 +431,10 @@ absl::StatusOr<TensorBlock> Checkpoint::Block(
         row_end, ") x columns [", col_begin, ", ", col_end, ")"));
   }
   const size_t element = DTypeSize(info.dtype);
-  return TensorBlock{.data = file.Bytes(info).data() +
-                             (row_begin * cols + col_begin) * element,
+  // A block of a tensor without rows is empty: it starts where the tensor
+  // does (its columns may not even have an address).
+  const int64_t first = rows == 0 ? 0 : row_begin * cols + col_begin;
+  return TensorBlock{.data = file.Bytes(info).data() + first * element,
                      .dtype = info.dtype,
                      .rows = row_end - row_begin,
                      .cols = col_end - col_begin,

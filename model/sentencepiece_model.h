@@ -3,7 +3,8 @@
 // libprotobuf (which gRPC needs) the two copies bind to each other's
 // functions and crash at start-up. So the library is only ever reached
 // through a small plugin (libhydra_sentencepiece.so) that is dlopen()ed
-// with RTLD_LOCAL | RTLD_DEEPBIND: its protobuf stays private.
+// with RTLD_LOCAL | RTLD_DEEPBIND: its protobuf stays private (sanitizer
+// builds load it without RTLD_DEEPBIND: sentencepiece_model.cc).
 // This header and the plugin use no abseil either: SentencePiece's header
 // declares its own `absl::string_view`, which clashes with abseil's.
 #ifndef HYDRA_MODEL_SENTENCEPIECE_MODEL_H_

@@ -35,10 +35,14 @@ RUNTIME_PACKAGES=(
 # Tests and their tools: the integration tests (Prometheus, the Python
 # client, network namespaces), hydra-bench's plots, the NumPy reference
 # forward pass (tests/reference), and the offline checks of deploy/
-# (tests/deploy: yamllint, shellcheck; promtool comes with prometheus).
+# (tests/deploy: yamllint, shellcheck; promtool comes with prometheus),
+# and the fuzz and sanitizer build (scripts/fuzz.sh: clang; libclang-rt-dev,
+# only recommended by clang, holds libFuzzer and the sanitizer runtimes;
+# libomp-dev for CMake's OpenMP check under clang; Ninja).
 TEST_PACKAGES=(
   prometheus python3-grpcio python3-protobuf curl openssl iproute2
   gnuplot-nox python3-numpy yamllint shellcheck
+  clang libclang-rt-dev libomp-dev ninja-build
 )
 
 # Only in the container image: an init that forwards signals (tini), curl

@@ -292,6 +292,25 @@ TEST(ModelConfigTest, RefusesNonPositiveSize) {
               {kSource, "\"intermediate_size\""});
 }
 
+// Found by tests/fuzz/config_fuzzer: rms_norm_eps and rope_theta were
+// checked as doubles and then narrowed to float, so 1e300 became inf and
+// 1e-300 became 0, both accepted.
+TEST(ModelConfigTest, RefusesNumbersOutsideFloatRange) {
+  for (const char* field : {"rms_norm_eps", "rope_theta"}) {
+    for (double value : {1e300, 1e-300, -1.0, 0.0}) {
+      nlohmann::json json = Stories15M();
+      json[field] = value;
+      ExpectError(Parse(json).status(), absl::StatusCode::kInvalidArgument,
+                  {kSource, field, "positive number"});
+    }
+  }
+  nlohmann::json json = Stories15M();
+  json["rms_norm_eps"] = 1e-30;  // small, but a float holds it
+  auto config = Parse(json);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FLOAT_EQ(config->rms_norm_eps, 1e-30f);
+}
+
 // Sizes near INT_MAX used to pass, and max_position_embeddings = 2147483633
 // then overflowed the engine's block count and aborted with std::bad_alloc.
 TEST(ModelConfigTest, RefusesSizesAboveTheirMaximum) {
