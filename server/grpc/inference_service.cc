@@ -474,6 +474,7 @@ InferenceService::GenerateStream(::grpc::CallbackServerContext* context,
   response->set_bos_token_id(c.bos_token_id);
   response->set_weight_dtype(engine->weight_dtype());
   response->set_kv_cache_dtype(engine->kv_cache_dtype());
+  response->set_non_finite_weights(engine->non_finite_weights().values);
   return FinishedUnary(context, ::grpc::Status::OK);
 }
 
