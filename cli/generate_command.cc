@@ -17,6 +17,7 @@
 #include "cli/engine_flags.h"
 #include "common/status_macros.h"
 #include "engine/engine_factory.h"
+#include "worker/non_finite_weights.h"
 
 ABSL_FLAG(std::string, model, "models/stories15M", "Model folder");
 ABSL_FLAG(std::string, prompt, "Once upon a time", "Text to continue");
@@ -102,6 +103,11 @@ absl::Status RunGenerate() {
           engine::ShortenedContextNote(options, *engine, "--kv_cache_mb");
       !note.empty()) {
     std::fprintf(stderr, "[hydra] %s\n", note.c_str());
+  }
+  if (const std::string warning =
+          worker::NonFiniteWeightsWarning(engine->non_finite_weights());
+      !warning.empty()) {
+    std::fprintf(stderr, "[hydra] %s\n", warning.c_str());
   }
   const bool stream = prompts.size() == 1;
 

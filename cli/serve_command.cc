@@ -33,6 +33,7 @@
 #include "server/http/http_front_end.h"
 #include "server/metrics.h"
 #include "server/tls_credentials.h"
+#include "worker/non_finite_weights.h"
 
 ABSL_DECLARE_FLAG(std::string, model);
 ABSL_FLAG(std::string, host, "127.0.0.1",
@@ -132,6 +133,16 @@ absl::StatusOr<std::string> ApiKey() {
 void Log(const std::string& line) {
   std::fprintf(stderr, "[hydra] %s\n", line.c_str());
   std::fflush(stderr);
+}
+
+// The load-time warning of NaN or Inf weights, if any; under tensor
+// parallelism each rank warns of its own shard.
+void LogNonFiniteWeights(const worker::NonFiniteWeights& non_finite,
+                         const worker::Communicator* comm) {
+  const std::string warning = worker::NonFiniteWeightsWarning(non_finite);
+  if (warning.empty()) return;
+  Log(comm == nullptr ? warning
+                      : absl::StrCat("rank ", comm->rank(), ": ", warning));
 }
 
 // The OpenAI-compatible HTTP front end, or nullptr with --http_port=0.
@@ -243,6 +254,7 @@ absl::Status RunServe() {
   if (comm != nullptr && comm->rank() != 0) {
     ASSIGN_OR_RETURN(auto runner, engine::LoadWorkerRunner(options));
     Log(absl::StrCat("rank ", comm->rank(), " of ", tp, ": worker ready"));
+    LogNonFiniteWeights(runner->non_finite_weights(), comm.get());
     RETURN_IF_ERROR(runner->RunWorkerLoop());
     Log(absl::StrCat("rank ", comm->rank(), ": stopped"));
     return absl::OkStatus();
@@ -328,6 +340,7 @@ absl::Status RunServe() {
     return engine.status();
   }
   Log(DescribeLoadedEngine(**engine, absl::Now() - load_start));
+  LogNonFiniteWeights((*engine)->non_finite_weights(), comm.get());
   // A failed tensor-parallel peer leaves nothing to serve with: stop taking
   // calls at once and wake the main thread, which exits non-zero so an
   // orchestrator restarts the group.

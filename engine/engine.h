@@ -77,6 +77,11 @@ class Engine {
   std::string weight_dtype() const { return runner_->weight_dtype(); }
   std::string kv_cache_dtype() const { return runner_->kv_cache_dtype(); }
   int64_t weight_bytes() const { return runner_->weight_bytes(); }
+  // The NaN and Inf weights rank 0 holds (under tensor parallelism, its own
+  // shard's: each rank warns of its own at load).
+  const worker::NonFiniteWeights& non_finite_weights() const {
+    return runner_->non_finite_weights();
+  }
   const model::Tokenizer& tokenizer() const { return *tokenizer_; }
   const EngineConfig& config() const { return config_; }
 

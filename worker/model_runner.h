@@ -86,6 +86,9 @@ class ModelRunner final : public StepRunner {
   std::string kv_cache_dtype() const override {
     return std::string(cpu::KvTypeName(kv_cache_.shape().type));
   }
+  const NonFiniteWeights& non_finite_weights() const override {
+    return weights_.non_finite;
+  }
 
  private:
   absl::Status Validate(const internal::StepPlan& plan) const;

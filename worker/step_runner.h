@@ -14,6 +14,7 @@
 #include "hydra/internal/step.pb.h"
 #include "model/config.h"
 #include "worker/communicator.h"
+#include "worker/non_finite_weights.h"
 
 namespace hydra::worker {
 
@@ -38,6 +39,8 @@ class StepRunner {
   virtual std::string weight_dtype() const = 0;
   virtual std::string kv_cache_dtype() const = 0;
   virtual int64_t weight_bytes() const = 0;
+  // The NaN and Inf values among this rank's weights, counted at load.
+  virtual const NonFiniteWeights& non_finite_weights() const = 0;
 
   // Runners that sample on their device say so here and implement
   // StepGreedy: Step, then the argmax of each logits row (the lowest id

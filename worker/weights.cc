@@ -1,6 +1,8 @@
 #include "worker/weights.h"
 
 #include <algorithm>
+#include <initializer_list>
+#include <span>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -15,7 +17,8 @@ using Shape = std::vector<int64_t>;
 absl::StatusOr<LayerWeights> LoadLayer(const model::Checkpoint& ckpt,
                                        const model::ModelConfig& c,
                                        const Shard& shard, int l,
-                                       cpu::WeightType type) {
+                                       cpu::WeightType type,
+                                       NonFiniteWeights& non_finite) {
   const std::string p = absl::StrCat("model.layers.", l, ".");
   const int64_t hidden = c.hidden_size, inter = c.intermediate_size,
                 hd = c.head_dim;
@@ -37,17 +40,34 @@ absl::StatusOr<LayerWeights> LoadLayer(const model::Checkpoint& ckpt,
                   int64_t c1) {
     return ckpt.Block(p + name, shape, 0, shape[0], c0, c1);
   };
+  // The fp32 tensors (norms, biases) are counted here, the projections by
+  // the packing pass.
+  auto counted = [&](const std::string& name,
+                     absl::StatusOr<std::vector<float>> values) {
+    if (values.ok()) non_finite.Add(p + name, CountNonFinite(*values));
+    return values;
+  };
   auto bias = [&](const std::string& name, int64_t size, int64_t r0,
                   int64_t r1) {
-    return ckpt.ReadF32Block(p + name, Shape{size}, r0, r1, 0, 1);
+    return counted(name,
+                   ckpt.ReadF32Block(p + name, Shape{size}, r0, r1, 0, 1));
+  };
+  auto norm = [&](const std::string& name) {
+    return counted(name, ckpt.ReadF32(p + name, Shape{hidden}));
+  };
+  // Packs `parts`, the tensors `names` in order.
+  auto pack = [&](std::span<const model::TensorBlock> parts,
+                  std::initializer_list<const char*> names) {
+    const char* const* name = names.begin();
+    return cpu::PackedMatrix::Pack(
+        parts, type, 0, [&](const model::TensorBlock&, int64_t count) {
+          non_finite.Add(p + *name++, count);
+        });
   };
 
   LayerWeights w;
-  ASSIGN_OR_RETURN(w.attn_norm,
-                   ckpt.ReadF32(p + "input_layernorm.weight", Shape{hidden}));
-  ASSIGN_OR_RETURN(
-      w.mlp_norm,
-      ckpt.ReadF32(p + "post_attention_layernorm.weight", Shape{hidden}));
+  ASSIGN_OR_RETURN(w.attn_norm, norm("input_layernorm.weight"));
+  ASSIGN_OR_RETURN(w.mlp_norm, norm("post_attention_layernorm.weight"));
   ASSIGN_OR_RETURN(auto q,
                    rows("self_attn.q_proj.weight", {q_rows, hidden}, q0, q1));
   ASSIGN_OR_RETURN(
@@ -55,7 +75,8 @@ absl::StatusOr<LayerWeights> LoadLayer(const model::Checkpoint& ckpt,
   ASSIGN_OR_RETURN(
       auto v, rows("self_attn.v_proj.weight", {kv_rows, hidden}, kv0, kv1));
   const model::TensorBlock qkv[] = {q, k, v};
-  w.qkv = cpu::PackedMatrix::Pack(qkv, type);
+  w.qkv = pack(qkv, {"self_attn.q_proj.weight", "self_attn.k_proj.weight",
+                     "self_attn.v_proj.weight"});
   if (c.attention_bias) {
     ASSIGN_OR_RETURN(auto qb, bias("self_attn.q_proj.bias", q_rows, q0, q1));
     ASSIGN_OR_RETURN(auto kb, bias("self_attn.k_proj.bias", kv_rows, kv0, kv1));
@@ -66,16 +87,16 @@ absl::StatusOr<LayerWeights> LoadLayer(const model::Checkpoint& ckpt,
   }
   ASSIGN_OR_RETURN(auto o,
                    cols("self_attn.o_proj.weight", {hidden, q_rows}, q0, q1));
-  w.o = cpu::PackedMatrix::Pack({&o, 1}, type);
+  w.o = pack({&o, 1}, {"self_attn.o_proj.weight"});
   ASSIGN_OR_RETURN(auto gate,
                    rows("mlp.gate_proj.weight", {inter, hidden}, f0, f1));
   ASSIGN_OR_RETURN(auto up,
                    rows("mlp.up_proj.weight", {inter, hidden}, f0, f1));
   const model::TensorBlock gate_up[] = {gate, up};
-  w.gate_up = cpu::PackedMatrix::Pack(gate_up, type);
+  w.gate_up = pack(gate_up, {"mlp.gate_proj.weight", "mlp.up_proj.weight"});
   ASSIGN_OR_RETURN(auto down,
                    cols("mlp.down_proj.weight", {hidden, inter}, f0, f1));
-  w.down = cpu::PackedMatrix::Pack({&down, 1}, type);
+  w.down = pack({&down, 1}, {"mlp.down_proj.weight"});
   for (const char* name :
        {"self_attn.q_proj.weight", "self_attn.k_proj.weight",
         "self_attn.v_proj.weight", "self_attn.o_proj.weight",
@@ -85,11 +106,12 @@ absl::StatusOr<LayerWeights> LoadLayer(const model::Checkpoint& ckpt,
   return w;
 }
 
-// Packs a vocabulary-sized tensor in row chunks of about 16 MB, dropping
-// each chunk's source pages once packed: the largest tensor then never sits
-// in memory twice over.
+// Packs a vocabulary-sized tensor (`name`) in row chunks of about 16 MB,
+// dropping each chunk's source pages once packed: the largest tensor then
+// never sits in memory twice over.
 cpu::PackedMatrix PackVocabulary(const model::TensorBlock& table,
-                                 cpu::WeightType type, int min_rows) {
+                                 const std::string& name, cpu::WeightType type,
+                                 int min_rows, NonFiniteWeights& non_finite) {
   const int64_t row_bytes =
       std::max<int64_t>(1, table.cols * model::DTypeSize(table.dtype));
   const int64_t chunk = std::max<int64_t>(cpu::PackedMatrix::kPanel,
@@ -105,7 +127,10 @@ cpu::PackedMatrix PackVocabulary(const model::TensorBlock& table,
   }
   return cpu::PackedMatrix::Pack(
       parts, type, min_rows,
-      [](const model::TensorBlock& part) { model::Checkpoint::Release(part); });
+      [&](const model::TensorBlock& part, int64_t count) {
+        model::Checkpoint::Release(part);
+        non_finite.Add(name, count);
+      });
 }
 
 }  // namespace
@@ -149,11 +174,13 @@ absl::StatusOr<ModelWeights> ModelWeights::Load(const model::Checkpoint& ckpt,
         " layers of config.json's num_hidden_layers"));
   }
   for (int l = 0; l < c.num_layers; ++l) {
-    ASSIGN_OR_RETURN(auto layer, LoadLayer(ckpt, c, shard, l, type));
+    ASSIGN_OR_RETURN(auto layer,
+                     LoadLayer(ckpt, c, shard, l, type, w.non_finite));
     w.layers.push_back(std::move(layer));
   }
   ASSIGN_OR_RETURN(w.final_norm,
                    ckpt.ReadF32("model.norm.weight", Shape{hidden}));
+  w.non_finite.Add("model.norm.weight", CountNonFinite(w.final_norm));
   // Each rank's classifier has vocab_per_rank rows; the last may be padded
   // with zero rows, whose logits are dropped when gathered.
   const int padded = shard.vocab_per_rank(c);
@@ -163,10 +190,13 @@ absl::StatusOr<ModelWeights> ModelWeights::Load(const model::Checkpoint& ckpt,
     ASSIGN_OR_RETURN(
         const model::TensorBlock head,
         ckpt.Block("lm_head.weight", Shape{vocab, hidden}, v0, v1, 0, hidden));
-    w.lm_head = PackVocabulary(head, type, padded);
-    w.embedding = PackVocabulary(embedding, type, 0);
+    w.lm_head =
+        PackVocabulary(head, "lm_head.weight", type, padded, w.non_finite);
+    w.embedding = PackVocabulary(embedding, "model.embed_tokens.weight", type,
+                                 0, w.non_finite);
   } else {
-    w.lm_head = PackVocabulary(embedding, type, padded);
+    w.lm_head = PackVocabulary(embedding, "model.embed_tokens.weight", type,
+                               padded, w.non_finite);
   }
   return w;
 }

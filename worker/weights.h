@@ -20,6 +20,7 @@
 #include "model/config.h"
 #include "model/safetensors.h"
 #include "worker/cpu/kernels.h"
+#include "worker/non_finite_weights.h"
 
 namespace hydra::worker {
 
@@ -67,6 +68,8 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
   std::vector<float> final_norm;
   cpu::PackedMatrix lm_head;  // [vocab_per_rank, hidden] (padded)
+  // This shard's NaN and Inf values as held, counted while loading.
+  NonFiniteWeights non_finite;
 
   const cpu::PackedMatrix& embedding_table() const {
     return embedding.rows() > 0 ? embedding : lm_head;
@@ -74,7 +77,8 @@ struct ModelWeights {
 
   // Reads and checks every tensor the config calls for (this shard's slice
   // only); an error names the file and the tensor that is missing or
-  // misshapen.
+  // misshapen. Non-finite values are no error: they are counted in
+  // `non_finite`, for the caller to warn of.
   static absl::StatusOr<ModelWeights> Load(
       const model::Checkpoint& checkpoint, const model::ModelConfig& config,
       const Shard& shard = {}, cpu::WeightType type = cpu::WeightType::kF32);

@@ -529,6 +529,7 @@ InferenceService::GenerateStream(::grpc::CallbackServerContext* context,
   response.set_bos_token_id(c.bos_token_id);
   response.set_weight_dtype(engine->weight_dtype());
   response.set_kv_cache_dtype(engine->kv_cache_dtype());
+  response.set_non_finite_weights(engine->non_finite_weights().values);
   return Answer(context, response, response_bytes);
 }
 
@@ -570,6 +571,5 @@ InferenceService::GenerateStream(::grpc::CallbackServerContext* context,
                                       options_.on_output, std::move(answer));
   Reject(reactor->Start(engine, std::move(*validated)));
   return reactor;
-}
 
 }  // namespace hydra::server::grpc

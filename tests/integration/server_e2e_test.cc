@@ -19,6 +19,7 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "tests/integration/server_process.h"
+#include "tests/unit/non_finite_model.h"
 #include "tests/unit/test_model.h"
 
 namespace hydra {
@@ -295,6 +296,7 @@ TEST_F(ServerE2ETest, TokenizeAndModelInfo) {
   EXPECT_EQ(info.tensor_parallel_size(), 1);
   EXPECT_EQ(info.block_size(), 16);
   EXPECT_GT(info.kv_capacity_tokens(), 256);
+  EXPECT_EQ(info.non_finite_weights(), 0);
   EXPECT_EQ(std::vector<int>(info.eos_token_ids().begin(),
                              info.eos_token_ids().end()),
             std::vector<int>{1});
@@ -1059,6 +1061,36 @@ TEST(ServerLifecycleTest, SecondServerOnTheSamePortIsRefused) {
   v1::ModelInfo info;
   EXPECT_TRUE(
       stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok());
+}
+
+// Hardening (issue 15, item 12): a checkpoint with NaN and Inf weights
+// serves (garbage), but says so: a warning line at load, and the count in
+// GetModelInfo (the default model's 0: TokenizeAndModelInfo).
+TEST(ServerLifecycleTest, NonFiniteWeightsAreWarnedOfAndReported) {
+  HYDRA_REQUIRE_MODEL();
+  const auto dir =
+      std::filesystem::path(::testing::TempDir()) / "non_finite_e2e_model";
+  ASSERT_NO_FATAL_FAILURE(testing::WriteNonFiniteModel(dir));
+  const std::string log = LogPath("non_finite_weights");
+  ServerProcess server(HYDRA_BINARY, dir.string(), {},
+                       grpc::InsecureChannelCredentials(), StderrTo(log));
+  ASSERT_TRUE(server.WaitReady());
+  auto stub = server.NewStub();
+  grpc::ClientContext context;
+  v1::ModelInfo info;
+  ASSERT_TRUE(
+      stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok());
+  EXPECT_EQ(info.non_finite_weights(), 4);
+  EXPECT_EQ(server.Stop(), 0);
+  const std::string text = ReadFile(log);
+  EXPECT_NE(text.find(absl::StrCat(
+                "[hydra] warning: 4 weights are not finite (NaN or Inf) in 2 "
+                "tensors: ",
+                testing::kPoisonedProjection, " (3), ", testing::kPoisonedNorm,
+                " (1); outputs will be garbage\n")),
+            std::string::npos)
+      << text;
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

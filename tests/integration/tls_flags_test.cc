@@ -40,16 +40,16 @@ class TlsFlagsTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  // `hydra serve` on ephemeral ports with this pair (and a model folder that
-  // does not exist unless `model` names one), under a 60 s guard.
-  ServeRun Serve(const std::string& cert, const std::string& key,
-            const std::string& model = "/nonexistent/model") {
+  // `hydra serve` on ephemeral ports with this pair and a model folder that
+  // does not exist, under a 60 s guard.
+  ServeRun Serve(const std::string& cert, const std::string& key) {
     const std::string cert_path = (dir_ / "cert.pem").string(),
                       key_path = (dir_ / "key.pem").string();
     WriteTextFile(cert_path, cert);
     WriteTextFile(key_path, key);
     const std::string command =
-        std::string("timeout 60 ") + HYDRA_BINARY + " serve --model=" + model +
+        std::string("timeout 60 ") + HYDRA_BINARY +
+        " serve --model=/nonexistent/model" +
         " --host=127.0.0.1 --port=0 --metrics_port=0 --http_port=0" +
         " --tls_cert=" + cert_path + " --tls_key=" + key_path + " 2>&1";
     ServeRun run;

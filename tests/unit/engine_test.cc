@@ -378,6 +378,9 @@ class GreedyOnDeviceRunner final : public worker::StepRunner {
     return inner_->kv_cache_dtype();
   }
   int64_t weight_bytes() const override { return inner_->weight_bytes(); }
+  const worker::NonFiniteWeights& non_finite_weights() const override {
+    return inner_->non_finite_weights();
+  }
   absl::Duration last_collective_time() const override {
     return inner_->last_collective_time();
   }

@@ -50,12 +50,15 @@ class PackedMatrix {
   // (e.g. Q, K and V projections into one QKV matrix), straight from the
   // checkpoint's memory in one pass; rows past the parts up to `min_rows`
   // are zero (a padded vocabulary slice).
-  // `on_packed`, when set, is called with each part once it is packed (a
-  // loader drops the part's source pages there).
-  static PackedMatrix Pack(
-      std::span<const model::TensorBlock> parts, WeightType type,
-      int min_rows = 0,
-      const std::function<void(const model::TensorBlock&)>& on_packed = {});
+  // `on_packed`, when set, is called with each part once it is packed and
+  // the number of its values that are NaN or Inf as packed (counted in the
+  // packing pass; for kInt8, in the source): a loader drops the part's
+  // source pages there and tallies non-finite weights.
+  using OnPacked =
+      std::function<void(const model::TensorBlock& part, int64_t non_finite)>;
+  static PackedMatrix Pack(std::span<const model::TensorBlock> parts,
+                           WeightType type, int min_rows = 0,
+                           const OnPacked& on_packed = {});
 
   WeightType type() const { return type_; }
   int rows() const { return n_; }
@@ -86,8 +89,9 @@ class PackedMatrix {
 
  private:
   PackedMatrix(WeightType type, int n, int k);
-  // Packs `part` as rows first_row.. of this matrix.
-  void PackRows(const model::TensorBlock& part, int first_row);
+  // Packs `part` as rows first_row.. of this matrix; returns the number of
+  // its values that are NaN or Inf.
+  int64_t PackRows(const model::TensorBlock& part, int first_row);
 
   WeightType type_ = WeightType::kF32;
   int n_ = 0;

@@ -125,6 +125,7 @@ absl::StatusOr<std::unique_ptr<CudaRunner>> CudaRunner::Load(
                      worker::ModelWeights::Load(checkpoint, config, shard));
     ASSIGN_OR_RETURN(
         device, DeviceWeights::Upload(weights, config, shard, options.dtype));
+    runner->non_finite_ = std::move(weights.non_finite);
   }
   RETURN_IF_ERROR(runner->Init(std::move(device)));
   return runner;

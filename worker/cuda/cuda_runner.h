@@ -91,6 +91,10 @@ class CudaRunner final : public worker::StepRunner {
   int64_t weight_bytes() const override {
     return static_cast<int64_t>(weights_.bytes());
   }
+  // Counted on the host copy the device weights are uploaded from.
+  const worker::NonFiniteWeights& non_finite_weights() const override {
+    return non_finite_;
+  }
 
   int num_blocks() const { return num_blocks_; }
   int block_size() const { return options_.block_size; }
@@ -144,6 +148,7 @@ class CudaRunner final : public worker::StepRunner {
   int num_sms_ = 1;
   std::unique_ptr<Blas> blas_;
   DeviceWeights weights_;
+  worker::NonFiniteWeights non_finite_;
   DeviceBuffer<float> rope_cos_, rope_sin_;
   DeviceBuffer<char> workspace_;
   DeviceBuffer<char> kv_;  // per layer: K then V
