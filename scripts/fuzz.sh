@@ -5,7 +5,8 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]  run each fuzz target (default:
 #                      all of tests/fuzz) for SECONDS (default 60) over its
-#                      seed corpus (tests/fuzz/corpus/TARGET); fails on a
+#                      seed corpus (tests/fuzz/corpus/TARGET), one per core
+#                      at a time (HYDRA_FUZZ_JOBS); fails on a
 #                      crash, a leak, a property check or a timeout, and
 #                      leaves the input in build-fuzz/findings/TARGET/
 #   scripts/fuzz.sh --build                build the fuzz targets and the
@@ -110,9 +111,21 @@ case "${1:-}" in
     fi
     # The SentencePiece plugin is loaded, not linked: build it too.
     build "${targets[@]}" hydra_sentencepiece
+    # One target per core at a time (HYDRA_FUZZ_JOBS): each is one process.
+    jobs_max="${HYDRA_FUZZ_JOBS:-$(nproc)}"
     failed=0
+    running=0
     for target in "${targets[@]}"; do
-      fuzz "$seconds" "$target" || failed=1
+      if [ "$running" -ge "$jobs_max" ]; then
+        wait -n || failed=1
+        running=$((running - 1))
+      fi
+      fuzz "$seconds" "$target" &
+      running=$((running + 1))
+    done
+    while [ "$running" -gt 0 ]; do
+      wait -n || failed=1
+      running=$((running - 1))
     done
     exit "$failed"
     ;;

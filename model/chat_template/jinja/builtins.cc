@@ -185,12 +185,15 @@ absl::StatusOr<Value> Replace(const std::string& s, CallArgs& args) {
   }
   std::string out;
   if (from.str().empty()) {
+    // The replacement goes between every two characters: bounded as the
+    // text grows, as below.
     for (const std::string& cp : SplitCodePoints(s)) {
       if (remaining > 0) {
         out += to.str();
         --remaining;
       }
       out += cp;
+      RETURN_IF_ERROR(CheckStringBytes(out.size()));
     }
     if (remaining > 0) out += to.str();
     return Value::String(std::move(out));
@@ -201,6 +204,7 @@ absl::StatusOr<Value> Replace(const std::string& s, CallArgs& args) {
     if (found == std::string::npos) break;
     out.append(s, start, found - start);
     out += to.str();
+    RETURN_IF_ERROR(CheckStringBytes(out.size()));
     start = found + from.str().size();
     --remaining;
   }
@@ -389,6 +393,9 @@ absl::StatusOr<Value> GetMember(const Value& object, const Value& property) {
     if (property.is_integer()) {
       const double index = property.number();
       if (object.is_string()) {
+        // Past any string either way, and an int64 cast of a larger double
+        // is undefined behaviour.
+        if (!(std::fabs(index) < 0x1p53)) return Value();
         std::optional<std::string> unit =
             CodeUnitAt(object.str(), static_cast<int64_t>(index));
         return unit ? Value::String(*std::move(unit)) : Value();

@@ -144,6 +144,8 @@ absl::StatusOr<Value> Join(const Value& operand, const std::string& separator) {
     if (items[i].is_none() || items[i].is_undefined()) continue;
     ASSIGN_OR_RETURN(std::string s, ToJsPrimitiveString(items[i]));
     AppendJs(out, s);
+    // Many items and a long separator multiply: bounded as it grows.
+    RETURN_IF_ERROR(CheckStringBytes(out.size()));
   }
   return Value::String(std::move(out));
 }
@@ -341,6 +343,10 @@ absl::StatusOr<Value> ToJsonFilter(const Value& operand, const CallArgs& args) {
     return Fail("If set, indent must be a number");
   }
   if (indent != nullptr && indent->is_integer()) {
+    // Compared as a double first: casting 1e20 to int64 is undefined.
+    if (indent->number() > static_cast<double>(kMaxStringBytes)) {
+      return CheckStringBytes(kMaxStringBytes + 1);
+    }
     o.indent = static_cast<int64_t>(indent->number());
   }
   const Value* ascii = args.Keyword("ensure_ascii");
@@ -499,6 +505,13 @@ absl::StatusOr<Value> Called(std::string_view name, const Value& operand,
       if (!width.is_integer()) return Fail("width must be a number");
       if (width.number() < 0)
         return Fail("Invalid count value: negative indent");
+      // Every line gets `width` spaces: bounded before any is written (and
+      // before a huge double is cast to size_t, which is undefined).
+      const double lines =
+          1 + std::count(operand.str().begin(), operand.str().end(), '\n');
+      RETURN_IF_ERROR(CheckStringBytes(static_cast<size_t>(
+          std::min(width.number() * lines + operand.str().size(),
+                   static_cast<double>(kMaxStringBytes) + 1))));
       const Value first = Arg(args, 1, "first", Value::Bool(false));
       const Value blank = Arg(args, 2, "blank", Value::Bool(false));
       return Value::String(Indent(operand.str(),

@@ -50,6 +50,13 @@ absl::StatusOr<T> At(const Node& node, absl::StatusOr<T> result) {
   return At(node, result.status());
 }
 
+// Appends rendered text, within kMaxStringBytes.
+absl::Status Emit(std::string& out, std::string_view s) {
+  RETURN_IF_ERROR(CheckStringBytes(out.size() + s.size()));
+  AppendJs(out, s);
+  return absl::OkStatus();
+}
+
 bool NumericLike(const Value& v) { return v.is_number() || v.is_bool(); }
 double NumericValue(const Value& v) {
   return v.is_bool() ? (v.bool_value() ? 1 : 0) : v.number();
@@ -116,9 +123,17 @@ absl::Status Interpreter::Step(const Node& node) {
   return absl::OkStatus();
 }
 
+absl::Status Interpreter::Depth::Check(const Node& node) const {
+  if (depth_ <= kMaxEvalDepth) return absl::OkStatus();
+  return Fail(AtLine(node.line, Cat("the template nests deeper than ",
+                                    kMaxEvalDepth, " evaluations")));
+}
+
 absl::StatusOr<Interpreter::Flow> Interpreter::Exec(const Node& node,
                                                     Environment& env,
                                                     std::string& out) {
+  const Depth depth(*this);
+  RETURN_IF_ERROR(depth.Check(node));
   RETURN_IF_ERROR(Step(node));
   switch (node.kind) {
     case Node::Kind::kComment:
@@ -150,7 +165,7 @@ absl::StatusOr<Interpreter::Flow> Interpreter::Exec(const Node& node,
                                            *n.filter, env));
       if (v.is_none() || v.is_undefined()) return Flow::kNormal;
       ASSIGN_OR_RETURN(std::string s, At(node, ToString(v)));
-      AppendJs(out, s);
+      RETURN_IF_ERROR(At(node, Emit(out, s)));
       return Flow::kNormal;
     }
     default: {
@@ -158,7 +173,7 @@ absl::StatusOr<Interpreter::Flow> Interpreter::Exec(const Node& node,
       // As the reference prints: none and undefined print nothing.
       if (v.is_none() || v.is_undefined()) return Flow::kNormal;
       ASSIGN_OR_RETURN(std::string s, At(node, ToString(v)));
-      AppendJs(out, s);
+      RETURN_IF_ERROR(At(node, Emit(out, s)));
       return Flow::kNormal;
     }
   }
@@ -257,14 +272,14 @@ absl::StatusOr<Interpreter::Flow> Interpreter::ExecFor(const For& node,
     ASSIGN_OR_RETURN(Flow flow, ExecBlock(node.body, scope, iteration));
     if (flow == Flow::kContinue) continue;
     if (flow == Flow::kBreak) break;
-    AppendJs(result, iteration);
+    RETURN_IF_ERROR(At(node, Emit(result, iteration)));
     no_iteration = false;
   }
   if (no_iteration) {
     ASSIGN_OR_RETURN(Flow flow, ExecBlock(node.default_block, scope, result));
     if (flow != Flow::kNormal) return flow;
   }
-  AppendJs(out, result);
+  RETURN_IF_ERROR(At(node, Emit(out, result)));
   return Flow::kNormal;
 }
 
@@ -316,6 +331,9 @@ absl::StatusOr<Interpreter::Flow> Interpreter::ExecSet(const Set& node,
       if (member.property->kind != Node::Kind::kIdentifier) {
         return Fail(AtLine(
             node.line, "Cannot assign to member with non-identifier property"));
+      }
+      if (Reaches(rhs, object.identity())) {
+        return Fail(AtLine(node.line, "a namespace cannot hold itself"));
       }
       object.object().Set(As<Identifier>(*member.property).name,
                           std::move(rhs));
@@ -436,7 +454,7 @@ absl::StatusOr<Interpreter::Flow> Interpreter::ExecCallBlock(
   ASSIGN_OR_RETURN(Value result, At(node, fn.function().call(args, call_env)));
   if (result.is_none() || result.is_undefined()) return Flow::kNormal;
   ASSIGN_OR_RETURN(std::string s, At(node, ToString(result)));
-  AppendJs(out, s);
+  RETURN_IF_ERROR(At(node, Emit(out, s)));
   return Flow::kNormal;
 }
 
@@ -640,6 +658,15 @@ absl::StatusOr<Value> Interpreter::EvalBinary(const Binary& node,
 }
 
 absl::StatusOr<Value> Interpreter::Eval(const Node& node, Environment& env) {
+  const Depth depth(*this);
+  RETURN_IF_ERROR(depth.Check(node));
+  ASSIGN_OR_RETURN(Value v, EvalNode(node, env));
+  RETURN_IF_ERROR(At(node, CheckBounds(v)));
+  return v;
+}
+
+absl::StatusOr<Value> Interpreter::EvalNode(const Node& node,
+                                            Environment& env) {
   RETURN_IF_ERROR(Step(node));
   switch (node.kind) {
     case Node::Kind::kIdentifier:

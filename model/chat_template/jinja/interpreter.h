@@ -57,7 +57,9 @@ class Interpreter {
                                      std::string& out);
   void DefineMacro(const Macro& node, Environment& env);
 
+  // EvalNode, then the bounds of value.h on what it made.
   absl::StatusOr<Value> Eval(const Node& node, Environment& env);
+  absl::StatusOr<Value> EvalNode(const Node& node, Environment& env);
   absl::StatusOr<Value> EvalBinary(const Binary& node, Environment& env);
   absl::StatusOr<Value> EvalMember(const Member& node, Environment& env);
   absl::StatusOr<Value> EvalSlice(const Value& object, const Slice& slice,
@@ -77,6 +79,21 @@ class Interpreter {
 
   // Counts one evaluation step; fails past kMaxSteps.
   absl::Status Step(const Node& node);
+  // Counts one level of Exec or Eval while it lives; Check fails past
+  // kMaxEvalDepth.
+  class Depth {
+   public:
+    explicit Depth(Interpreter& interpreter) : depth_(interpreter.eval_depth_) {
+      ++depth_;
+    }
+    ~Depth() { --depth_; }
+    Depth(const Depth&) = delete;
+    Depth& operator=(const Depth&) = delete;
+    absl::Status Check(const Node& node) const;
+
+   private:
+    int& depth_;
+  };
 
   // Bounds that keep a hostile template from taking the server down with
   // it: nested calls (recursive macros) and evaluation steps (each node
@@ -84,7 +101,11 @@ class Interpreter {
   // real template takes about 60 a message).
   static constexpr int kMaxCallDepth = 256;
   static constexpr int64_t kMaxSteps = 2'000'000;
+  // Exec and Eval nested in each other: a left-deep chain (1 + 1 + ... + 1)
+  // nests without nesting in the source, and recursive macros nest too.
+  static constexpr int kMaxEvalDepth = 400;
   int call_depth_ = 0;
+  int eval_depth_ = 0;
   int64_t steps_ = 0;
 };
 

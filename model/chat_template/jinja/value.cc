@@ -18,7 +18,20 @@ const Value* Object::Find(std::string_view key) const {
   return nullptr;
 }
 
+namespace {
+
+// Whether `v` is a namespace or holds one.
+bool HoldsNamespace(const Value& v) {
+  if (v.is_array()) return v.array().holds_namespace;
+  if (v.is_attribute_container()) return v.object().holds_namespace;
+  return false;
+}
+
+}  // namespace
+
 void Object::Set(std::string key, Value value) {
+  depth = std::max(depth, 1 + Depth(value));
+  holds_namespace = holds_namespace || HoldsNamespace(value);
   for (auto& [k, v] : entries) {
     if (k == key) {
       v = std::move(value);
@@ -70,13 +83,25 @@ Value Value::String(std::string s) {
 }
 
 Value Value::MakeArray(std::vector<Value> items, bool is_tuple) {
+  int depth = 1;
+  bool holds_namespace = false;
+  for (const Value& item : items) {
+    depth = std::max(depth, 1 + Depth(item));
+    holds_namespace = holds_namespace || HoldsNamespace(item);
+  }
   Value v;
   v.type_ = Type::kArray;
-  v.data_ = std::make_shared<Array>(Array{std::move(items), is_tuple});
+  v.data_ = std::make_shared<Array>(
+      Array{std::move(items), is_tuple, depth, holds_namespace});
   return v;
 }
 
 Value Value::MakeObject(Object object) {
+  for (const auto& entry : object.entries) {
+    object.depth = std::max(object.depth, 1 + Depth(entry.second));
+    object.holds_namespace =
+        object.holds_namespace || HoldsNamespace(entry.second);
+  }
   Value v;
   v.type_ = Type::kObject;
   v.data_ = std::make_shared<Object>(std::move(object));
@@ -86,6 +111,7 @@ Value Value::MakeObject(Object object) {
 Value Value::MakeNamespace(Object object) {
   Value v = MakeObject(std::move(object));
   v.type_ = Type::kNamespace;
+  v.object().holds_namespace = true;
   return v;
 }
 
@@ -95,6 +121,46 @@ Value Value::MakeFunction(std::string name, NativeFunction fn) {
   v.data_ = std::make_shared<const Function>(
       Function{std::move(name), std::move(fn)});
   return v;
+}
+
+bool Reaches(const Value& v, const void* target) {
+  if (v.identity() == target) return true;
+  if (!HoldsNamespace(v)) return false;  // only namespaces can close a loop
+  if (v.is_array()) {
+    for (const Value& item : v.array().items) {
+      if (Reaches(item, target)) return true;
+    }
+    return false;
+  }
+  for (const auto& entry : v.object().entries) {
+    if (Reaches(entry.second, target)) return true;
+  }
+  return false;
+}
+
+int Depth(const Value& v) {
+  if (v.is_array()) return v.array().depth;
+  if (v.is_attribute_container()) return v.object().depth;
+  return 0;
+}
+
+absl::Status CheckStringBytes(size_t bytes) {
+  if (bytes <= kMaxStringBytes) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      Cat("a string of more than ", kMaxStringBytes, " bytes"));
+}
+
+absl::Status CheckBounds(const Value& v) {
+  if (v.is_string()) return CheckStringBytes(v.str().size());
+  if (v.is_array() && v.array().items.size() > kMaxArrayItems) {
+    return absl::InvalidArgumentError(
+        Cat("an array of more than ", kMaxArrayItems, " items"));
+  }
+  if (Depth(v) > kMaxValueDepth) {
+    return absl::InvalidArgumentError(
+        Cat("values nested deeper than ", kMaxValueDepth));
+  }
+  return absl::OkStatus();
 }
 
 const void* Value::identity() const {
@@ -216,6 +282,8 @@ absl::StatusOr<std::string> ToJsonAt(const Value& v, const JsonOptions& o,
       for (size_t i = 0; i < core.size(); ++i) {
         if (i > 0) out += item_sep + child;
         out += core[i];
+        // Each item repeats the indentation: bounded as the text grows.
+        RETURN_IF_ERROR(CheckStringBytes(out.size()));
       }
       return out + base + "]";
     }
@@ -240,6 +308,7 @@ absl::StatusOr<std::string> ToJsonAt(const Value& v, const JsonOptions& o,
     if (o.indent != 0) out += child;
     ASSIGN_OR_RETURN(std::string s, ToJsonAt(entries[i]->second, o, depth + 1));
     out += JsonQuote(entries[i]->first, o.ensure_ascii) + key_sep + s;
+    RETURN_IF_ERROR(CheckStringBytes(out.size()));
   }
   if (o.indent != 0 && !entries.empty()) out += base;
   return out + "}";

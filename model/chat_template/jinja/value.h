@@ -34,11 +34,17 @@ class Environment;
 struct Array {
   std::vector<Value> items;
   bool is_tuple = false;
+  int depth = 1;  // 1 + the deepest item's depth (a scalar's is 0)
+  bool holds_namespace = false;  // an item is, or holds, a namespace
 };
 
 // Keys in insertion order; a key set again keeps its place (JS Map).
 struct Object {
   std::vector<std::pair<std::string, Value>> entries;
+  // At least 1 + the deepest entry's depth; Set raises it, never lowers it.
+  int depth = 1;
+  // This is a namespace, or an entry is or holds one (Set keeps it so).
+  bool holds_namespace = false;
 
   const Value* Find(std::string_view key) const;
   void Set(std::string key, Value value);
@@ -122,6 +128,26 @@ class Value {
                std::shared_ptr<const Function>>
       data_;
 };
+
+// What a template may build, its code coming from a model folder: a longer
+// string or array, or values nested deeper, fail the render instead of
+// exhausting the server's memory (a string doubled 40 times) or its stack
+// (an array wrapped in itself 100000 times, freed recursively). Far above
+// what a prompt needs: a million-token context is about 4 MiB of text.
+inline constexpr size_t kMaxStringBytes = size_t{1} << 24;
+inline constexpr size_t kMaxArrayItems = size_t{1} << 22;
+inline constexpr int kMaxValueDepth = 100;
+
+// How deeply arrays, objects and namespaces nest in `v` (0 for a scalar).
+int Depth(const Value& v);
+// Whether `v` is, or holds at any depth, the array, object or namespace
+// whose identity() is `target`: a namespace assigned something that holds
+// it would hold itself, never be freed and never finish printing.
+bool Reaches(const Value& v, const void* target);
+// OK, or the error for text of `bytes` bytes, past kMaxStringBytes.
+absl::Status CheckStringBytes(size_t bytes);
+// OK, or the error for a value past the bounds above.
+absl::Status CheckBounds(const Value& v);
 
 // The reference's type names ("StringValue", ...), for error messages.
 std::string_view TypeName(const Value& v);

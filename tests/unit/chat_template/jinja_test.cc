@@ -424,13 +424,84 @@ TEST(JinjaRenderErrors, NameTheLine) {
 
 TEST(JinjaLimits, RecursionRangeAndSteps) {
   EXPECT_THAT(Render("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"),
-              HasSubstr("calls nested deeper than"));
+              HasSubstr("nests deeper than 400 evaluations"));
+  EXPECT_EQ(Render("{% macro f(n) %}{{ f(n + 1) if n < 40 else n }}"
+                   "{% endmacro %}{{ f(0) }}"),
+            "40");
   EXPECT_THAT(Render("{{ range(100000000)|length }}"),
               HasSubstr("range() too long"));
   EXPECT_THAT(Render("{% for a in range(1000) %}{% for b in range(1000) %}{% "
                      "for c in range(3) %}"
                      "{% endfor %}{% endfor %}{% endfor %}"),
               HasSubstr("too many steps"));
+}
+
+// Found by tests/fuzz/chat_template_fuzzer and its sanitizers: a double
+// index or indent beyond int64 was cast to an integer (undefined behaviour,
+// UBSan), and a template could exhaust memory or the stack with a few bytes
+// of source. Each now fails the render, or returns what the reference does.
+TEST(JinjaLimits, HugeIndexesAndIndentsAreNotCastToIntegers) {
+  EXPECT_EQ(Render("[{{ 'abc'[100000000000000000000] }}]"), "[]");
+  EXPECT_EQ(Render("[{{ 'abc'[-100000000000000000000] }}]"), "[]");
+  EXPECT_EQ(Render("[{{ 'abc'[-1] }}]"), "[c]");
+  EXPECT_THAT(Render("{{ [1]|tojson(indent=100000000000000000000) }}"),
+              HasSubstr("a string of more than"));
+  EXPECT_EQ(Render("{{ [1]|tojson(indent=2) }}"), "[\n  1\n]");
+}
+
+TEST(JinjaLimits, TextAndArraysCannotExhaustMemory) {
+  EXPECT_THAT(Render("{% set ns = namespace(s='x') %}{% for i in range(40) %}"
+                     "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}"),
+              HasSubstr("a string of more than 16777216 bytes"));
+  EXPECT_THAT(Render("{% set ns = namespace(a=[1]) %}{% for i in range(40) %}"
+                     "{% set ns.a = ns.a + ns.a %}{% endfor %}"),
+              HasSubstr("an array of more than 4194304 items"));
+  EXPECT_THAT(Render("{{ 'a\nb'|indent(1000000000000) }}"),
+              HasSubstr("a string of more than"));
+  EXPECT_THAT(Render("{{ range(1000000)|tojson(indent=100) }}"),
+              HasSubstr("a string of more than"));
+  EXPECT_THAT(Render("{{ range(1000000)|join('xxxxxxxxxxxxxxxxxxxxxxxxx') }}"),
+              HasSubstr("a string of more than"));
+  EXPECT_THAT(Render("{{ ('x' ~ range(10000)|join(''))|replace('', "
+                     "range(3000)|join('')) }}"),
+              HasSubstr("a string of more than"));
+  EXPECT_THAT(Render("{% for i in range(20000) %}{{ range(1000)|join }}"
+                     "{% endfor %}"),
+              HasSubstr("a string of more than"));
+}
+
+TEST(JinjaLimits, NestingCannotExhaustTheStack) {
+  const auto repeat = [](std::string_view s, int n) {
+    std::string out;
+    for (int i = 0; i < n; ++i) out += s;
+    return out;
+  };
+  EXPECT_THAT(
+      ParseError("{{ " + repeat("(", 1500) + "1" + repeat(")", 1500) + " }}"),
+      HasSubstr("nested deeper than 64 levels"));
+  EXPECT_THAT(ParseError("{{ " + repeat("[", 1500) + repeat("]", 1500) + " }}"),
+              HasSubstr("nested deeper than 64 levels"));
+  EXPECT_THAT(ParseError("{{ " + repeat("not ", 1500) + "1 }}"),
+              HasSubstr("nested deeper than 64 levels"));
+  EXPECT_THAT(ParseError(repeat("{% if 1 %}", 1500)),
+              HasSubstr("nested deeper than 64 levels"));
+  // A left-deep chain nests in the interpreter, not in the parser.
+  EXPECT_THAT(Render("{{ 1" + repeat(" + 1", 3000) + " }}"),
+              HasSubstr("nests deeper than 400 evaluations"));
+  EXPECT_EQ(Render("{{ 1" + repeat(" + 1", 99) + " }}"), "100");
+  // Arrays wrapped in themselves were freed recursively, past the stack.
+  EXPECT_THAT(Render("{% set ns = namespace(a=[]) %}{% for i in range(200000) "
+                     "%}{% set ns.a = [ns.a] %}{% endfor %}"),
+              HasSubstr("values nested deeper than 100"));
+  // A namespace holding itself was never freed (LeakSanitizer).
+  EXPECT_THAT(Render("{% set ns = namespace(a=1) %}{% set ns.a = ns %}"),
+              HasSubstr("a namespace cannot hold itself"));
+  EXPECT_THAT(Render("{% set a = namespace() %}{% set b = namespace(x=[a]) %}"
+                     "{% set a.y = {'k': b} %}"),
+              HasSubstr("a namespace cannot hold itself"));
+  EXPECT_EQ(Render("{% set a = namespace(v=1) %}{% set b = namespace(x=a) %}"
+                   "{{ b.x.v }}"),
+            "1");
 }
 
 // Jinja's, which the reference lacks; hydra gives them Jinja's meaning.
