@@ -36,8 +36,12 @@ RUNTIME_PACKAGES=(
 # client, network namespaces), hydra-bench's plots, the NumPy reference
 # forward pass (tests/reference), and the offline checks of deploy/
 # (tests/deploy: yamllint, shellcheck; promtool comes with prometheus).
+# protoc and grpc_python_plugin (protobuf-compiler-grpc) make the Python
+# client's stubs; Debian's python3-grpc-tools is not wanted: its protoc 3.6
+# cannot compile the API's proto3 `optional` fields.
 TEST_PACKAGES=(
   prometheus python3-grpcio python3-protobuf curl openssl iproute2
+  protobuf-compiler protobuf-compiler-grpc
   gnuplot-nox python3-numpy yamllint shellcheck
 )
 
