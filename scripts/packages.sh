@@ -39,8 +39,12 @@ RUNTIME_PACKAGES=(
 # and the fuzz and sanitizer build (scripts/fuzz.sh: clang; libclang-rt-dev,
 # only recommended by clang, holds libFuzzer and the sanitizer runtimes;
 # libomp-dev for CMake's OpenMP check under clang; Ninja).
+# protoc and grpc_python_plugin (protobuf-compiler-grpc) make the Python
+# client's stubs; Debian's python3-grpc-tools is not wanted: its protoc 3.6
+# cannot compile the API's proto3 `optional` fields.
 TEST_PACKAGES=(
   prometheus python3-grpcio python3-protobuf curl openssl iproute2
+  protobuf-compiler protobuf-compiler-grpc
   gnuplot-nox python3-numpy yamllint shellcheck
   clang libclang-rt-dev libomp-dev ninja-build
 )

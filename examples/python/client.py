@@ -37,18 +37,73 @@ REFLECTION_DIR = os.path.join(REPO_PROTOS, "grpc", "reflection", "v1alpha")
 INFERENCE_SERVICE = "hydra.v1.Inference"
 
 
+def stub_compilers():
+    """The stub compilers found here, in the order they are tried.
+
+    protoc with gRPC's Python plugin first (Debian: protobuf-compiler and
+    protobuf-compiler-grpc): it matches Debian's python3-protobuf, whereas
+    the grpc_tools Debian ships (python3-grpc-tools 1.14, protoc 3.6) cannot
+    compile proto3 `optional` fields, and its code for the other files does
+    not import under python3-protobuf. Then grpcio-tools, the compiler of a
+    pip installation.
+    """
+    compilers = []
+    protoc_path = shutil.which("protoc")
+    plugin = shutil.which("grpc_python_plugin")
+    if protoc_path and plugin:
+        compilers.append(("protoc with grpc_python_plugin",
+                          [protoc_path,
+                           "--plugin=protoc-gen-grpc_python=" + plugin]))
+    if importlib.util.find_spec("grpc_tools") is not None:
+        compilers.append(("grpc_tools.protoc",
+                          [sys.executable, "-m", "grpc_tools.protoc"]))
+    return compilers
+
+
+def make_packages(out, proto):
+    """Regular packages for the folders of `proto`'s modules, so that no
+    other installed package of the same name (`hydra`) wins."""
+    folder = os.path.dirname(proto)
+    while folder:
+        open(os.path.join(out, folder, "__init__.py"), "a").close()
+        folder = os.path.dirname(folder)
+
+
+def run_quietly(command):
+    """Runs `command`; returns None on success, else its last output line."""
+    result = subprocess.run(command, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    if result.returncode == 0:
+        return None
+    lines = result.stdout.strip().splitlines()
+    return lines[-1] if lines else "exit status %d" % result.returncode
+
+
 def protoc(include, proto, out):
-    """Compiles `proto` (relative to `include`) to Python and gRPC stubs."""
-    if importlib.util.find_spec("grpc_tools") is not None:  # pip grpcio-tools
-        command = [sys.executable, "-m", "grpc_tools.protoc"]
-        plugin = []
-    else:  # Debian: protobuf-compiler and protobuf-compiler-grpc
-        command = [shutil.which("protoc") or "protoc"]
-        plugin = ["--plugin=protoc-gen-grpc="
-                  + (shutil.which("grpc_python_plugin") or "grpc_python_plugin")]
-    subprocess.run(command + ["-I", include, "--python_out=" + out,
-                              "--grpc_out=" + out] + plugin + [proto],
-                   check=True)
+    """Compiles `proto` (relative to `include`) to Python and gRPC stubs with
+    the first compiler whose stubs import here: code from a protoc much older
+    or newer than the installed protobuf does not. Exits naming each
+    compiler's failure."""
+    module = proto[:-len(".proto")].replace("/", ".")
+    check = ("import sys; sys.path.insert(0, sys.argv[1]); "
+             "import %s_pb2, %s_pb2_grpc" % (module, module))
+    failures = []
+    for name, command in stub_compilers():
+        error = run_quietly(command + ["-I", include, "--python_out=" + out,
+                                       "--grpc_python_out=" + out, proto])
+        if error is None:
+            make_packages(out, proto)
+            error = run_quietly([sys.executable, "-c", check, out])
+            if error is None:
+                return
+            error = "its stubs do not import: " + error
+        failures.append("%s: %s" % (name, error))
+    if not failures:
+        failures.append("no compiler found: install protobuf-compiler and "
+                        "protobuf-compiler-grpc (Debian), or pip install "
+                        "grpcio-tools")
+    sys.exit("error: cannot generate the stubs of %s\n  %s"
+             % (proto, "\n  ".join(failures)))
 
 
 def load_stubs(out):
@@ -56,9 +111,7 @@ def load_stubs(out):
     os.makedirs(out, exist_ok=True)
     if not os.path.exists(os.path.join(out, "hydra", "v1", "inference_pb2.py")):
         protoc(REPO_PROTOS, "hydra/v1/inference.proto", out)
-    # Regular packages, so that no other installed `hydra` package wins.
-    for package in ("hydra", os.path.join("hydra", "v1")):
-        open(os.path.join(out, package, "__init__.py"), "a").close()
+    make_packages(out, "hydra/v1/inference.proto")
     sys.path.insert(0, out)
 
     stubs = argparse.Namespace()

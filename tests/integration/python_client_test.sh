@@ -18,9 +18,10 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$python" -c 'import grpc, google.protobuf' 2>/dev/null ||
   skip "$python cannot import grpc (install python3-grpcio, python3-protobuf)"
-# The client generates its stubs with grpcio-tools or with protoc and its plugin.
-"$python" -c 'import grpc_tools' 2>/dev/null ||
-  { command -v protoc && command -v grpc_python_plugin; } >/dev/null ||
+# The client generates its stubs with protoc and its plugin or with grpcio-tools.
+have_protoc=0
+{ command -v protoc && command -v grpc_python_plugin; } >/dev/null && have_protoc=1
+((have_protoc)) || "$python" -c 'import grpc_tools' 2>/dev/null ||
   skip "no protoc and grpc_python_plugin (Debian: protobuf-compiler-grpc)"
 [[ -f $model/config.json ]] || skip "no model at $model"
 [[ -x $hydra ]] || fail "no hydra binary at $hydra"
@@ -32,6 +33,23 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+# Debian's python3-grpc-tools 1.14 (protoc 3.6) cannot compile proto3
+# `optional`: with protoc and its plugin present, the client must not depend
+# on whatever grpc_tools is installed. A stand-in that fails as 1.14 does
+# comes first on the module path (the client once used any grpc_tools it
+# found, and failed).
+if ((have_protoc)); then
+  mkdir -p "$work/old_grpc_tools/grpc_tools"
+  touch "$work/old_grpc_tools/grpc_tools/__init__.py"
+  cat >"$work/old_grpc_tools/grpc_tools/protoc.py" <<'EOF_PY'
+import sys
+sys.exit("hydra/v1/inference.proto:21:3: Explicit 'optional' labels are "
+         "disallowed in the Proto3 syntax. (a stand-in for grpc_tools 1.14)")
+EOF_PY
+  export PYTHONPATH=$work/old_grpc_tools${PYTHONPATH:+:$PYTHONPATH}
+  "$python" -c 'import grpc_tools' || fail "the stand-in grpc_tools does not import"
+fi
 
 read -r port metrics_port < <("$python" "$root/tests/free_ports.py" 2)
 target=127.0.0.1:$port
@@ -45,9 +63,12 @@ run_client() { "$python" "$client" --stubs="$work/stubs" --target="$target" "$@"
 
 # Ready once health says SERVING (the server listens before the model is loaded).
 for ((i = 0; ; i++)); do
-  if run_client health --timeout=2 >/dev/null 2>&1; then break; fi
+  if run_client health --timeout=2 >"$work/health.log" 2>&1; then break; fi
   kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; fail "server exited"; }
-  ((i < 120)) || { cat "$work/server.log" >&2; fail "server not SERVING after 60 s"; }
+  ((i < 120)) || {
+    cat "$work/server.log" "$work/health.log" >&2
+    fail "server not SERVING after 60 s (the client's last words above)"
+  }
   sleep 0.5
 done
 
@@ -66,6 +87,24 @@ echo "services: $(tr '\n' ' ' <<<"$services")"
 for service in hydra.v1.Inference grpc.health.v1.Health; do
   grep -qx "$service" <<<"$services" || fail "reflection does not list $service"
 done
+
+# Without protoc on the PATH the client falls back to grpc_tools: here a
+# stand-in for a recent grpcio-tools that hands over to this protoc.
+if ((have_protoc)); then
+  mkdir -p "$work/new_grpc_tools/grpc_tools"
+  touch "$work/new_grpc_tools/grpc_tools/__init__.py"
+  cat >"$work/new_grpc_tools/grpc_tools/protoc.py" <<EOF_PY
+import os, sys
+os.execv("$(command -v protoc)", ["protoc",
+         "--plugin=protoc-gen-grpc_python=$(command -v grpc_python_plugin)"]
+         + sys.argv[1:])
+EOF_PY
+  fallback=$(PATH=/nonexistent PYTHONPATH=$work/new_grpc_tools "$python" "$client" \
+    --stubs="$work/fallback_stubs" --target="$target" health) ||
+    fail "the client without protoc did not fall back to grpc_tools: $fallback"
+  grep -qx 'hydra.v1.Inference: SERVING' <<<"$fallback" || fail "fallback health: $fallback"
+  echo "without protoc: grpc_tools generated the stubs"
+fi
 
 kill -TERM "$server_pid"
 status=0
