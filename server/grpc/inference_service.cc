@@ -571,5 +571,6 @@ InferenceService::GenerateStream(::grpc::CallbackServerContext* context,
                                       options_.on_output, std::move(answer));
   Reject(reactor->Start(engine, std::move(*validated)));
   return reactor;
+}
 
 }  // namespace hydra::server::grpc
