@@ -84,6 +84,12 @@ class Engine {
   }
   const model::Tokenizer& tokenizer() const { return *tokenizer_; }
   const EngineConfig& config() const { return config_; }
+  // The tokens of a computed prompt of `prompt_tokens` that the prefix cache
+  // holds: its full blocks (0 without a prefix cache).
+  int PrefixCachedTokens(int prompt_tokens) const {
+    if (!config_.enable_prefix_cache) return 0;
+    return prompt_tokens / config_.block_size * config_.block_size;
+  }
 
  private:
   // An output ready to go to its request's callback; owns the request's

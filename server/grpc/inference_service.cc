@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "server/api_key.h"
+#include "server/grpc/call_auth.h"
 #include "server/grpc/request_fields.h"
 #include "server/grpc/wire.h"
 #include "server/request_validation.h"
@@ -383,17 +383,8 @@ InferenceService::InferenceService(ServiceOptions options)
 
 ::grpc::Status InferenceService::Admit(::grpc::CallbackServerContext* context,
                                        engine::Engine** engine) const {
-  if (!options_.api_key.empty()) {
-    const auto& metadata = context->client_metadata();
-    const auto it = metadata.find("authorization");
-    if (it == metadata.end() ||
-        !AuthorizationMatches(
-            std::string_view(it->second.data(), it->second.size()),
-            options_.api_key)) {
-      return ::grpc::Status(
-          ::grpc::StatusCode::UNAUTHENTICATED,
-          "missing or wrong API key: send 'authorization: Bearer <key>'");
-    }
+  if (::grpc::Status s = CheckApiKey(*context, options_.api_key); !s.ok()) {
+    return s;
   }
   if (draining_.load()) {
     return ::grpc::Status(::grpc::StatusCode::UNAVAILABLE,
@@ -554,16 +545,12 @@ InferenceService::GenerateStream(::grpc::CallbackServerContext* context,
     return FinishedUnary(context, Reject(ToGrpc(validated.status())));
   validated->prefill_only = true;
   validated->deadline = Deadline(context);
-  // Every full block of the prompt is registered once it is computed.
-  const int cached_block =
-      engine->config().enable_prefix_cache ? engine->config().block_size : 0;
-  auto answer = [cached_block](const v1::GenerateResponse& generated) {
+  auto answer = [engine](const v1::GenerateResponse& generated) {
     v1::WarmPrefixResponse r;
     r.set_request_id(generated.request_id());
     const int prompt = generated.usage().prompt_tokens();
     r.set_prompt_tokens(prompt);
-    r.set_cached_tokens(
-        cached_block == 0 ? 0 : prompt / cached_block * cached_block);
+    r.set_cached_tokens(engine->PrefixCachedTokens(prompt));
     r.set_reused_tokens(generated.usage().cached_prompt_tokens());
     return Serialize(r);
   };

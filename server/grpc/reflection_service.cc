@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/descriptor.pb.h"
-#include "server/api_key.h"
+#include "server/grpc/call_auth.h"
 
 namespace hydra::server::grpc {
 namespace {
@@ -78,25 +78,15 @@ ReflectionService::ReflectionService(std::vector<std::string> services,
 ::grpc::ServerBidiReactor<ServerReflectionRequest, ServerReflectionResponse>*
 ReflectionService::ServerReflectionInfo(
     ::grpc::CallbackServerContext* context) {
-  if (!api_key_.empty()) {
-    const auto& metadata = context->client_metadata();
-    const auto it = metadata.find("authorization");
-    if (it == metadata.end() ||
-        !AuthorizationMatches(
-            std::string_view(it->second.data(), it->second.size()), api_key_)) {
-      class Refused final
-          : public ::grpc::ServerBidiReactor<ServerReflectionRequest,
-                                             ServerReflectionResponse> {
-       public:
-        Refused() {
-          Finish(::grpc::Status(::grpc::StatusCode::UNAUTHENTICATED,
-                                "missing or wrong API key: send "
-                                "'authorization: Bearer <key>'"));
-        }
-        void OnDone() override { delete this; }
-      };
-      return new Refused();
-    }
+  if (::grpc::Status refused = CheckApiKey(*context, api_key_); !refused.ok()) {
+    class Refused final
+        : public ::grpc::ServerBidiReactor<ServerReflectionRequest,
+                                           ServerReflectionResponse> {
+     public:
+      explicit Refused(const ::grpc::Status& status) { Finish(status); }
+      void OnDone() override { delete this; }
+    };
+    return new Refused(refused);
   }
   return new ReflectionReactor(*this);
 }

@@ -197,20 +197,39 @@ class OpenAiApi::Call {
     Ok(Json{{"object", "list"}, {"data", Json::array({std::move(model)})}});
   }
 
-  void Completion(const Json& body) {
+  // A completion-shaped body parsed, its model checked and its fields
+  // validated; nullopt once the error is answered.
+  struct ValidCompletion {
+    OpenAiRequest parsed;
+    engine::EngineRequest request;
+  };
+  std::optional<ValidCompletion> ParseValidCompletion(const Json& body) {
     absl::StatusOr<OpenAiRequest> parsed = ParseCompletionRequest(body);
-    if (!parsed.ok()) return Error(FromStatus(parsed.status()));
-    if (!CheckModel(parsed->model)) return;
+    if (!parsed.ok()) {
+      Error(FromStatus(parsed.status()));
+      return std::nullopt;
+    }
+    if (!CheckModel(parsed->model)) return std::nullopt;
     absl::StatusOr<engine::EngineRequest> request =
         Validate(parsed->fields, kCompletionNames);
-    if (!request.ok()) return Error(FromStatus(request.status()));
-    if (!parsed->max_tokens_set) {
-      // OpenAI's default for this endpoint, within what the context allows.
-      request->stopping.max_tokens = std::max(
-          std::min(kDefaultCompletionMaxTokens, request->stopping.max_tokens),
-          request->stopping.min_tokens);
+    if (!request.ok()) {
+      Error(FromStatus(request.status()));
+      return std::nullopt;
     }
-    Generate(*parsed, *std::move(request), /*chat=*/false);
+    return ValidCompletion{*std::move(parsed), *std::move(request)};
+  }
+
+  void Completion(const Json& body) {
+    std::optional<ValidCompletion> valid = ParseValidCompletion(body);
+    if (!valid.has_value()) return;
+    auto& [parsed, request] = *valid;
+    if (!parsed.max_tokens_set) {
+      // OpenAI's default for this endpoint, within what the context allows.
+      request.stopping.max_tokens = std::max(
+          std::min(kDefaultCompletionMaxTokens, request.stopping.max_tokens),
+          request.stopping.min_tokens);
+    }
+    Generate(parsed, std::move(request), /*chat=*/false);
   }
 
   void Chat(const Json& body) {
@@ -246,13 +265,9 @@ class OpenAiApi::Call {
   // As a completion's prompt (`prompt`, `priority`, `retention`), prefilled
   // only.
   void WarmPrefix(const Json& body) {
-    absl::StatusOr<OpenAiRequest> parsed = ParseCompletionRequest(body);
-    if (!parsed.ok()) return Error(FromStatus(parsed.status()));
-    if (!CheckModel(parsed->model)) return;
-    absl::StatusOr<engine::EngineRequest> request =
-        Validate(parsed->fields, kCompletionNames);
-    if (!request.ok()) return Error(FromStatus(request.status()));
-    if (absl::Status s = StartWarmPrefix(engine_, *std::move(request),
+    std::optional<ValidCompletion> valid = ParseValidCompletion(body);
+    if (!valid.has_value()) return;
+    if (absl::Status s = StartWarmPrefix(engine_, std::move(valid->request),
                                          responder_, api_.observer_);
         !s.ok()) {
       CountRejection(s.code());

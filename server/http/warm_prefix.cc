@@ -14,14 +14,11 @@ absl::Status StartWarmPrefix(engine::Engine* engine,
                              std::shared_ptr<Responder> responder,
                              const OutputObserver& observer) {
   request.prefill_only = true;
-  // Every full block of the prompt is registered once it is computed.
-  const int block =
-      engine->config().enable_prefix_cache ? engine->config().block_size : 0;
-  auto id = engine->Submit(std::move(request), [responder, observer, block](
+  auto id = engine->Submit(std::move(request), [engine, responder, observer](
                                                    engine::EngineOutput out) {
     if (observer) observer(out, absl::InfinitePast());
     if (!out.finished) return;
-    responder->Post([responder, block, out = std::move(out)] {
+    responder->Post([engine, responder, out = std::move(out)] {
       if (out.finish_reason != engine::FinishReason::kLength) {
         const ApiError e = FromStatus(absl::UnavailableError(absl::StrCat(
             "the warm-up was stopped (",
@@ -34,7 +31,7 @@ absl::Status StartWarmPrefix(engine::Engine* engine,
       nlohmann::ordered_json body = {
           {"object", "warm_prefix"},
           {"prompt_tokens", prompt},
-          {"cached_tokens", block == 0 ? 0 : prompt / block * block},
+          {"cached_tokens", engine->PrefixCachedTokens(prompt)},
           {"reused_tokens", out.usage.cached_prompt_tokens}};
       responder->Respond(200, "application/json", Dump(body));
     });
