@@ -67,6 +67,15 @@ ABSL_FLAG(double, pinned_kv_fraction, 0.25,
           "Share of the KV blocks that prefixes warmed or sent with "
           "retention=pinned keep from eviction; pinned blocks beyond it are "
           "evicted after all others");
+ABSL_FLAG(int64_t, kv_host_cache_bytes, 0,
+          "Host memory per rank for KV blocks evicted from the pool (a tier "
+          "below it: loaded back instead of recomputed); 0 = none");
+ABSL_FLAG(std::string, kv_disk_cache_dir, "",
+          "Folder for a disk tier of KV blocks, kept across restarts (each "
+          "configuration in its own subfolder); empty = none");
+ABSL_FLAG(int64_t, kv_disk_cache_bytes, int64_t(8) << 30,
+          "Most bytes per rank the disk tier keeps (least recently used "
+          "blocks are deleted)");
 ABSL_FLAG(std::string, tls_cert, "",
           "PEM certificate chain; with --tls_key, serve TLS");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert");
@@ -240,6 +249,19 @@ absl::Status RunServe() {
     return absl::InvalidArgumentError(
         "--pinned_kv_fraction: must be in [0, 1]");
   }
+  const int64_t host_bytes = absl::GetFlag(FLAGS_kv_host_cache_bytes);
+  const int64_t disk_bytes = absl::GetFlag(FLAGS_kv_disk_cache_bytes);
+  if (host_bytes < 0) {
+    return absl::InvalidArgumentError(
+        "--kv_host_cache_bytes: must be 0 (no host tier) or more");
+  }
+  if (disk_bytes <= 0) {
+    return absl::InvalidArgumentError(
+        "--kv_disk_cache_bytes: must be positive");
+  }
+  options.kv_tiers = {static_cast<size_t>(host_bytes),
+                      absl::GetFlag(FLAGS_kv_disk_cache_dir),
+                      static_cast<size_t>(disk_bytes)};
   options.comm = comm.get();
   options.device = absl::GetFlag(FLAGS_device);
   options.gpu_memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);

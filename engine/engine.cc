@@ -10,6 +10,14 @@ namespace hydra::engine {
 
 using scheduler::Sequence;
 
+namespace {
+
+std::string TierName(internal::KvTier tier) {
+  return tier == internal::KV_TIER_HOST ? "host" : "disk";
+}
+
+}  // namespace
+
 Engine::Engine(const EngineConfig& config,
                std::unique_ptr<worker::StepRunner> runner,
                std::unique_ptr<model::Tokenizer> tokenizer)
@@ -25,6 +33,15 @@ Engine::Engine(const EngineConfig& config,
                      : runner_->config().max_position_embeddings) {
   if (config_.max_model_len <= 0) {
     config_.max_model_len = runner_->config().max_position_embeddings;
+  }
+  if (const worker::KvTierStore* tiers = runner_->kv_tiers();
+      tiers != nullptr && config_.enable_prefix_cache) {
+    blocks_.EnableTiers(tiers->host_capacity_blocks(),
+                        tiers->disk_capacity_blocks());
+    for (const worker::KvBlockFileInfo& block : tiers->DiskInventory()) {
+      blocks_.RecordStored(internal::KV_TIER_DISK, block.hash,
+                           block.parent_hash, block.tokens);
+    }
   }
   UpdateStats();
   thread_ = std::thread([this] { Loop(); });
@@ -116,7 +133,9 @@ void Engine::Loop() {
       auto has_input = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stopping_ || !inbox_.empty() || !cancels_.empty();
       };
-      if (requests_.empty()) mu_.Await(absl::Condition(&has_input));
+      if (requests_.empty() && !scheduler_.has_tier_traffic()) {
+        mu_.Await(absl::Condition(&has_input));
+      }
       if (stopping_) break;
     }
     DrainInbox();
@@ -126,13 +145,16 @@ void Engine::Loop() {
       if (req->deadline <= now) expired.push_back(id);
     }
     for (uint64_t id : expired) FinishRequest(id, FinishReason::kDeadline);
-    if (scheduler_.has_work()) Step();
+    if (scheduler_.has_work() || scheduler_.has_tier_traffic()) Step();
     UpdateStats();
   }
   DrainInbox();
   std::vector<uint64_t> left;
   for (const auto& [id, req] : requests_) left.push_back(id);
   for (uint64_t id : left) FinishRequest(id, FinishReason::kCancelled);
+  // Blocks committed by the last steps still owe their saves: the disk
+  // tier must hold them when the server comes back.
+  if (scheduler_.has_tier_traffic()) Step();
 }
 
 void Engine::DrainInbox() {
@@ -193,7 +215,7 @@ void Engine::Step() {
             return OutputProcessor::PlainGreedy(*requests_.at(seq->id()));
           });
   if (!Run(step, device_greedy)) return;
-  scheduler_.OnStepDone(step);
+  scheduler_.OnStepDone(step, runner_->failed_kv_loads());
   std::vector<Emission> emissions = ProcessAndCommit(step, device_greedy);
   int generated = 0;
   for (Emission& e : emissions) {
@@ -284,7 +306,11 @@ Engine::Emission Engine::Commit(RequestState& req, TokenDecision decision) {
 void Engine::RecordStep(const scheduler::ScheduledStep& step, absl::Time start,
                         int generated) {
   const absl::Duration step_time = absl::Now() - start;
-  scheduler_.RecordStepTime(step, absl::ToDoubleMilliseconds(step_time));
+  // The cost model predicts compute: a step that also waited for loads
+  // would teach it the disk's speed.
+  if (step.plan.kv_loads().empty()) {
+    scheduler_.RecordStepTime(step, absl::ToDoubleMilliseconds(step_time));
+  }
   StepObserver observer;
   {
     absl::MutexLock lock(&mu_);
@@ -293,11 +319,19 @@ void Engine::RecordStep(const scheduler::ScheduledStep& step, absl::Time start,
     stats_.prompt_tokens_computed += step.prefill_tokens;
     observer = step_observer_;
   }
-  if (observer) {
-    observer({step_time, step.prefill_tokens, step.decode_tokens,
-              absl::Milliseconds(step.predicted_ms),
-              runner_->last_collective_time()});
+  if (!observer) return;
+  StepReport report{step_time, step.prefill_tokens, step.decode_tokens,
+                    absl::Milliseconds(step.predicted_ms),
+                    runner_->last_collective_time()};
+  if (const worker::KvTierStore* tiers = runner_->kv_tiers()) {
+    for (const internal::KvLoad& load : step.plan.kv_loads()) {
+      const std::string name = TierName(load.tier());
+      if (!report.kv_load_time.contains(name)) {
+        report.kv_load_time[name] = tiers->last_load_time(load.tier());
+      }
+    }
   }
+  observer(report);
 }
 
 bool Engine::broken() const {
@@ -332,6 +366,17 @@ void Engine::UpdateStats() {
   stats_.step_cost = scheduler_.cost_model().coefficients();
   stats_.prefix_queries = blocks_.prefix_queries();
   stats_.prefix_hits = blocks_.prefix_hits();
+  if (const worker::KvTierStore* tiers = runner_->kv_tiers()) {
+    const int64_t block_bytes = static_cast<int64_t>(tiers->block_bytes());
+    for (scheduler::KvTier tier : scheduler::kLowerTiers) {
+      const scheduler::KvTierIndex& index = blocks_.tiers();
+      if (!index.enabled(tier)) continue;
+      stats_.kv_tiers[TierName(tier)] = {
+          blocks_.tier_queries(tier), blocks_.tier_hits(tier),
+          blocks_.tier_load_failures(tier), index.size(tier) * block_bytes,
+          index.capacity(tier) * block_bytes};
+    }
+  }
   if (stats_.kv_used > stats_.peak_kv_used) {
     stats_.peak_kv_used = stats_.kv_used;
     stats_.peak_kv_waste_slots = waste;

@@ -114,13 +114,19 @@ absl::StatusOr<LoadedRunner> LoadRunner(const EngineOptions& options) {
                                        .num_blocks = num_blocks,
                                        .weight_dtype = options.weight_dtype,
                                        .kv_cache_dtype = options.kv_cache_dtype,
-                                       .max_positions = max_model_len},
+                                       .max_positions = max_model_len,
+                                       .kv_tiers = options.kv_tiers},
                                       options.comm));
     return LoadedRunner{std::move(runner), num_blocks, max_model_len};
   }
   if (options.device != "cuda") {
     return absl::InvalidArgumentError(absl::StrCat(
         "--device: '", options.device, "' is not one of cpu, cuda"));
+  }
+  if (options.kv_tiers.enabled()) {
+    return absl::InvalidArgumentError(
+        "--kv_host_cache_bytes, --kv_disk_cache_dir: not supported with "
+        "--device=cuda yet (the CPU device has them)");
   }
 #ifdef HYDRA_CUDA
   // The pool comes from free device memory, not kv_cache_bytes, and is only

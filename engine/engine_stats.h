@@ -6,11 +6,21 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <string>
 
 #include "absl/time/time.h"
 #include "scheduler/step_cost_model.h"
 
 namespace hydra::engine {
+
+// One KV tier below the pool (host memory or disk), on each rank.
+struct KvTierStats {
+  int64_t queries = 0;        // prompt tokens looked up in the tier
+  int64_t hits = 0;           // of those, tokens it served
+  int64_t load_failures = 0;  // blocks whose load failed (then recomputed)
+  int64_t stored_bytes = 0;
+  int64_t capacity_bytes = 0;
+};
 
 struct EngineStats {
   int running = 0;
@@ -33,6 +43,8 @@ struct EngineStats {
   std::map<int, int> waiting_by_priority;
   std::map<int, int64_t> preemptions_by_priority;
   scheduler::StepCostModel::Coefficients step_cost;  // the fitted model
+  // The enabled lower tiers, by name ("host", "disk").
+  std::map<std::string, KvTierStats> kv_tiers;
 };
 
 struct StepReport {
@@ -42,6 +54,9 @@ struct StepReport {
   absl::Duration predicted;  // the cost model's forecast
   // Time in tensor-parallel collectives (zero in a world of one).
   absl::Duration collective_time;
+  // Time spent loading blocks from each lower tier, by name ("host",
+  // "disk"); only tiers the step loaded from.
+  std::map<std::string, absl::Duration> kv_load_time;
 };
 using StepObserver = std::function<void(const StepReport&)>;
 

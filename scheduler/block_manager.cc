@@ -59,6 +59,25 @@ std::vector<int> BlockManager::FindCachedPrefix(const Sequence& seq) const {
   return found;
 }
 
+std::vector<StoredBlock> BlockManager::FindStoredPrefix(
+    const Sequence& seq, std::span<const int> prefix) const {
+  std::vector<StoredBlock> found;
+  if (!prefix_cache_ || !tiers_.any_enabled()) return found;
+  const auto tokens = seq.tokens();
+  const int max_blocks = (seq.num_tokens() - 1) / block_size_;
+  uint64_t parent = prefix.empty() ? 0 : *blocks_[prefix.back()].hash;
+  for (int i = static_cast<int>(prefix.size()); i < max_blocks; ++i) {
+    const auto block_tokens =
+        tokens.subspan(size_t(i) * block_size_, block_size_);
+    const uint64_t h = HashBlock(parent, block_tokens);
+    const std::optional<KvTier> tier = tiers_.Find(h, parent, block_tokens);
+    if (!tier.has_value()) break;
+    found.push_back({h, *tier});
+    parent = h;
+  }
+  return found;
+}
+
 bool BlockManager::CanAllocate(const Sequence& seq, std::span<const int> prefix,
                                int tokens) const {
   const int have = static_cast<int>(seq.block_table().size() + prefix.size());
@@ -91,6 +110,97 @@ bool BlockManager::Admit(Sequence& seq, std::span<const int> prefix,
     prefix_hits_ += hit_tokens;
   }
   return Grow(seq, tokens);
+}
+
+bool BlockManager::Admit(Sequence& seq, std::span<const int> prefix,
+                         std::span<const StoredBlock> stored, int tokens,
+                         std::vector<internal::KvLoad>& loads) {
+  if (!Admit(seq, prefix, tokens)) return false;
+  // Lookups go memory, then host, then disk: each lower tier is asked for
+  // the tokens the tiers above did not have.
+  int64_t asked =
+      seq.num_tokens() - static_cast<int64_t>(prefix.size()) * block_size_;
+  for (KvTier tier : kLowerTiers) {
+    if (!tiers_.enabled(tier)) continue;
+    tier_queries_[tier] += asked;
+    for (const StoredBlock& s : stored) {
+      if (s.tier == tier) {
+        tier_hits_[tier] += block_size_;
+        asked -= block_size_;
+      }
+    }
+  }
+  for (size_t i = 0; i < stored.size(); ++i) {
+    tiers_.Touch(stored[i].tier, stored[i].hash);
+    internal::KvLoad& load = loads.emplace_back();
+    load.set_tier(stored[i].tier);
+    load.set_block(seq.block_table()[prefix.size() + i]);
+    load.set_hash(stored[i].hash);
+  }
+  return true;
+}
+
+void BlockManager::FinishLoads(Sequence& seq,
+                               std::span<const internal::KvLoad> loads,
+                               std::span<const int> failed) {
+  int arrived = static_cast<int>(loads.size());
+  for (int i : failed) {
+    arrived = std::min(arrived, i);
+    ++tier_load_failures_[loads[i].tier()];
+    tiers_.Erase(loads[i].tier(), loads[i].hash());
+  }
+  seq.set_num_computed(seq.num_computed() + arrived * block_size_);
+  if (seq.preemptions() == 0) {
+    seq.set_num_cached_prompt(seq.num_cached_prompt() + arrived * block_size_);
+  }
+  CommitFullBlocks(seq);
+}
+
+void BlockManager::SaveToTiers(int b, uint64_t hash, uint64_t parent) {
+  const Block& block = blocks_[b];
+  for (KvTier tier : kLowerTiers) {
+    if (!tiers_.enabled(tier)) continue;
+    if (tiers_.Contains(tier, hash)) {
+      tiers_.Touch(tier, hash);
+      continue;
+    }
+    for (uint64_t evicted : tiers_.Insert(tier, hash, parent, block.tokens)) {
+      internal::KvDrop& drop = pending_drops_.emplace_back();
+      drop.set_tier(tier);
+      drop.set_hash(evicted);
+    }
+    // Drops run after saves: one owed for this very hash would delete it.
+    std::erase_if(pending_drops_, [&](const internal::KvDrop& d) {
+      return d.tier() == tier && d.hash() == hash;
+    });
+    internal::KvSave& save = pending_saves_.emplace_back();
+    save.set_tier(tier);
+    save.set_block(b);
+    save.set_hash(hash);
+    save.set_parent_hash(parent);
+    save.mutable_tokens()->Add(block.tokens.begin(), block.tokens.end());
+  }
+}
+
+void BlockManager::RecordStored(KvTier tier, uint64_t hash, uint64_t parent,
+                                std::span<const int> tokens) {
+  if (!tiers_.enabled(tier) || tokens.size() != size_t(block_size_)) return;
+  for (uint64_t evicted : tiers_.Insert(tier, hash, parent, tokens)) {
+    internal::KvDrop& drop = pending_drops_.emplace_back();
+    drop.set_tier(tier);
+    drop.set_hash(evicted);
+  }
+}
+
+void BlockManager::TakeTierTraffic(internal::StepPlan& plan) {
+  for (internal::KvSave& save : pending_saves_) {
+    *plan.add_kv_saves() = std::move(save);
+  }
+  for (internal::KvDrop& drop : pending_drops_) {
+    *plan.add_kv_drops() = std::move(drop);
+  }
+  pending_saves_.clear();
+  pending_drops_.clear();
 }
 
 bool BlockManager::Grow(Sequence& seq, int tokens) {
@@ -139,6 +249,7 @@ void BlockManager::CommitFullBlocks(Sequence& seq) {
     block.hash = h;
     block.tokens.assign(block_tokens.begin(), block_tokens.end());
     cached_by_hash_[h] = seq.block_table()[i];
+    SaveToTiers(seq.block_table()[i], h, i == 0 ? 0 : hashes[i - 1]);
   }
 }
 

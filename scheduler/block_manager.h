@@ -10,9 +10,16 @@
 // A cached block is also pinned once a Retention::kPinned sequence has held
 // it: pinned blocks are evicted only after every other cached block, and
 // only while more blocks are pinned than the pinned budget.
+//
+// Below the pool, optional lower tiers (KvTierIndex: host memory, disk)
+// keep committed blocks after the pool has evicted them, and across
+// restarts: a block is saved to them when it is committed, and a prefix
+// found there is loaded into fresh pool blocks instead of recomputed. The
+// workers move the bytes; this class only plans the traffic.
 #ifndef HYDRA_SCHEDULER_BLOCK_MANAGER_H_
 #define HYDRA_SCHEDULER_BLOCK_MANAGER_H_
 
+#include <array>
 #include <cstdint>
 #include <list>
 #include <optional>
@@ -22,6 +29,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "hydra/internal/step.pb.h"
+#include "scheduler/kv_tier_index.h"
 #include "scheduler/sequence.h"
 
 namespace hydra::scheduler {
@@ -37,6 +46,12 @@ struct BlockCopy {
 inline int BlocksFor(int tokens, int block_size) {
   return tokens / block_size + (tokens % block_size != 0 ? 1 : 0);
 }
+
+// A block of a prompt's prefix that a lower tier holds.
+struct StoredBlock {
+  uint64_t hash;
+  KvTier tier;
+};
 
 class BlockManager {
  public:
@@ -65,6 +80,11 @@ class BlockManager {
   // compute (its logits are needed). Changes nothing.
   std::vector<int> FindCachedPrefix(const Sequence& seq) const;
 
+  // The blocks after `prefix` (from FindCachedPrefix) that continue it in
+  // a lower tier, in order; never the whole sequence. Changes nothing.
+  std::vector<StoredBlock> FindStoredPrefix(const Sequence& seq,
+                                            std::span<const int> prefix) const;
+
   // Whether `seq` can take `prefix` (from FindCachedPrefix) and grow its
   // block table to hold `tokens` tokens.
   bool CanAllocate(const Sequence& seq, std::span<const int> prefix,
@@ -73,6 +93,41 @@ class BlockManager {
   // those tokens computed), then allocates up to `tokens` tokens. Counts the
   // prefix-cache query. Returns false, changing nothing, when blocks run out.
   bool Admit(Sequence& seq, std::span<const int> prefix, int tokens);
+  // The same, with `stored` (from FindStoredPrefix) loaded into the blocks
+  // after the prefix: one KvLoad each is appended to `loads`. Their tokens
+  // count as computed only once FinishLoads says they arrived; `tokens`
+  // must cover them.
+  bool Admit(Sequence& seq, std::span<const int> prefix,
+             std::span<const StoredBlock> stored, int tokens,
+             std::vector<internal::KvLoad>& loads);
+  // After the step that ran `loads` (from Admit) for `seq`: those at
+  // `failed` (indices into `loads`) did not arrive on every rank. The run
+  // before the first failure becomes computed and cached; a failed block is
+  // forgotten by its tier (it will be recomputed, and saved again).
+  void FinishLoads(Sequence& seq, std::span<const internal::KvLoad> loads,
+                   std::span<const int> failed);
+  // Moves the saves and drops owed to the lower tiers into `plan`.
+  void TakeTierTraffic(internal::StepPlan& plan);
+  bool has_tier_traffic() const {
+    return !pending_saves_.empty() || !pending_drops_.empty();
+  }
+  // Sets the lower tiers' capacities (blocks; 0 disables a tier).
+  void EnableTiers(int host_blocks, int disk_blocks) {
+    tiers_ = KvTierIndex(host_blocks, disk_blocks);
+  }
+  // Records a block a tier already holds (what an earlier run left on
+  // disk), most recently used; past the capacity the oldest are dropped.
+  void RecordStored(KvTier tier, uint64_t hash, uint64_t parent,
+                    std::span<const int> tokens);
+  const KvTierIndex& tiers() const { return tiers_; }
+  // Prompt tokens looked up in, and served from, each lower tier at
+  // admission (tokens before the first block no tier holds); loads that
+  // failed, in blocks.
+  int64_t tier_queries(KvTier tier) const { return tier_queries_[tier]; }
+  int64_t tier_hits(KvTier tier) const { return tier_hits_[tier]; }
+  int64_t tier_load_failures(KvTier tier) const {
+    return tier_load_failures_[tier];
+  }
   // Grows an admitted sequence's table to hold `tokens` tokens.
   bool Grow(Sequence& seq, int tokens);
 
@@ -105,6 +160,8 @@ class BlockManager {
   };
 
   static uint64_t HashBlock(uint64_t parent, std::span<const int> tokens);
+  // Owes every enabled lower tier that lacks it a save of block `b`.
+  void SaveToTiers(int b, uint64_t hash, uint64_t parent);
   // Blocks a new allocation may take: free, cached, and the pinned cached
   // ones beyond the budget.
   int available() const {
@@ -130,6 +187,13 @@ class BlockManager {
   int num_used_ = 0;
   int64_t prefix_queries_ = 0;
   int64_t prefix_hits_ = 0;
+  KvTierIndex tiers_;
+  std::vector<internal::KvSave> pending_saves_;
+  std::vector<internal::KvDrop> pending_drops_;
+  // Indexed by KvTier.
+  std::array<int64_t, 3> tier_queries_{};
+  std::array<int64_t, 3> tier_hits_{};
+  std::array<int64_t, 3> tier_load_failures_{};
 };
 
 }  // namespace hydra::scheduler

@@ -70,11 +70,14 @@ bool Scheduler::ReserveRunning(Sequence* seq, int n, ScheduledStep& step) {
   const int tokens = seq->num_computed() + n;
   while (!blocks_.CanAllocate(*seq, {}, tokens)) {
     // The victim: lowest priority, latest arrival, not already in this
-    // step's plan (its slots are taken).
+    // step's plan (its slots are taken, or blocks are being loaded into it).
     Sequence* victim = nullptr;
     for (auto it = running_.rbegin(); it != running_.rend(); ++it) {
-      if (std::find(step.sequences.begin(), step.sequences.end(), *it) ==
-          step.sequences.end()) {
+      const bool loading =
+          std::any_of(step.loading.begin(), step.loading.end(),
+                      [&](const auto& l) { return l.seq == *it; });
+      if (!loading && std::find(step.sequences.begin(), step.sequences.end(),
+                                *it) == step.sequences.end()) {
         victim = *it;
         break;
       }
@@ -104,7 +107,10 @@ bool Scheduler::ReserveRunning(Sequence* seq, int n, ScheduledStep& step) {
 
 int Scheduler::CachedPrefixIfFirstChunkFits(const Sequence& seq) const {
   const std::vector<int> prefix = blocks_.FindCachedPrefix(seq);
-  const int cached = static_cast<int>(prefix.size()) * blocks_.block_size();
+  const int cached =
+      static_cast<int>(prefix.size() +
+                       blocks_.FindStoredPrefix(seq, prefix).size()) *
+      blocks_.block_size();
   const int first_chunk =
       std::min(seq.num_tokens() - cached, config_.min_prefill_chunk);
   return blocks_.CanAllocate(seq, prefix, cached + first_chunk) ? cached : -1;
@@ -125,6 +131,7 @@ void Scheduler::PreemptForPriority(ScheduledStep& step) {
 ScheduledStep Scheduler::Schedule() {
   ScheduledStep step;
   step.plan.set_step_id(next_step_++);
+  blocks_.TakeTierTraffic(step.plan);
   PreemptForPriority(step);
   int budget = config_.max_batched_tokens;
 
@@ -224,14 +231,28 @@ void Scheduler::SchedulePrefills(int token_budget, ScheduledStep& step) {
       // Looked up again: blocks taken for the chunks emitted before this
       // one may have evicted cached blocks of the first lookup.
       const std::vector<int> prefix = blocks_.FindCachedPrefix(*seq);
-      const int cached = static_cast<int>(prefix.size()) * blocks_.block_size();
-      if (!blocks_.Admit(*seq, prefix, cached + n)) {
+      const std::vector<StoredBlock> stored =
+          blocks_.FindStoredPrefix(*seq, prefix);
+      const int cached = static_cast<int>(prefix.size() + stored.size()) *
+                         blocks_.block_size();
+      std::vector<internal::KvLoad> loads;
+      if (!blocks_.Admit(*seq, prefix, stored, cached + n, loads)) {
         admissions_blocked = true;
         continue;
       }
       waiting_.erase(seq);
       seq->set_status(SequenceStatus::kRunning);
       running_.insert(seq);
+      if (!loads.empty()) {
+        // Its chunk waits for the loads: computed from the next step on.
+        for (const internal::KvLoad& load : loads) {
+          *step.plan.add_kv_loads() = load;
+        }
+        step.loading.push_back(
+            {seq, step.plan.kv_loads_size() - static_cast<int>(loads.size()),
+             std::move(loads)});
+        continue;
+      }
     }
     step.shape += ChunkShape(seq->num_computed(), n);
     Emit(seq, n, step);
@@ -255,11 +276,20 @@ std::map<int, int> Scheduler::waiting_by_priority() const {
   return out;
 }
 
-void Scheduler::OnStepDone(const ScheduledStep& step) {
+void Scheduler::OnStepDone(const ScheduledStep& step,
+                           std::span<const int> failed_loads) {
   for (size_t i = 0; i < step.sequences.size(); ++i) {
     Sequence* seq = step.sequences[i];
     seq->set_num_computed(seq->num_computed() + step.num_tokens[i]);
     blocks_.CommitFullBlocks(*seq);
+  }
+  for (const ScheduledStep::Loading& l : step.loading) {
+    const int end = l.first_load + static_cast<int>(l.loads.size());
+    std::vector<int> failed;
+    for (int f : failed_loads) {
+      if (f >= l.first_load && f < end) failed.push_back(f - l.first_load);
+    }
+    blocks_.FinishLoads(*l.seq, l.loads, failed);
   }
 }
 

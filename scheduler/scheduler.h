@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <span>
 #include <vector>
 
 #include "hydra/internal/step.pb.h"
@@ -53,12 +54,23 @@ struct ScheduledStep {
   std::vector<int> num_tokens;
   // The sequences whose logits come back, in the plan's logits_rows order.
   std::vector<Sequence*> sampled;
+  // Admissions whose prefix comes (partly) from a lower tier: the loads
+  // run in this step, their first tokens are computed in the next one.
+  struct Loading {
+    Sequence* seq;
+    int first_load;  // index of loads[0] in plan.kv_loads
+    std::vector<internal::KvLoad> loads;
+  };
+  std::vector<Loading> loading;
   int num_preempted = 0;
   int prefill_tokens = 0;  // prompt (or recompute) tokens
   int decode_tokens = 0;
   StepShape shape;          // what the cost model is told afterwards
   double predicted_ms = 0;  // the cost model's forecast of the step
-  bool empty() const { return sequences.empty(); }
+  bool empty() const {
+    return sequences.empty() && plan.kv_saves().empty() &&
+           plan.kv_loads().empty() && plan.kv_drops().empty();
+  }
 };
 
 class Scheduler {
@@ -68,8 +80,12 @@ class Scheduler {
   // Queues a new sequence; the scheduler owns it until it finishes.
   Sequence* Add(std::unique_ptr<Sequence> seq);
   ScheduledStep Schedule();
-  // After the worker ran `step`: the computed tokens are in the cache.
-  void OnStepDone(const ScheduledStep& step);
+  // After the worker ran `step`: the computed tokens are in the cache, and
+  // its kv_loads arrived but for those at `failed_loads` (indices).
+  void OnStepDone(const ScheduledStep& step,
+                  std::span<const int> failed_loads = {});
+  // Whether a step is owed only for lower-tier traffic (saves, drops).
+  bool has_tier_traffic() const { return blocks_.has_tier_traffic(); }
   // How long `step` took, end to end (scheduling to emitted tokens): one
   // observation for the cost model.
   void RecordStepTime(const ScheduledStep& step, double milliseconds);
@@ -108,8 +124,9 @@ class Scheduler {
   // itself) as needed. False when `seq` was preempted.
   bool ReserveRunning(Sequence* seq, int n, ScheduledStep& step);
   void Preempt(Sequence* seq, ScheduledStep& step);
-  // The tokens of `seq` found in cached prefix blocks if its first chunk
-  // (min_prefill_chunk tokens) fits the pool with them, else -1.
+  // The tokens of `seq` found in cached prefix blocks (of the pool and of
+  // the lower tiers) if its first chunk (min_prefill_chunk tokens) fits the
+  // pool with them, else -1.
   int CachedPrefixIfFirstChunkFits(const Sequence& seq) const;
   // Step 0 of the policy.
   void PreemptForPriority(ScheduledStep& step);

@@ -339,6 +339,62 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
                                "Prompt tokens looked up in the prefix cache.");
   prefix_hits_ = AddCounter(r, "hydra_prefix_cache_hits_total",
                             "Prompt tokens found in the prefix cache.");
+  auto counters = [&](const std::string& name, const std::string& help) {
+    return &prometheus::BuildCounter().Name(name).Help(help).Register(r);
+  };
+  auto gauges = [&](const std::string& name, const std::string& help) {
+    return &prometheus::BuildGauge().Name(name).Help(help).Register(r);
+  };
+  tier_hits_ = counters(
+      "hydra_kv_tier_hits_total",
+      "Prompt tokens served from each KV tier at admission (memory: the "
+      "pool's prefix cache; host, disk: loaded instead of recomputed).");
+  tier_misses_ = counters(
+      "hydra_kv_tier_misses_total",
+      "Prompt tokens looked up in each KV tier (memory, then host, then "
+      "disk) and not found there.");
+  tier_load_failures_ = counters(
+      "hydra_kv_tier_load_failures_total",
+      "KV blocks whose load from a lower tier failed on some rank (missing, "
+      "corrupt or of another configuration) and were recomputed.");
+  tier_bytes_ = gauges("hydra_kv_tier_bytes",
+                       "Bytes of KV blocks each tier holds, per rank.");
+  tier_capacity_bytes_ =
+      gauges("hydra_kv_tier_capacity_bytes",
+             "Bytes of KV blocks each tier may hold, per rank.");
+  tier_load_seconds_ =
+      &prometheus::BuildHistogram()
+           .Name("hydra_kv_tier_load_seconds")
+           .Help(
+               "Time an engine step spent loading KV blocks from a lower "
+               "tier (host, disk), per step that loaded.")
+           .Register(r);
+  absl::MutexLock lock(&mu_);
+  Tier("memory");
+}
+
+ServerMetrics::TierSeries& ServerMetrics::Tier(const std::string& name) {
+  auto [it, added] = tiers_.try_emplace(name);
+  TierSeries& t = it->second;
+  if (added) {
+    const prometheus::Labels labels = {{"tier", name}};
+    t.hits = &tier_hits_->Add(labels);
+    t.misses = &tier_misses_->Add(labels);
+    t.load_failures = &tier_load_failures_->Add(labels);
+    t.bytes = &tier_bytes_->Add(labels);
+    t.capacity_bytes = &tier_capacity_bytes_->Add(labels);
+  }
+  return t;
+}
+
+void ServerMetrics::UpdateTier(const std::string& name,
+                               const engine::KvTierStats& tier) {
+  TierSeries& t = Tier(name);
+  AddDelta(*t.hits, tier.hits, t.last_hits);
+  AddDelta(*t.misses, tier.queries - tier.hits, t.last_misses);
+  AddDelta(*t.load_failures, tier.load_failures, t.last_load_failures);
+  t.bytes->Set(static_cast<double>(tier.stored_bytes));
+  t.capacity_bytes->Set(static_cast<double>(tier.capacity_bytes));
 }
 
 ServerMetrics::~ServerMetrics() = default;
@@ -352,6 +408,15 @@ void ServerMetrics::OnStep(const engine::StepReport& step) {
   step_decode_tokens_->Observe(step.decode_tokens);
   if (step.collective_time > absl::ZeroDuration()) {
     collective_->Observe(absl::ToDoubleSeconds(step.collective_time));
+  }
+  if (step.kv_load_time.empty()) return;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [tier, time] : step.kv_load_time) {
+    prometheus::Histogram*& h = tier_load_time_[tier];
+    if (h == nullptr) {
+      h = &tier_load_seconds_->Add({{"tier", tier}}, StepBuckets());
+    }
+    h->Observe(absl::ToDoubleSeconds(time));
   }
 }
 
@@ -443,6 +508,12 @@ void ServerMetrics::UpdateEngineStats(const engine::EngineStats& stats,
   }
   AddDelta(*prefix_queries_, stats.prefix_queries, last_prefix_queries_);
   AddDelta(*prefix_hits_, stats.prefix_hits, last_prefix_hits_);
+  const int64_t block_bytes =
+      stats.kv_total > 0 ? kv_bytes_per_rank / stats.kv_total : 0;
+  UpdateTier("memory", {stats.prefix_queries, stats.prefix_hits, 0,
+                        (stats.kv_used + stats.kv_cached) * block_bytes,
+                        kv_bytes_per_rank});
+  for (const auto& [name, tier] : stats.kv_tiers) UpdateTier(name, tier);
 }
 
 std::string ServerMetrics::Serialize() const {

@@ -119,7 +119,32 @@ class ServerMetrics {
   prometheus::Counter* prefix_queries_;
   prometheus::Counter* prefix_hits_;
 
+  // The KV tiers: the pool ("memory") and the lower ones the engine has.
+  struct TierSeries {
+    prometheus::Counter* hits;
+    prometheus::Counter* misses;
+    prometheus::Counter* load_failures;
+    prometheus::Gauge* bytes;
+    prometheus::Gauge* capacity_bytes;
+    int64_t last_hits = 0;
+    int64_t last_misses = 0;
+    int64_t last_load_failures = 0;
+  };
+  // Adds the tier's series on first use.
+  TierSeries& Tier(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdateTier(const std::string& name, const engine::KvTierStats& tier)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  prometheus::Family<prometheus::Counter>* tier_hits_;
+  prometheus::Family<prometheus::Counter>* tier_misses_;
+  prometheus::Family<prometheus::Counter>* tier_load_failures_;
+  prometheus::Family<prometheus::Gauge>* tier_bytes_;
+  prometheus::Family<prometheus::Gauge>* tier_capacity_bytes_;
+  prometheus::Family<prometheus::Histogram>* tier_load_seconds_;
+
   absl::Mutex mu_;
+  std::map<std::string, TierSeries> tiers_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, prometheus::Histogram*> tier_load_time_
+      ABSL_GUARDED_BY(mu_);
   int64_t last_preemptions_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_prefix_queries_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_prefix_hits_ ABSL_GUARDED_BY(mu_) = 0;

@@ -80,6 +80,22 @@ float* KvCache::v_scale(int l) const {
   return reinterpret_cast<float*>(k(l) + 2 * values_bytes() + scales_bytes());
 }
 
+template <typename F>
+void KvCache::ForEachRegion(int block, F f) const {
+  const size_t block_values = values_bytes() / num_blocks_;
+  const size_t block_scales = scales_bytes() / num_blocks_;
+  for (int l = 0; l < shape_.num_layers; ++l) {
+    for (std::byte* base : {k(l), v(l)}) {
+      f(base + size_t(block) * block_values, block_values);
+    }
+    if (block_scales == 0) continue;
+    for (float* base : {k_scale(l), v_scale(l)}) {
+      f(reinterpret_cast<std::byte*>(base) + size_t(block) * block_scales,
+        block_scales);
+    }
+  }
+}
+
 void KvCache::CopyBlock(int src, int dst) {
   const size_t block_values = values_bytes() / num_blocks_;
   const size_t block_scales = scales_bytes() / num_blocks_;
@@ -95,6 +111,22 @@ void KvCache::CopyBlock(int src, int dst) {
                   block_scales);
     }
   }
+}
+
+void KvCache::ReadBlock(int block, std::span<std::byte> out) const {
+  size_t at = 0;
+  ForEachRegion(block, [&](std::byte* from, size_t n) {
+    std::memcpy(out.data() + at, from, n);
+    at += n;
+  });
+}
+
+void KvCache::WriteBlock(int block, std::span<const std::byte> in) {
+  size_t at = 0;
+  ForEachRegion(block, [&](std::byte* to, size_t n) {
+    std::memcpy(to, in.data() + at, n);
+    at += n;
+  });
 }
 
 cpu::PagedKvLayer KvCache::layer(int i) const {

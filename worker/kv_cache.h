@@ -10,6 +10,7 @@
 #define HYDRA_WORKER_KV_CACHE_H_
 
 #include <cstddef>
+#include <span>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -61,10 +62,17 @@ class KvCache {
   cpu::PagedKvLayer layer(int i) const;
   // Copies block `src` to block `dst` on every layer (copy-on-write).
   void CopyBlock(int src, int dst);
+  // Block `block`'s K and V on every layer (and int8 scales), as
+  // shape().bytes_per_block() bytes: what a lower KV tier stores.
+  void ReadBlock(int block, std::span<std::byte> out) const;
+  void WriteBlock(int block, std::span<const std::byte> in);
 
  private:
   // Byte offsets inside memory_ of layer l's K values, V values, K scales
   // and V scales.
+  // Calls f(pointer, bytes) on each of `block`'s regions, in a fixed order.
+  template <typename F>
+  void ForEachRegion(int block, F f) const;
   size_t values_bytes() const;  // one layer's K (or V) values
   size_t scales_bytes() const;  // one layer's K (or V) scales
   std::byte* k(int l) const;

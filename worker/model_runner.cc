@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "worker/cpu/paged_attention.h"
+#include "worker/kv_fingerprint.h"
 
 namespace hydra::worker {
 
@@ -39,9 +40,21 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Load(
   const int max_positions = options.max_positions > 0
                                 ? options.max_positions
                                 : config.max_position_embeddings;
-  return std::make_unique<ModelRunner>(std::move(config), std::move(weights),
-                                       kv_shape, options.num_blocks,
-                                       max_positions, comm, shard);
+  auto runner = std::make_unique<ModelRunner>(
+      std::move(config), std::move(weights), kv_shape, options.num_blocks,
+      max_positions, comm, shard);
+  if (options.kv_tiers.enabled()) {
+    ASSIGN_OR_RETURN(
+        const uint64_t fingerprint,
+        KvFingerprint(model_dir,
+                      {runner->weight_dtype(), runner->kv_cache_dtype(),
+                       shard.size, shard.rank, options.block_size}));
+    ASSIGN_OR_RETURN(std::unique_ptr<KvTierStore> tiers,
+                     KvTierStore::Open(options.kv_tiers, fingerprint,
+                                       kv_shape.bytes_per_block()));
+    runner->set_kv_tiers(std::move(tiers));
+  }
+  return runner;
 }
 
 ModelRunner::ModelRunner(model::ModelConfig config, ModelWeights weights,
@@ -97,11 +110,22 @@ absl::Status ModelRunner::ShutdownWorkers() { return SendShutdown(*comm_); }
 
 absl::Status ModelRunner::Forward(const internal::StepPlan& plan,
                                   std::vector<float>& logits) {
+  RETURN_IF_ERROR(ApplyKvTierTraffic(
+      tiers_.get(), plan, *comm_,
+      [&](int b, std::span<std::byte> out) { kv_cache_.ReadBlock(b, out); },
+      [&](int b, std::span<const std::byte> in) {
+        kv_cache_.WriteBlock(b, in);
+      },
+      failed_kv_loads_));
   for (const auto& copy : plan.block_copies()) {
     kv_cache_.CopyBlock(copy.src(), copy.dst());
   }
   const auto& c = config_;
   const int m = plan.token_ids_size();
+  if (m == 0) {  // a step of tier traffic only
+    logits.clear();
+    return absl::OkStatus();
+  }
   Resize(m);
   {
     int t = 0;

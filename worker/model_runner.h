@@ -29,6 +29,8 @@ struct RunnerOptions {
   std::string kv_cache_dtype = "auto";
   // Positions the RoPE table covers; 0 = the model's max_position_embeddings.
   int max_positions = 0;
+  // KV tiers below the pool (none by default).
+  KvTierOptions kv_tiers;
 };
 
 class ModelRunner final : public StepRunner {
@@ -89,6 +91,14 @@ class ModelRunner final : public StepRunner {
   const NonFiniteWeights& non_finite_weights() const override {
     return weights_.non_finite;
   }
+  const KvTierStore* kv_tiers() const override { return tiers_.get(); }
+  std::span<const int> failed_kv_loads() const override {
+    return failed_kv_loads_;
+  }
+  // Gives the runner its lower KV tiers (before the first step).
+  void set_kv_tiers(std::unique_ptr<KvTierStore> tiers) {
+    tiers_ = std::move(tiers);
+  }
 
  private:
   absl::Status Validate(const internal::StepPlan& plan) const;
@@ -111,6 +121,8 @@ class ModelRunner final : public StepRunner {
   ModelWeights weights_;
   KvCache kv_cache_;
   cpu::RopeTable rope_;
+  std::unique_ptr<KvTierStore> tiers_;
+  std::vector<int> failed_kv_loads_;
 
   // Activations, reused across steps: [tokens, width] each.
   std::vector<float> x_, h_, qkv_, attn_, proj_, gate_up_, act_, local_logits_;

@@ -83,6 +83,21 @@ absl::Status ValidateStepPlan(const internal::StepPlan& plan,
                        " is outside [0, ", num_blocks, ")"));
     }
   }
+  auto tier_ok = [](internal::KvTier t) {
+    return t == internal::KV_TIER_HOST || t == internal::KV_TIER_DISK;
+  };
+  for (const auto& save : plan.kv_saves()) {
+    if (save.block() < 0 || save.block() >= num_blocks || !tier_ok(save.tier()))
+      return absl::InvalidArgumentError(absl::StrCat(
+          "step plan: KV save of block ", save.block(), " to tier ",
+          save.tier(), " (blocks [0, ", num_blocks, "))"));
+  }
+  for (const auto& load : plan.kv_loads()) {
+    if (load.block() < 0 || load.block() >= num_blocks || !tier_ok(load.tier()))
+      return absl::InvalidArgumentError(absl::StrCat(
+          "step plan: KV load into block ", load.block(), " from tier ",
+          load.tier(), " (blocks [0, ", num_blocks, "))"));
+  }
   for (int r : plan.logits_rows()) {
     if (r < 0 || r >= tokens) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -106,6 +121,32 @@ absl::Status ServeStepPlans(
     if (plan.command() == internal::StepPlan::SHUTDOWN) return absl::OkStatus();
     RETURN_IF_ERROR(forward(plan));
   }
+}
+
+absl::Status ApplyKvTierTraffic(
+    KvTierStore* store, const internal::StepPlan& plan, Communicator& comm,
+    absl::FunctionRef<void(int, std::span<std::byte>)> read_block,
+    absl::FunctionRef<void(int, std::span<const std::byte>)> write_block,
+    std::vector<int>& failed_loads) {
+  failed_loads.clear();
+  if (plan.kv_saves().empty() && plan.kv_loads().empty() &&
+      plan.kv_drops().empty()) {
+    return absl::OkStatus();
+  }
+  std::vector<float> ok;
+  if (store != nullptr) {
+    store->Apply(plan, read_block, write_block, ok);
+  } else {
+    ok.assign(plan.kv_loads_size(), 0.0f);
+  }
+  // A block counts as loaded only if every rank has its shard.
+  if (!ok.empty() && comm.size() > 1) RETURN_IF_ERROR(comm.AllReduceSum(ok));
+  for (size_t i = 0; i < ok.size(); ++i) {
+    if (ok[i] < static_cast<float>(comm.size())) {
+      failed_loads.push_back(static_cast<int>(i));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status SendShutdown(Communicator& comm) {

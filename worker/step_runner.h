@@ -5,6 +5,7 @@
 #ifndef HYDRA_WORKER_STEP_RUNNER_H_
 #define HYDRA_WORKER_STEP_RUNNER_H_
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "hydra/internal/step.pb.h"
 #include "model/config.h"
 #include "worker/communicator.h"
+#include "worker/kv_tier_store.h"
 #include "worker/non_finite_weights.h"
 
 namespace hydra::worker {
@@ -42,6 +44,13 @@ class StepRunner {
   // The NaN and Inf values among this rank's weights, counted at load.
   virtual const NonFiniteWeights& non_finite_weights() const = 0;
 
+  // This rank's KV tiers below the pool (null: none). Plans name tier
+  // traffic only when rank 0's runner has them.
+  virtual const KvTierStore* kv_tiers() const { return nullptr; }
+  // Indices into the last plan's kv_loads that did not arrive on every
+  // rank (missing or corrupt somewhere): those tokens must be computed.
+  virtual std::span<const int> failed_kv_loads() const { return {}; }
+
   // Runners that sample on their device say so here and implement
   // StepGreedy: Step, then the argmax of each logits row (the lowest id
   // among ties, as engine::Argmax), with only the token ids coming back.
@@ -67,6 +76,16 @@ absl::Status ValidateStepPlan(const internal::StepPlan& plan,
 absl::Status ServeStepPlans(
     Communicator& comm,
     absl::FunctionRef<absl::Status(const internal::StepPlan&)> forward);
+// Carries out `plan`'s lower-tier traffic on this rank's `store` (null:
+// every load fails) and agrees with the other ranks on which loads arrived
+// everywhere: `failed_loads` gets the indices of the others. Every rank
+// calls it for every plan (the agreement is a collective).
+absl::Status ApplyKvTierTraffic(
+    KvTierStore* store, const internal::StepPlan& plan, Communicator& comm,
+    absl::FunctionRef<void(int, std::span<std::byte>)> read_block,
+    absl::FunctionRef<void(int, std::span<const std::byte>)> write_block,
+    std::vector<int>& failed_loads);
+
 // Rank 0: sends the SHUTDOWN plan (nothing in a world of one).
 absl::Status SendShutdown(Communicator& comm);
 
