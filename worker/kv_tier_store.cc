@@ -99,11 +99,9 @@ std::vector<KvBlockFileInfo> KvTierStore::DiskInventory() const {
   return out;
 }
 
-void KvTierStore::Apply(
+void KvTierStore::SaveAndDrop(
     const internal::StepPlan& plan,
-    absl::FunctionRef<void(int, std::span<std::byte>)> read_block,
-    absl::FunctionRef<void(int, std::span<const std::byte>)> write_block,
-    std::vector<float>& load_ok) {
+    absl::FunctionRef<void(int, std::span<std::byte>)> read_block) {
   for (const internal::KvSave& save : plan.kv_saves()) {
     std::vector<std::byte> bytes(block_bytes_);
     read_block(save.block(), bytes);
@@ -119,6 +117,21 @@ void KvTierStore::Apply(
     Enqueue({true, save.hash(), std::move(info),
              std::make_shared<const std::vector<std::byte>>(std::move(bytes))});
   }
+  // The plan's loads read before its drops delete (drops come from
+  // evictions planned a step earlier, never of a block loaded now).
+  for (const internal::KvDrop& drop : plan.kv_drops()) {
+    if (drop.tier() == internal::KV_TIER_HOST) {
+      host_.erase(drop.hash());
+    } else {
+      Enqueue({false, drop.hash(), {}, nullptr});
+    }
+  }
+}
+
+void KvTierStore::Load(
+    const internal::StepPlan& plan,
+    absl::FunctionRef<void(int, std::span<const std::byte>)> write_block,
+    std::vector<float>& load_ok) {
   host_load_time_ = disk_load_time_ = absl::ZeroDuration();
   load_ok.assign(plan.kv_loads_size(), 0.0f);
   std::vector<std::byte> scratch;
@@ -140,13 +153,6 @@ void KvTierStore::Apply(
       load_ok[i] = 1;
     }
     disk_load_time_ += absl::Now() - start;
-  }
-  for (const internal::KvDrop& drop : plan.kv_drops()) {
-    if (drop.tier() == internal::KV_TIER_HOST) {
-      host_.erase(drop.hash());
-    } else {
-      Enqueue({false, drop.hash(), {}, nullptr});
-    }
   }
 }
 

@@ -60,16 +60,21 @@ class KvTierStore {
   // (unreadable headers skipped). Rank 0 hands them to the BlockManager.
   std::vector<KvBlockFileInfo> DiskInventory() const;
 
-  // Carries out `plan`'s kv_saves, then kv_loads, then kv_drops.
-  // `read_block` / `write_block` move one pool block's bytes. `load_ok[i]`
-  // is set to 1 when load i arrived intact, else 0 (and a corrupt file is
-  // removed).
-  void Apply(
+  // Carries out `plan`'s kv_saves and kv_drops. `read_block` copies one
+  // pool block's bytes out.
+  void SaveAndDrop(
       const internal::StepPlan& plan,
-      absl::FunctionRef<void(int, std::span<std::byte>)> read_block,
+      absl::FunctionRef<void(int, std::span<std::byte>)> read_block);
+  // Carries out `plan`'s kv_loads (after SaveAndDrop of the same plan):
+  // `write_block` copies bytes into one pool block. `load_ok[i]` is set to 1
+  // when load i arrived intact, else 0 (and a corrupt file is removed).
+  // Safe to run beside the step's forward pass: it touches only the loads'
+  // target blocks and its own state.
+  void Load(
+      const internal::StepPlan& plan,
       absl::FunctionRef<void(int, std::span<const std::byte>)> write_block,
       std::vector<float>& load_ok);
-  // Time the last Apply spent loading from each tier.
+  // Time the last Load spent on each tier.
   absl::Duration last_load_time(internal::KvTier tier) const {
     return tier == internal::KV_TIER_HOST ? host_load_time_ : disk_load_time_;
   }

@@ -110,13 +110,18 @@ absl::Status ModelRunner::ShutdownWorkers() { return SendShutdown(*comm_); }
 
 absl::Status ModelRunner::Forward(const internal::StepPlan& plan,
                                   std::vector<float>& logits) {
-  RETURN_IF_ERROR(ApplyKvTierTraffic(
-      tiers_.get(), plan, *comm_,
+  KvTierTraffic tiers(
+      tiers_.get(), plan,
       [&](int b, std::span<std::byte> out) { kv_cache_.ReadBlock(b, out); },
-      [&](int b, std::span<const std::byte> in) {
+      [this](int b, std::span<const std::byte> in) {
         kv_cache_.WriteBlock(b, in);
-      },
-      failed_kv_loads_));
+      });
+  RETURN_IF_ERROR(ForwardTokens(plan, logits));
+  return tiers.Finish(*comm_, failed_kv_loads_);
+}
+
+absl::Status ModelRunner::ForwardTokens(const internal::StepPlan& plan,
+                                        std::vector<float>& logits) {
   for (const auto& copy : plan.block_copies()) {
     kv_cache_.CopyBlock(copy.src(), copy.dst());
   }

@@ -104,6 +104,9 @@ class ModelRunner final : public StepRunner {
   absl::Status Validate(const internal::StepPlan& plan) const;
   absl::Status Forward(const internal::StepPlan& plan,
                        std::vector<float>& logits);
+  // The copies and the transformer, beside the plan's tier loads.
+  absl::Status ForwardTokens(const internal::StepPlan& plan,
+                             std::vector<float>& logits);
   // Runs one collective, adding its time to collective_time_.
   template <typename F>
   absl::Status Collective(F f) {

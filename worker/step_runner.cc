@@ -123,26 +123,33 @@ absl::Status ServeStepPlans(
   }
 }
 
-absl::Status ApplyKvTierTraffic(
-    KvTierStore* store, const internal::StepPlan& plan, Communicator& comm,
+KvTierTraffic::KvTierTraffic(
+    KvTierStore* store, const internal::StepPlan& plan,
     absl::FunctionRef<void(int, std::span<std::byte>)> read_block,
-    absl::FunctionRef<void(int, std::span<const std::byte>)> write_block,
-    std::vector<int>& failed_loads) {
+    std::function<void(int, std::span<const std::byte>)> write_block)
+    : plan_(plan) {
+  ok_.assign(plan.kv_loads_size(), 0.0f);
+  if (store == nullptr) return;
+  store->SaveAndDrop(plan, read_block);
+  if (plan.kv_loads().empty()) return;
+  loads_ = std::thread([this, store, write = std::move(write_block)] {
+    store->Load(plan_, write, ok_);
+  });
+}
+
+KvTierTraffic::~KvTierTraffic() {
+  if (loads_.joinable()) loads_.join();
+}
+
+absl::Status KvTierTraffic::Finish(Communicator& comm,
+                                   std::vector<int>& failed_loads) {
+  if (loads_.joinable()) loads_.join();
   failed_loads.clear();
-  if (plan.kv_saves().empty() && plan.kv_loads().empty() &&
-      plan.kv_drops().empty()) {
-    return absl::OkStatus();
-  }
-  std::vector<float> ok;
-  if (store != nullptr) {
-    store->Apply(plan, read_block, write_block, ok);
-  } else {
-    ok.assign(plan.kv_loads_size(), 0.0f);
-  }
+  if (ok_.empty()) return absl::OkStatus();
   // A block counts as loaded only if every rank has its shard.
-  if (!ok.empty() && comm.size() > 1) RETURN_IF_ERROR(comm.AllReduceSum(ok));
-  for (size_t i = 0; i < ok.size(); ++i) {
-    if (ok[i] < static_cast<float>(comm.size())) {
+  if (comm.size() > 1) RETURN_IF_ERROR(comm.AllReduceSum(ok_));
+  for (size_t i = 0; i < ok_.size(); ++i) {
+    if (ok_[i] < static_cast<float>(comm.size())) {
       failed_loads.push_back(static_cast<int>(i));
     }
   }

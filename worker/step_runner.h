@@ -5,8 +5,10 @@
 #ifndef HYDRA_WORKER_STEP_RUNNER_H_
 #define HYDRA_WORKER_STEP_RUNNER_H_
 
+#include <functional>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
@@ -76,15 +78,33 @@ absl::Status ValidateStepPlan(const internal::StepPlan& plan,
 absl::Status ServeStepPlans(
     Communicator& comm,
     absl::FunctionRef<absl::Status(const internal::StepPlan&)> forward);
-// Carries out `plan`'s lower-tier traffic on this rank's `store` (null:
-// every load fails) and agrees with the other ranks on which loads arrived
-// everywhere: `failed_loads` gets the indices of the others. Every rank
-// calls it for every plan (the agreement is a collective).
-absl::Status ApplyKvTierTraffic(
-    KvTierStore* store, const internal::StepPlan& plan, Communicator& comm,
-    absl::FunctionRef<void(int, std::span<std::byte>)> read_block,
-    absl::FunctionRef<void(int, std::span<const std::byte>)> write_block,
-    std::vector<int>& failed_loads);
+// One step's lower-tier traffic on this rank's `store` (null: every load
+// fails). Saves and drops are carried out at construction, before the
+// step's copies and forward pass may overwrite a saved block; loads then
+// run on their own thread beside the forward pass, which never touches
+// their target blocks (ValidateStepPlan checks), so a hit below the pool
+// does not stall the batch. Finish waits for them and agrees with the other
+// ranks on which arrived everywhere (a collective: every rank calls it for
+// every plan, after the forward pass).
+class KvTierTraffic {
+ public:
+  KvTierTraffic(
+      KvTierStore* store, const internal::StepPlan& plan,
+      absl::FunctionRef<void(int, std::span<std::byte>)> read_block,
+      std::function<void(int, std::span<const std::byte>)> write_block);
+  ~KvTierTraffic();  // joins the loads
+  KvTierTraffic(const KvTierTraffic&) = delete;
+  KvTierTraffic& operator=(const KvTierTraffic&) = delete;
+
+  // `failed_loads` gets the indices of the plan's kv_loads that did not
+  // arrive on every rank.
+  absl::Status Finish(Communicator& comm, std::vector<int>& failed_loads);
+
+ private:
+  const internal::StepPlan& plan_;
+  std::vector<float> ok_;
+  std::thread loads_;
+};
 
 // Rank 0: sends the SHUTDOWN plan (nothing in a world of one).
 absl::Status SendShutdown(Communicator& comm);

@@ -634,6 +634,8 @@ const REQUIRED_PANELS = {
   "decode step time p50/p95/p99 vs budget": ["hydra_decode_step_duration_seconds_bucket", "hydra_step_budget_seconds"],
   "prefill and decode tokens per step": ["hydra_step_tokens_sum"],
   "partial prefills and priorities": ["hydra_partial_prefills", "hydra_requests_waiting_by_priority"],
+  "KV tier hit rate": ["hydra_kv_tier_hits_total", "hydra_kv_tier_misses_total"],
+  "KV tier bytes": ["hydra_kv_tier_bytes", "hydra_kv_tier_capacity_bytes"],
 };
 
 function checkMetrics(renders, scrapeFile) {

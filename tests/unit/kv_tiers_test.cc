@@ -47,7 +47,7 @@ class KvTiersPropertyTest : public ::testing::TestWithParam<int> {
 
   using Slots = std::vector<int>;  // a block's tokens, as the worker holds them
 
-  // What a worker does with a plan's tier traffic: saves, loads, drops. A
+  // What a worker does with a plan's tier traffic: saves, drops, loads. A
   // corrupt stored block fails its load, as a bad checksum would.
   std::vector<int> Apply(const internal::StepPlan& plan) {
     for (const auto& save : plan.kv_saves()) {
@@ -58,6 +58,9 @@ class KvTiersPropertyTest : public ::testing::TestWithParam<int> {
       store_[save.tier()][save.hash()] = slots;
       corrupt_[save.tier()].erase(save.hash());
       ++saves_;
+    }
+    for (const auto& drop : plan.kv_drops()) {
+      store_[drop.tier()].erase(drop.hash());
     }
     std::vector<int> failed;
     for (int i = 0; i < plan.kv_loads_size(); ++i) {
@@ -72,9 +75,6 @@ class KvTiersPropertyTest : public ::testing::TestWithParam<int> {
       std::copy(it->second.begin(), it->second.end(),
                 shadow_.begin() + load.block() * kBlockSize);
       ++loads_;
-    }
-    for (const auto& drop : plan.kv_drops()) {
-      store_[drop.tier()].erase(drop.hash());
     }
     return failed;
   }
