@@ -3,7 +3,9 @@
 // exit 0.
 #include <dirent.h>
 
+#include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -108,6 +110,64 @@ TEST_P(TensorParallelServerTest, GoldenThroughGrpcAndCleanShutdown) {
 
 INSTANTIATE_TEST_SUITE_P(Ranks, TensorParallelServerTest,
                          ::testing::Values(2, 3));
+
+// The disk KV tier under tensor parallelism: each rank keeps its own shard
+// of every block (its own fingerprint folder), a restarted job serves the
+// prompt from them, and when one rank's shards are gone the ranks agree
+// that the loads failed and recompute.
+TEST(TensorParallelKvTierTest, EachRankKeepsItsShardAcrossARestart) {
+  HYDRA_REQUIRE_MODEL();
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(::testing::TempDir()) / "hydra_tp_kv_tier";
+  fs::remove_all(dir);
+  std::mt19937 rng(3);
+  std::vector<int> prompt(100);
+  for (int& id : prompt) id = 3 + static_cast<int>(rng() % 30000);
+  auto serve_once = [&](int* cached) {
+    ServerProcess server(
+        HYDRA_BINARY, testing::ModelDir().string(),
+        {"--tp=2", "--kv_disk_cache_dir=" + dir.string()},
+        grpc::InsecureChannelCredentials(),
+        {HYDRA_MPIRUN, "--allow-run-as-root", "--oversubscribe", "--mca",
+         "mpi_yield_when_idle", "1", "-x", "OMP_NUM_THREADS=1", "-np", "2"});
+    EXPECT_TRUE(server.WaitReady(std::chrono::seconds(120)));
+    v1::GenerateRequest request;
+    request.mutable_prompt_token_ids()->mutable_ids()->Add(prompt.begin(),
+                                                           prompt.end());
+    request.mutable_sampling()->set_temperature(0);
+    request.mutable_stopping()->set_max_tokens(8);
+    request.mutable_stopping()->set_ignore_eos(true);
+    grpc::ClientContext context;
+    v1::GenerateResponse response;
+    const grpc::Status status =
+        server.NewStub()->Generate(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    *cached = response.usage().cached_prompt_tokens();
+    kill(Rank(server.pid(), 0), SIGTERM);
+    EXPECT_EQ(server.Wait(std::chrono::seconds(60)), 0);
+    return std::vector<int>(response.token_ids().begin(),
+                            response.token_ids().end());
+  };
+  int cached = -1;
+  const std::vector<int> cold = serve_once(&cached);
+  EXPECT_EQ(cached, 0);
+  std::vector<fs::path> folders;
+  for (const auto& e : fs::directory_iterator(dir)) folders.push_back(e.path());
+  ASSERT_EQ(folders.size(), 2u) << "one folder per rank";
+  for (const fs::path& folder : folders) {
+    EXPECT_EQ(
+        std::distance(fs::directory_iterator(folder), fs::directory_iterator()),
+        6)
+        << folder;
+  }
+  EXPECT_EQ(serve_once(&cached), cold);
+  EXPECT_EQ(cached, 96);
+  // One rank loses its shards: nothing may be served from the other's.
+  for (const auto& e : fs::directory_iterator(folders[0])) fs::remove(e.path());
+  EXPECT_EQ(serve_once(&cached), cold);
+  EXPECT_EQ(cached, 0);
+  fs::remove_all(dir);
+}
 
 // A worker rank that dies mid-stream must not leave the client hanging nor
 // the job running: the stream fails and the whole job exits non-zero.
