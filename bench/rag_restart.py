@@ -5,11 +5,13 @@ stops `hydra serve` itself.
 
 Usage: rag_restart.py --hydra=build/cli/hydra --model=models/qwen2.5-0.5b
            [--doc_len=1500] [--question_len=24] [--answer_tokens=8]
-           [--disk_dir=/tmp/hydra_rag_tier] [--repeats=2] [-- serve flags...]
+           [--disk_dir=/tmp/hydra_rag_tier] [--repeats=2] [--drop_caches]
+           [-- serve flags...]
 Prints one JSON line per repeat with the TTFTs (ms): cold (nothing cached),
 memory (the same document, another question, same process) and restart
-(a new process with the same --kv_disk_cache_dir), the cached prompt
-tokens of each, and whether the answers matched the cold run's.
+(a new process with the same --kv_disk_cache_dir, a third question), the
+cached prompt tokens of each, and whether the restarted process answers the
+cold run's prompt with the same tokens.
 """
 
 import argparse
@@ -83,6 +85,9 @@ def main():
     parser.add_argument("--vocab", type=int, default=32000)
     parser.add_argument("--disk_dir", default="/tmp/hydra_rag_tier")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--drop_caches", action="store_true",
+                        help="before the restart, drop the page cache (root): "
+                             "the blocks come from the device, not memory")
     args, extra = parser.parse_known_args()
     extra = [e for e in extra if e != "--"]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -100,8 +105,15 @@ def main():
         cold = ask(server, stubs, doc + questions[0], args.answer_tokens)
         memory = ask(server, stubs, doc + questions[1], args.answer_tokens)
         server.stop()
+        if args.drop_caches:
+            subprocess.run(["sync"], check=True)
+            with open("/proc/sys/vm/drop_caches", "w") as f:
+                f.write("3\n")
         server = Server(args, stubs, extra)
-        restart = ask(server, stubs, doc + questions[0], args.answer_tokens)
+        # A new question over the document first (what a RAG request after a
+        # restart looks like), then the cold run's prompt, to compare answers.
+        restart = ask(server, stubs, doc + questions[2], args.answer_tokens)
+        again = ask(server, stubs, doc + questions[0], args.answer_tokens)
         server.stop()
         print(json.dumps({
             "repeat": repeat, "doc_len": args.doc_len,
@@ -111,7 +123,7 @@ def main():
             "restart_over_cold": round(restart[0] / cold[0], 3),
             "cached_tokens": {"cold": cold[2], "memory": memory[2],
                               "restart": restart[2]},
-            "restart_answer_matches_cold": restart[1] == cold[1],
+            "restart_answer_matches_cold": again[1] == cold[1],
         }), flush=True)
     shutil.rmtree(args.disk_dir, ignore_errors=True)
 
