@@ -169,13 +169,22 @@ TEST_F(KvTiersTest, DiskTierSurvivesRestartAndRefusesBadBlocks) {
   fs::remove_all(edited);
 }
 
-// A pool of 18 blocks with a host tier: a document evicted from the pool by
-// other prompts comes back from host memory, with the same output.
-TEST_F(KvTiersTest, HostTierBringsBackBlocksThePoolEvicted) {
+// A pool of 18 blocks with a host or a disk tier: a document evicted from
+// the pool by other prompts comes back from the tier, with the same output.
+class TierUnderPressureTest : public KvTiersTest,
+                              public ::testing::WithParamInterface<bool> {};
+
+TEST_P(TierUnderPressureTest, BringsBackBlocksThePoolEvicted) {
   HYDRA_REQUIRE_MODEL();
-  ServerProcess server(
-      HYDRA_BINARY, testing::ModelDir().string(),
-      {"--kv_cache_bytes=4194304", "--kv_host_cache_bytes=67108864"});
+  const bool host = GetParam();
+  const std::string tier = host ? "host" : "disk";
+  std::vector<std::string> flags = {"--kv_cache_bytes=4194304"};
+  if (host) {
+    flags.push_back("--kv_host_cache_bytes=67108864");
+  } else {
+    for (const std::string& f : DiskFlags()) flags.push_back(f);
+  }
+  ServerProcess server(HYDRA_BINARY, testing::ModelDir().string(), flags);
   ASSERT_TRUE(server.WaitReady());
   std::mt19937 rng(7);
   const std::vector<int> doc = RandomIds(rng, 120);  // 7 full blocks
@@ -185,10 +194,16 @@ TEST_F(KvTiersTest, HostTierBringsBackBlocksThePoolEvicted) {
   EXPECT_EQ(back.tokens, first.tokens);
   EXPECT_EQ(back.cached_prompt_tokens, 112);
   EXPECT_TRUE(server.WaitMetric("hydra_kv_cache_blocks{state=\"used\"}", 0));
-  EXPECT_GE(Metric(server, "hydra_kv_tier_hits_total{tier=\"host\"}"), 16);
-  EXPECT_GT(Metric(server, "hydra_kv_tier_bytes{tier=\"host\"}"), 0);
+  EXPECT_GE(Metric(server, "hydra_kv_tier_hits_total{tier=\"" + tier + "\"}"),
+            16);
+  EXPECT_GT(Metric(server, "hydra_kv_tier_bytes{tier=\"" + tier + "\"}"), 0);
   EXPECT_EQ(server.Stop(), 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Tiers, TierUnderPressureTest, ::testing::Bool(),
+                         [](const auto& info) {
+                           return info.param ? "Host" : "Disk";
+                         });
 
 }  // namespace
 }  // namespace hydra
