@@ -123,11 +123,6 @@ absl::StatusOr<LoadedRunner> LoadRunner(const EngineOptions& options) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--device: '", options.device, "' is not one of cpu, cuda"));
   }
-  if (options.kv_tiers.enabled()) {
-    return absl::InvalidArgumentError(
-        "--kv_host_cache_bytes, --kv_disk_cache_dir: not supported with "
-        "--device=cuda yet (the CPU device has them)");
-  }
 #ifdef HYDRA_CUDA
   // The pool comes from free device memory, not kv_cache_bytes, and is only
   // known once the runner holds its weights; the runner covers every
@@ -142,6 +137,7 @@ absl::StatusOr<LoadedRunner> LoadRunner(const EngineOptions& options) {
   cuda.max_seqs = options.scheduling.max_running;
   cuda.max_tokens = std::max(options.scheduling.max_batched_tokens,
                              options.scheduling.max_running);
+  cuda.kv_tiers = options.kv_tiers;
   ASSIGN_OR_RETURN(const gpu::CudaPluginLoad load, gpu::LoadCudaPlugin());
   ASSIGN_OR_RETURN(gpu::CudaPluginRunner loaded,
                    load(options.model_dir, cuda, options.comm));

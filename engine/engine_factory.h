@@ -23,7 +23,7 @@ struct EngineOptions {
   double pinned_kv_fraction = 0.25;
   int max_waiting = 1 << 30;
   // KV tiers below the pool (host memory, a disk folder kept across
-  // restarts), on every rank; CPU device only for now.
+  // restarts), on every rank.
   worker::KvTierOptions kv_tiers;
   // Tensor parallelism: the world the heads are split over (not owned;
   // null = a world of one).

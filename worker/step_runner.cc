@@ -126,12 +126,17 @@ absl::Status ServeStepPlans(
 KvTierTraffic::KvTierTraffic(
     KvTierStore* store, const internal::StepPlan& plan,
     absl::FunctionRef<void(int, std::span<std::byte>)> read_block,
-    std::function<void(int, std::span<const std::byte>)> write_block)
+    std::function<void(int, std::span<const std::byte>)> write_block,
+    bool beside_forward)
     : plan_(plan) {
   ok_.assign(plan.kv_loads_size(), 0.0f);
   if (store == nullptr) return;
   store->SaveAndDrop(plan, read_block);
   if (plan.kv_loads().empty()) return;
+  if (!beside_forward) {
+    store->Load(plan_, write_block, ok_);
+    return;
+  }
   loads_ = std::thread([this, store, write = std::move(write_block)] {
     store->Load(plan_, write, ok_);
   });

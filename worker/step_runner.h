@@ -85,13 +85,16 @@ absl::Status ServeStepPlans(
 // their target blocks (ValidateStepPlan checks), so a hit below the pool
 // does not stall the batch. Finish waits for them and agrees with the other
 // ranks on which arrived everywhere (a collective: every rank calls it for
-// every plan, after the forward pass).
+// every plan, after the forward pass). `beside_forward` false runs the
+// loads at construction, on the calling thread (a GPU runner copies on its
+// own stream, which orders them before the forward pass).
 class KvTierTraffic {
  public:
   KvTierTraffic(
       KvTierStore* store, const internal::StepPlan& plan,
       absl::FunctionRef<void(int, std::span<std::byte>)> read_block,
-      std::function<void(int, std::span<const std::byte>)> write_block);
+      std::function<void(int, std::span<const std::byte>)> write_block,
+      bool beside_forward = true);
   ~KvTierTraffic();  // joins the loads
   KvTierTraffic(const KvTierTraffic&) = delete;
   KvTierTraffic& operator=(const KvTierTraffic&) = delete;

@@ -16,6 +16,7 @@ absl::StatusOr<CudaPluginRunner> Load(const std::string& model_dir,
   cuda.max_seqs = options.max_seqs;
   cuda.max_tokens = options.max_tokens;
   cuda.max_graph_batch = options.max_seqs;
+  cuda.kv_tiers = options.kv_tiers;
   ASSIGN_OR_RETURN(auto runner, CudaRunner::Load(model_dir, cuda, comm));
   const int num_blocks = runner->num_blocks();
   return CudaPluginRunner{std::move(runner), num_blocks};

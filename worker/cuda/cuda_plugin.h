@@ -24,6 +24,7 @@ struct CudaPluginOptions {
   double memory_fraction = 0.9;
   int max_seqs = 256;     // sequences of one step; also the largest graph
   int max_tokens = 2048;  // tokens of one step
+  worker::KvTierOptions kv_tiers;  // below the device pool
 };
 
 struct CudaPluginRunner {

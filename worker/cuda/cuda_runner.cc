@@ -11,6 +11,7 @@
 #include "model/safetensors.h"
 #include "worker/cpu/kernels.h"
 #include "worker/cuda/cuda_status.h"
+#include "worker/kv_fingerprint.h"
 
 namespace hydra::gpu {
 
@@ -128,6 +129,17 @@ absl::StatusOr<std::unique_ptr<CudaRunner>> CudaRunner::Load(
     runner->non_finite_ = std::move(weights.non_finite);
   }
   RETURN_IF_ERROR(runner->Init(std::move(device)));
+  if (options.kv_tiers.enabled()) {
+    ASSIGN_OR_RETURN(
+        const uint64_t fingerprint,
+        worker::KvFingerprint(model_dir,
+                              {runner->weight_dtype(), runner->kv_cache_dtype(),
+                               shard.size, shard.rank, options.block_size}));
+    ASSIGN_OR_RETURN(runner->tiers_, worker::KvTierStore::Open(
+                                         options.kv_tiers, fingerprint,
+                                         2 * size_t(config.num_layers) *
+                                             runner->BlockBytesPerHalf()));
+  }
   return runner;
 }
 
@@ -287,6 +299,11 @@ absl::Status CudaRunner::StepAndSample(
   RETURN_IF_ERROR(Begin(plan));
   RETURN_IF_ERROR(Forward(plan));
   const int rows = last_logits_;
+  if (rows == 0) {  // tier traffic only: nothing to sample
+    tokens.clear();
+    if (logprobs != nullptr) logprobs->clear();
+    return absl::OkStatus();
+  }
   CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(sampling_, params.data(),
                                        params.size_bytes(),
                                        cudaMemcpyHostToDevice, stream_));
@@ -325,10 +342,46 @@ absl::Status CudaRunner::ShutdownWorkers() {
   return worker::SendShutdown(*host_);
 }
 
+size_t CudaRunner::BlockBytesPerHalf() const {
+  return size_t(options_.block_size) * shard_.kv_heads(config_) *
+         config_.head_dim * ElementBytes(options_.dtype);
+}
+
+void CudaRunner::ReadBlock(int block, std::span<std::byte> out) {
+  const size_t block_bytes = BlockBytesPerHalf();
+  const size_t layer_bytes = block_bytes * num_blocks_;
+  for (int half = 0; half < 2 * config_.num_layers && tier_error_.ok();
+       ++half) {
+    tier_error_ = CudaStatus(
+        cudaMemcpyAsync(out.data() + half * block_bytes,
+                        kv_.data() + half * layer_bytes + block * block_bytes,
+                        block_bytes, cudaMemcpyDeviceToHost, stream_),
+        "KV tier save");
+  }
+  if (tier_error_.ok()) {
+    tier_error_ = CudaStatus(cudaStreamSynchronize(stream_), "KV tier save");
+  }
+}
+
+void CudaRunner::WriteBlock(int block, std::span<const std::byte> in) {
+  const size_t block_bytes = BlockBytesPerHalf();
+  const size_t layer_bytes = block_bytes * num_blocks_;
+  for (int half = 0; half < 2 * config_.num_layers && tier_error_.ok();
+       ++half) {
+    tier_error_ = CudaStatus(
+        cudaMemcpyAsync(kv_.data() + half * layer_bytes + block * block_bytes,
+                        in.data() + half * block_bytes, block_bytes,
+                        cudaMemcpyHostToDevice, stream_),
+        "KV tier load");
+  }
+  // `in` is the store's buffer, reused for the next load.
+  if (tier_error_.ok()) {
+    tier_error_ = CudaStatus(cudaStreamSynchronize(stream_), "KV tier load");
+  }
+}
+
 absl::Status CudaRunner::CopyBlocks(const internal::StepPlan& plan) {
-  const size_t block_bytes = size_t(options_.block_size) *
-                             shard_.kv_heads(config_) * config_.head_dim *
-                             ElementBytes(options_.dtype);
+  const size_t block_bytes = BlockBytesPerHalf();
   const size_t layer_bytes = block_bytes * num_blocks_;
   for (const auto& copy : plan.block_copies()) {
     for (int half = 0; half < 2 * config_.num_layers; ++half) {
@@ -342,9 +395,27 @@ absl::Status CudaRunner::CopyBlocks(const internal::StepPlan& plan) {
 }
 
 absl::Status CudaRunner::Forward(const internal::StepPlan& plan) {
+  // Over PCIe on stream_, on this thread: the loads are ordered before the
+  // forward pass on the same stream rather than overlapped with it.
+  tier_error_ = absl::OkStatus();
+  worker::KvTierTraffic tiers(
+      tiers_.get(), plan,
+      [this](int b, std::span<std::byte> out) { ReadBlock(b, out); },
+      [this](int b, std::span<const std::byte> in) { WriteBlock(b, in); },
+      /*beside_forward=*/false);
+  RETURN_IF_ERROR(tier_error_);
+  RETURN_IF_ERROR(ForwardTokens(plan));
+  return tiers.Finish(*host_, failed_kv_loads_);
+}
+
+absl::Status CudaRunner::ForwardTokens(const internal::StepPlan& plan) {
   RETURN_IF_ERROR(CopyBlocks(plan));
   const model::ModelConfig& c = config_;
   const int m = plan.token_ids_size();
+  if (m == 0) {  // a step of tier traffic only
+    last_logits_ = 0;
+    return absl::OkStatus();
+  }
   const int bucket = options_.cuda_graphs && IsPureDecode(plan)
                          ? GraphBucket(graph_sizes_, m)
                          : 0;

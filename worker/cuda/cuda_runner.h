@@ -46,6 +46,8 @@ struct CudaRunnerOptions {
   // Run the collectives through NCCL even in a world of one: the N-rank
   // code path on a single GPU (tests).
   bool force_collectives = false;
+  // KV tiers below the device pool (host memory, disk); Load only.
+  worker::KvTierOptions kv_tiers;
 };
 
 class CudaRunner final : public worker::StepRunner {
@@ -95,6 +97,10 @@ class CudaRunner final : public worker::StepRunner {
   const worker::NonFiniteWeights& non_finite_weights() const override {
     return non_finite_;
   }
+  const worker::KvTierStore* kv_tiers() const override { return tiers_.get(); }
+  std::span<const int> failed_kv_loads() const override {
+    return failed_kv_loads_;
+  }
 
   int num_blocks() const { return num_blocks_; }
   int block_size() const { return options_.block_size; }
@@ -129,6 +135,13 @@ class CudaRunner final : public worker::StepRunner {
   absl::Status Begin(const internal::StepPlan& plan);
   absl::Status AllocateKv();
   absl::Status Forward(const internal::StepPlan& plan);
+  // Forward without the lower-tier traffic around it.
+  absl::Status ForwardTokens(const internal::StepPlan& plan);
+  // One block's K and V of every layer, device to host and back (the
+  // layout worker::KvTierStore stores); `tier_error_` keeps a failure.
+  void ReadBlock(int block, std::span<std::byte> out);
+  void WriteBlock(int block, std::span<const std::byte> in);
+  size_t BlockBytesPerHalf() const;
   template <typename T>
   absl::Status Enqueue(const Launch& launch);
   absl::Status Replay(const Launch& launch);
@@ -166,6 +179,10 @@ class CudaRunner final : public worker::StepRunner {
   int32_t *meta_ = nullptr, *tokens_ = nullptr;
   DeviceSamplingRow* sampling_ = nullptr;
   int last_logits_ = 0;  // rows of logits_ the last Forward produced
+
+  std::unique_ptr<worker::KvTierStore> tiers_;
+  std::vector<int> failed_kv_loads_;
+  absl::Status tier_error_;
 
   std::vector<int> graph_sizes_;
   std::map<int, std::unique_ptr<Graph>> graphs_;
