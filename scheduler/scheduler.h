@@ -14,6 +14,9 @@
 //     chunks fill only what the fitted StepCostModel predicts is left of the
 //     step-time budget; with nothing decoding, nobody waits on the step and
 //     chunks fill the token budget.
+// An admission whose prefix continues below the pool (a host or disk KV
+// tier, BlockManager) has those blocks loaded by the step's plan and its
+// first chunk computed from the next step on.
 // When a running sequence cannot get a block, the lowest-priority, latest
 // arrival among the running ones is preempted by recompute: its blocks are
 // freed and it waits again with its prompt and generated tokens.
