@@ -394,17 +394,28 @@ class GreedyOnDeviceRunner final : public worker::StepRunner {
   std::vector<float> logits_;
 };
 
-TEST_F(EngineTest, PlainGreedyRowsAreSampledByTheRunner) {
+// An engine of 64 blocks over a GreedyOnDeviceRunner, left in `*runner`.
+std::unique_ptr<Engine> MakeGreedyOnDeviceEngine(
+    GreedyOnDeviceRunner** runner,
+    scheduler::SpeculativeConfig speculative = {}) {
   auto inner = LoadRunner(16, 64);
-  ASSERT_TRUE(inner.ok()) << inner.status();
+  EXPECT_TRUE(inner.ok()) << inner.status();
   auto owned = std::make_unique<GreedyOnDeviceRunner>(std::move(*inner));
-  GreedyOnDeviceRunner* runner = owned.get();
+  *runner = owned.get();
   auto tokenizer =
       model::Tokenizer::Load(testing::ModelDir() / "tokenizer.model");
-  ASSERT_TRUE(tokenizer.ok());
+  EXPECT_TRUE(tokenizer.ok());
   EngineConfig config;
   config.num_blocks = 64;
-  Engine engine(config, std::move(owned), std::move(*tokenizer));
+  config.scheduling.speculative = speculative;
+  return std::make_unique<Engine>(config, std::move(owned),
+                                  std::move(*tokenizer));
+}
+
+TEST_F(EngineTest, PlainGreedyRowsAreSampledByTheRunner) {
+  GreedyOnDeviceRunner* runner = nullptr;
+  auto owned_engine = MakeGreedyOnDeviceEngine(&runner);
+  Engine& engine = *owned_engine;
   const auto golden = testing::LoadGolden();
   Collector collector;
   ASSERT_TRUE(
@@ -553,17 +564,9 @@ TEST_F(EngineTest, SpeculativeGreedyOutputsAreIdentical) {
 }
 
 TEST_F(EngineTest, SpeculativeRowsAreSampledByTheRunnerToo) {
-  auto inner = LoadRunner(16, 64);
-  ASSERT_TRUE(inner.ok()) << inner.status();
-  auto owned = std::make_unique<GreedyOnDeviceRunner>(std::move(*inner));
-  GreedyOnDeviceRunner* runner = owned.get();
-  auto tokenizer =
-      model::Tokenizer::Load(testing::ModelDir() / "tokenizer.model");
-  ASSERT_TRUE(tokenizer.ok());
-  EngineConfig config;
-  config.num_blocks = 64;
-  config.scheduling.speculative = kNgram;
-  Engine engine(config, std::move(owned), std::move(*tokenizer));
+  GreedyOnDeviceRunner* runner = nullptr;
+  auto owned_engine = MakeGreedyOnDeviceEngine(&runner, kNgram);
+  Engine& engine = *owned_engine;
   const auto golden = testing::LoadGolden();
   const auto got = GreedyOutputs(
       engine, {golden[0].prompt_ids, CopyHeavyPrompt(golden[1])}, 120);
