@@ -66,9 +66,12 @@ std::vector<int> Scheduler::ProposeDrafts(Sequence& seq, int budget,
   const SpeculativeConfig& spec = config_.speculative;
   // The step's last sampled token must fit the sequence too.
   const int room = seq.token_limit() - seq.num_tokens() - 1;
-  int k = std::min({spec.num_tokens, budget, room});
-  if (k <= 0 || !seq.draft_backoff().ShouldPropose()) return {};
-  std::vector<int> drafts = ProposeNgramDrafts(seq.tokens(), spec.ngram, k);
+  const int k = std::min({spec.num_tokens, budget, room});
+  if (k <= 0) return {};
+  const int length = seq.draft_policy().DraftLength(k);
+  if (length == 0) return {};
+  std::vector<int> drafts =
+      ProposeNgramDrafts(seq.tokens(), spec.ngram, length);
   // Blocks for drafts only where the decodes still to come keep one each:
   // a draft never costs another sequence its decode.
   const int bs = blocks_.block_size();
@@ -335,7 +338,7 @@ void Scheduler::OnStepDone(const ScheduledStep& step,
 }
 
 void Scheduler::AcceptDrafts(Sequence& seq, int proposed, int accepted) {
-  seq.draft_backoff().Record(proposed, accepted);
+  seq.draft_policy().Record(proposed, accepted);
   seq.set_num_computed(seq.num_computed() + accepted);
   blocks_.CommitFullBlocks(seq);
   blocks_.Truncate(seq, seq.num_computed());

@@ -8,7 +8,7 @@
 #include <span>
 #include <vector>
 
-#include "scheduler/draft_backoff.h"
+#include "scheduler/draft_policy.h"
 
 namespace hydra::scheduler {
 
@@ -59,8 +59,8 @@ class Sequence {
   // max_model_len): draft tokens never reach past it.
   int token_limit() const { return token_limit_; }
   void set_token_limit(int n) { token_limit_ = n; }
-  // How its draft tokens fared (speculative decoding).
-  DraftBackoff& draft_backoff() { return draft_backoff_; }
+  // How many draft tokens it proposes (speculative decoding).
+  DraftPolicy& draft_policy() { return draft_policy_; }
 
   // Prompt tokens served from the prefix cache at (first) admission.
   int num_cached_prompt() const { return num_cached_prompt_; }
@@ -88,7 +88,7 @@ class Sequence {
   int num_computed_ = 0;
   int num_cached_prompt_ = 0;
   int token_limit_ = 1 << 30;
-  DraftBackoff draft_backoff_;
+  DraftPolicy draft_policy_;
   std::vector<int> block_table_;
   std::vector<uint64_t> block_hashes_;
   SequenceStatus status_ = SequenceStatus::kWaiting;

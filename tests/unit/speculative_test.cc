@@ -1,12 +1,12 @@
 // Prompt-lookup speculative decoding on the scheduler's side: the n-gram
-// proposer, the backoff, the flags' checks, and how drafts enter a step and
-// leave the KV pool when rejected.
+// proposer, the draft policy, the flags' checks, and how drafts enter a step
+// and leave the KV pool when rejected.
 #include <memory>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "scheduler/block_manager.h"
-#include "scheduler/draft_backoff.h"
+#include "scheduler/draft_policy.h"
 #include "scheduler/ngram_proposer.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/speculative_config.h"
@@ -53,36 +53,51 @@ TEST(NgramProposerTest, MatchesExactlyTheLastNTokens) {
   EXPECT_TRUE(ProposeNgramDrafts(tokens, 3, 2).empty());
 }
 
-TEST(DraftBackoffTest, PausesForLongerAfterEachBadWindowAndResets) {
-  DraftBackoff backoff;
-  auto bad_window = [&] {
-    for (int i = 0; i < DraftBackoff::kWindow; ++i) {
-      ASSERT_TRUE(backoff.ShouldPropose());
-      backoff.Record(4, 0);
+TEST(DraftPolicyTest, LengthFollowsTheAcceptedRuns) {
+  DraftPolicy policy;
+  EXPECT_EQ(policy.DraftLength(4), 4);  // the first may be as long as asked
+  policy.Record(4, 1);                  // a run of 1, then a rejection
+  EXPECT_EQ(policy.DraftLength(4), 2);
+  policy.Record(2, 2);  // all accepted: twice as long
+  EXPECT_EQ(policy.DraftLength(4), 4);
+  policy.Record(3, 3);  // (the match had only 3 to copy)
+  EXPECT_EQ(policy.DraftLength(8), 6);
+  EXPECT_EQ(policy.DraftLength(4), 4);  // never beyond what is asked
+  policy.Record(4, 0);
+  EXPECT_EQ(policy.DraftLength(4), 1);
+  EXPECT_EQ(policy.proposed(), 13);
+  EXPECT_EQ(policy.accepted(), 6);
+}
+
+TEST(DraftPolicyTest, PausesForLongerAfterEachBadWindowAndResets) {
+  DraftPolicy policy;
+  auto window = [&](int accepted) {
+    for (int i = 0; i < DraftPolicy::kWindow; ++i) {
+      ASSERT_GT(policy.DraftLength(4), 0);
+      policy.Record(4, accepted);
     }
   };
   auto paused_steps = [&] {
     int n = 0;
-    while (!backoff.ShouldPropose()) ++n;
+    while (policy.DraftLength(4) == 0) ++n;
     return n;
   };
-  bad_window();
+  window(0);
   EXPECT_EQ(paused_steps(), 1);
-  backoff.Record(4, 0);
-  for (int i = 1; i < DraftBackoff::kWindow; ++i) backoff.Record(4, 0);
+  policy.Record(4, 0);
+  for (int i = 1; i < DraftPolicy::kWindow; ++i) policy.Record(4, 0);
   EXPECT_EQ(paused_steps(), 2);
   // A good window resets the pause.
-  for (int i = 0; i < DraftBackoff::kWindow; ++i) backoff.Record(4, 3);
-  EXPECT_TRUE(backoff.ShouldPropose());
-  bad_window();
+  window(3);
+  EXPECT_GT(policy.DraftLength(4), 0);
+  window(0);
   EXPECT_EQ(paused_steps(), 1);
   // The pause is capped.
   for (int w = 0; w < 12; ++w) {
-    for (int i = 0; i < DraftBackoff::kWindow; ++i) backoff.Record(4, 0);
-    EXPECT_LE(paused_steps(), DraftBackoff::kMaxPause);
+    for (int i = 0; i < DraftPolicy::kWindow; ++i) policy.Record(4, 0);
+    EXPECT_LE(paused_steps(), DraftPolicy::kMaxPause);
   }
-  EXPECT_EQ(backoff.proposed(), 4 * DraftBackoff::kWindow * 16);
-  EXPECT_EQ(backoff.accepted(), 3 * DraftBackoff::kWindow);
+  EXPECT_EQ(policy.accepted(), 3 * DraftPolicy::kWindow);
 }
 
 TEST(SpeculativeConfigTest, FlagsAreCheckedAndNamedInErrors) {
@@ -201,7 +216,7 @@ TEST(SpeculativeSchedulingTest, AcceptedDraftsBecomeComputedAndCached) {
   EXPECT_EQ(seq->num_computed(), 17);
   EXPECT_EQ(seq->block_hashes().size(), 4u);  // tokens 0..15
   EXPECT_EQ(seq->block_table().size(), 5u);   // 17 tokens
-  EXPECT_EQ(seq->draft_backoff().accepted(), 3);
+  EXPECT_EQ(seq->draft_policy().accepted(), 3);
   const std::vector<const Sequence*> live = {seq};
   EXPECT_TRUE(blocks.CheckInvariants(live).ok())
       << blocks.CheckInvariants(live);

@@ -1,18 +1,23 @@
-#include "scheduler/draft_backoff.h"
+#include "scheduler/draft_policy.h"
 
 #include <algorithm>
 
 namespace hydra::scheduler {
 
-bool DraftBackoff::ShouldPropose() {
-  if (pause_left_ == 0) return true;
-  --pause_left_;
-  return false;
+int DraftPolicy::DraftLength(int max_tokens) {
+  if (pause_left_ > 0) {
+    --pause_left_;
+    return 0;
+  }
+  return std::min(max_tokens, next_length_);
 }
 
-void DraftBackoff::Record(int proposed, int accepted) {
+void DraftPolicy::Record(int proposed, int accepted) {
   proposed_ += proposed;
   accepted_ += accepted;
+  // Doubling cannot overflow: the length is capped by the caller's K (16).
+  next_length_ =
+      accepted == proposed ? 2 * std::max(1, proposed) : accepted + 1;
   window_proposed_ += proposed;
   window_accepted_ += accepted;
   if (++window_proposals_ < kWindow) return;
