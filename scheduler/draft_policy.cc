@@ -12,7 +12,7 @@ int DraftPolicy::DraftLength(int max_tokens) {
   return std::min(max_tokens, next_length_);
 }
 
-void DraftPolicy::Record(int proposed, int accepted) {
+void DraftPolicy::Record(int proposed, int accepted, double break_even) {
   proposed_ += proposed;
   accepted_ += accepted;
   // Doubling cannot overflow: the length is capped by the caller's K (16).
@@ -21,7 +21,8 @@ void DraftPolicy::Record(int proposed, int accepted) {
   window_proposed_ += proposed;
   window_accepted_ += accepted;
   if (++window_proposals_ < kWindow) return;
-  if (window_accepted_ < kMinAcceptance * window_proposed_) {
+  if (window_accepted_ <
+      std::max(kMinAcceptance, break_even) * window_proposed_) {
     pause_left_ = next_pause_;
     next_pause_ = std::min(2 * next_pause_, kMaxPause);
   } else {

@@ -8,7 +8,10 @@
 //    runs drafts K at a time, one that matches now and then drafts one or
 //    two tokens, where a rejection costs little.
 //  * Backoff: proposals are also judged over windows of a few; a window
-//    whose acceptance falls below a threshold pauses proposals for a number
+//    whose acceptance falls below a threshold (at least kMinAcceptance, and
+//    at least the break-even acceptance the scheduler derives from its step
+//    cost model: in a large batch on a CPU a draft costs nearly what a
+//    token's share of the step is worth) pauses proposals for a number
 //    of the sequence's steps that doubles with each bad window in a row (up
 //    to a cap) and resets after a good one. So text that copies nothing soon
 //    costs about one short proposal every kMaxPause steps, and text that
@@ -24,8 +27,8 @@ class DraftPolicy {
  public:
   // Proposals judged together.
   static constexpr int kWindow = 4;
-  // Accepted / proposed below which a window is bad: about where one draft
-  // per step stops paying on a CPU.
+  // Accepted / proposed below which a window is always bad: about where
+  // one draft per step stops paying for a lone sequence on a CPU.
   static constexpr double kMinAcceptance = 0.25;
   static constexpr int kMaxPause = 64;  // steps
 
@@ -33,8 +36,9 @@ class DraftPolicy {
   // paused, which counts one step of the pause down.
   int DraftLength(int max_tokens);
   // The outcome of one proposal of `proposed` drafts, `accepted` of them
-  // accepted.
-  void Record(int proposed, int accepted);
+  // accepted, in a step where drafts needed an acceptance of `break_even`
+  // to pay.
+  void Record(int proposed, int accepted, double break_even = 0);
 
   int64_t proposed() const { return proposed_; }
   int64_t accepted() const { return accepted_; }

@@ -54,8 +54,9 @@ void Scheduler::Emit(Sequence* seq, int n, ScheduledStep& step,
   // of a recompute after preemption), or a decode, whose drafts each need
   // theirs to be verified.
   if (seq->num_computed() + n == seq->num_tokens()) {
-    for (int i = d; i >= 0; --i)
+    for (int i = d; i >= 0; --i) {
       plan.add_logits_rows(plan.token_ids_size() - 1 - i);
+    }
     step.sampled.push_back(seq);
     step.drafts.push_back(std::move(drafts));
   }
@@ -86,6 +87,29 @@ std::vector<int> Scheduler::ProposeDrafts(Sequence& seq, int budget,
     drafts.pop_back();
   }
   return drafts;
+}
+
+// A draft costs one more query token in the step; accepted, it saves its
+// sequence a share of a decode step (the step over its decodes). On a GPU
+// the first is nearly free; on a CPU, where a step costs about its tokens,
+// the break-even acceptance nears 1 as the batch grows.
+double Scheduler::DraftBreakEven(std::span<Sequence* const> decodes) const {
+  constexpr int64_t kMinObservations = 32;
+  if (decodes.empty() || cost_model_.observations() < kMinObservations) {
+    return 0;
+  }
+  StepShape plain;
+  for (const Sequence* seq : decodes) {
+    plain += ChunkShape(seq->num_computed(), 1);
+  }
+  const int64_t n = static_cast<int64_t>(decodes.size());
+  StepShape with_draft = plain;
+  with_draft.tokens += 1;
+  with_draft.key_reads += plain.key_reads / n + 1;
+  const double step_ms = cost_model_.PredictMs(plain);
+  const double draft_ms = cost_model_.PredictMs(with_draft) - step_ms;
+  if (step_ms <= 0 || draft_ms <= 0) return 0;
+  return std::min(1.0, draft_ms * n / step_ms);
 }
 
 void Scheduler::Preempt(Sequence* seq, ScheduledStep& step) {
@@ -172,6 +196,9 @@ ScheduledStep Scheduler::Schedule() {
   std::vector<Sequence*> decodes;
   for (Sequence* seq : running_) {
     if (seq->decoding()) decodes.push_back(seq);
+  }
+  if (config_.speculative.num_tokens > 0) {
+    draft_break_even_ = DraftBreakEven(decodes);
   }
   int decodes_left = static_cast<int>(decodes.size());
   for (Sequence* seq : decodes) {
@@ -338,7 +365,7 @@ void Scheduler::OnStepDone(const ScheduledStep& step,
 }
 
 void Scheduler::AcceptDrafts(Sequence& seq, int proposed, int accepted) {
-  seq.draft_policy().Record(proposed, accepted);
+  seq.draft_policy().Record(proposed, accepted, draft_break_even_);
   seq.set_num_computed(seq.num_computed() + accepted);
   blocks_.CommitFullBlocks(seq);
   blocks_.Truncate(seq, seq.num_computed());

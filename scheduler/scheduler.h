@@ -123,6 +123,9 @@ class Scheduler {
   // Running sequences whose prompt (or recompute) is not yet computed.
   int num_prefilling() const;
   const StepCostModel& cost_model() const { return cost_model_; }
+  // The acceptance at which a draft pays for itself in a step of these
+  // decodes (0 while the cost model has seen too few steps).
+  double DraftBreakEven(std::span<Sequence* const> decodes) const;
   const SchedulerConfig& config() const { return config_; }
   std::vector<const Sequence*> live() const;
 
@@ -142,6 +145,7 @@ class Scheduler {
   // The drafts a decode of `seq` carries: at most `budget` tokens, within
   // blocks that leaves `reserve` blocks for the decodes after it.
   std::vector<int> ProposeDrafts(Sequence& seq, int budget, int reserve);
+
   // Gives `seq` blocks for `n` more tokens, preempting others (or `seq`
   // itself) as needed. False when `seq` was preempted.
   bool ReserveRunning(Sequence* seq, int n, ScheduledStep& step);
@@ -163,6 +167,7 @@ class Scheduler {
   uint64_t next_arrival_ = 0;
   uint64_t next_step_ = 0;
   int64_t preemptions_ = 0;
+  double draft_break_even_ = 0;  // of the last step scheduled
   std::map<int, int64_t> preemptions_by_priority_;
   StepCostModel cost_model_;
 };

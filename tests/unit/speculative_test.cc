@@ -100,6 +100,15 @@ TEST(DraftPolicyTest, PausesForLongerAfterEachBadWindowAndResets) {
   EXPECT_EQ(policy.accepted(), 3 * DraftPolicy::kWindow);
 }
 
+TEST(DraftPolicyTest, AWindowBelowTheBreakEvenIsBad) {
+  DraftPolicy policy;
+  for (int i = 0; i < DraftPolicy::kWindow; ++i) {
+    ASSERT_GT(policy.DraftLength(4), 0);
+    policy.Record(2, 1, /*break_even=*/0.9);  // 50 %: fine alone, not here
+  }
+  EXPECT_EQ(policy.DraftLength(4), 0);
+}
+
 TEST(SpeculativeConfigTest, FlagsAreCheckedAndNamedInErrors) {
   auto ok = ParseSpeculativeConfig("ngram", 4, 3);
   ASSERT_TRUE(ok.ok()) << ok.status();
@@ -296,6 +305,42 @@ TEST(SpeculativeSchedulingTest, DraftsStopAtTheSequencesTokenLimit) {
   ScheduledStep step = scheduler.Schedule();
   // 14 tokens now: a draft and the token sampled after it make 16.
   EXPECT_EQ(step.drafts[0], (V{104}));
+}
+
+TEST(SpeculativeSchedulingTest, BreakEvenComesFromTheStepCostModel) {
+  BlockManager blocks(64, 16);
+  Scheduler scheduler(Speculative(64), blocks);
+  std::vector<std::unique_ptr<Sequence>> owned;
+  std::vector<Sequence*> decodes;
+  for (uint64_t id = 1; id <= 8; ++id) {
+    owned.push_back(Repetitive(id, 10));
+    decodes.push_back(owned.back().get());
+  }
+  EXPECT_EQ(scheduler.DraftBreakEven(decodes), 0);  // nothing observed yet
+  // A step that costs its tokens and nothing else (a CPU on a small model):
+  // a draft costs what a decode's share of the step saves.
+  auto observe = [&](double intercept_ms, double token_ms) {
+    for (int i = 1; i <= 40; ++i) {
+      ScheduledStep step;
+      step.sequences.push_back(decodes[0]);  // not empty
+      step.shape = {i, 0, 1 + i % 3};
+      scheduler.RecordStepTime(step, intercept_ms + token_ms * i);
+    }
+  };
+  observe(0, 0.5);
+  EXPECT_NEAR(scheduler.DraftBreakEven(decodes), 1.0, 0.05);
+  // A step that costs mostly its weights' reads (a GPU): drafts are cheap.
+  Scheduler gpu_like(Speculative(64), blocks);
+  for (int r = 0; r < 3; ++r) {  // forget the first fit quickly
+    for (int i = 1; i <= 40; ++i) {
+      ScheduledStep step;
+      step.sequences.push_back(decodes[0]);
+      step.shape = {i, 0, 1 + i % 3};
+      gpu_like.RecordStepTime(step, 10 + 0.01 * i);
+    }
+  }
+  EXPECT_LT(gpu_like.DraftBreakEven(std::span(decodes).first(1)), 0.01);
+  EXPECT_LT(gpu_like.DraftBreakEven(decodes), 0.05);
 }
 
 }  // namespace
