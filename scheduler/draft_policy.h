@@ -16,6 +16,10 @@
 //    to a cap) and resets after a good one. So text that copies nothing soon
 //    costs about one short proposal every kMaxPause steps, and text that
 //    starts copying again is noticed within that many steps.
+//  * Costly steps: where a draft needs more than kCostlyBreakEven to pay
+//    (the scheduler says so), only a sequence whose last proposal was
+//    accepted whole, one that is copying right now, proposes; the others
+//    probe again once every kMaxPause steps.
 #ifndef HYDRA_SCHEDULER_DRAFT_POLICY_H_
 #define HYDRA_SCHEDULER_DRAFT_POLICY_H_
 
@@ -31,10 +35,12 @@ class DraftPolicy {
   // one draft per step stops paying for a lone sequence on a CPU.
   static constexpr double kMinAcceptance = 0.25;
   static constexpr int kMaxPause = 64;  // steps
+  static constexpr double kCostlyBreakEven = 0.5;
 
-  // How many drafts (at most `max_tokens`) to propose this step; 0 while
-  // paused, which counts one step of the pause down.
-  int DraftLength(int max_tokens);
+  // How many drafts (at most `max_tokens`) to propose this step, in which
+  // drafts need an acceptance of `break_even` to pay; 0 while paused, which
+  // counts one step of the pause down.
+  int DraftLength(int max_tokens, double break_even = 0);
   // The outcome of one proposal of `proposed` drafts, `accepted` of them
   // accepted, in a step where drafts needed an acceptance of `break_even`
   // to pay.
@@ -45,6 +51,8 @@ class DraftPolicy {
 
  private:
   int next_length_ = 1 << 30;  // the first proposal may be as long as asked
+  bool last_rejected_ = false;
+  int costly_skipped_ = 0;  // steps without a proposal since one was rejected
   int window_proposals_ = 0;
   int window_proposed_ = 0;
   int window_accepted_ = 0;

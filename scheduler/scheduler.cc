@@ -69,7 +69,7 @@ std::vector<int> Scheduler::ProposeDrafts(Sequence& seq, int budget,
   const int room = seq.token_limit() - seq.num_tokens() - 1;
   const int k = std::min({spec.num_tokens, budget, room});
   if (k <= 0) return {};
-  const int length = seq.draft_policy().DraftLength(k);
+  const int length = seq.draft_policy().DraftLength(k, draft_break_even_);
   if (length == 0) return {};
   std::vector<int> drafts =
       ProposeNgramDrafts(seq.tokens(), spec.ngram, length);

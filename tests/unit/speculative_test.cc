@@ -109,6 +109,19 @@ TEST(DraftPolicyTest, AWindowBelowTheBreakEvenIsBad) {
   EXPECT_EQ(policy.DraftLength(4), 0);
 }
 
+TEST(DraftPolicyTest, InCostlyStepsOnlyACopyingSequenceProposes) {
+  DraftPolicy policy;
+  constexpr double kCostly = 0.9;
+  EXPECT_EQ(policy.DraftLength(4, kCostly), 4);  // nothing known yet
+  policy.Record(4, 4, kCostly);
+  EXPECT_EQ(policy.DraftLength(4, kCostly), 4);  // copying: go on
+  policy.Record(4, 2, kCostly);
+  EXPECT_EQ(policy.DraftLength(4, 0.1), 3);  // cheap steps: as before
+  int skipped = 0;
+  while (policy.DraftLength(4, kCostly) == 0) ++skipped;
+  EXPECT_EQ(skipped, DraftPolicy::kMaxPause - 1);  // then one probe
+}
+
 TEST(SpeculativeConfigTest, FlagsAreCheckedAndNamedInErrors) {
   auto ok = ParseSpeculativeConfig("ngram", 4, 3);
   ASSERT_TRUE(ok.ok()) << ok.status();
