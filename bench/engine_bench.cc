@@ -32,7 +32,7 @@ ABSL_FLAG(int, max_running, 64, "Most sequences running at once");
 ABSL_FLAG(int, kv_cache_mb, 1024, "KV cache budget, MiB");
 ABSL_FLAG(bool, speculative, false,
           "Compare speculative decoding (ngram) with plain decoding on a "
-          "copy-heavy and a random-prompt workload instead");
+          "story-opening and two copy-heavy workloads instead");
 ABSL_FLAG(int, spec_tokens, 4, "--speculative: drafts per decode, 1..16");
 ABSL_FLAG(int, spec_ngram, 3, "--speculative: tokens matched, 1..8");
 ABSL_FLAG(int, spec_repeats, 3,
