@@ -563,6 +563,22 @@ TEST_F(EngineTest, SpeculativeGreedyOutputsAreIdentical) {
   ExpectNoLeak(*speculative);
 }
 
+TEST_F(EngineTest, SpeculativeDecodingUnderATinyPoolKeepsEveryOutput) {
+  const auto golden = testing::LoadGolden();
+  std::vector<std::vector<int>> prompts;
+  for (const auto& g : golden) prompts.push_back(g.prompt_ids);
+  for (const auto& g : golden) prompts.push_back(CopyHeavyPrompt(g));
+  // 16 blocks: one sequence at full context; eight preempt one another, and
+  // drafts must give way to decodes.
+  auto plain = MakeEngine(8 * 17);
+  auto tiny = MakeEngine(16, 16, true, 512, kNgram);
+  EXPECT_EQ(GreedyOutputs(*tiny, prompts, 60),
+            GreedyOutputs(*plain, prompts, 60));
+  EXPECT_GT(tiny->stats().preemptions, 0);
+  EXPECT_GT(tiny->stats().spec_accepted_tokens, 0);
+  ExpectNoLeak(*tiny);
+}
+
 TEST_F(EngineTest, SpeculativeRowsAreSampledByTheRunnerToo) {
   GreedyOnDeviceRunner* runner = nullptr;
   auto owned_engine = MakeGreedyOnDeviceEngine(&runner, kNgram);
