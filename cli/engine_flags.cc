@@ -3,6 +3,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "scheduler/speculative_config.h"
 
 ABSL_FLAG(std::string, weight_dtype, "auto",
           "Weights in memory: auto (the checkpoint's dtype), fp32, bf16, f16, "
@@ -17,12 +18,29 @@ ABSL_FLAG(int, max_model_len, 0,
           "--block_size that the KV cache holds when it cannot hold that "
           "(logged at start)");
 
+ABSL_FLAG(std::string, speculative, "none",
+          "Speculative decoding: none, or ngram (prompt lookup: each decode "
+          "also verifies up to --spec_tokens drafts copied from where its "
+          "last --spec_ngram tokens occurred before in prompt or output; "
+          "same outputs, more tokens per step when the output copies)");
+ABSL_FLAG(int, spec_tokens, 4,
+          "--speculative=ngram: most draft tokens per decode, 1..16");
+ABSL_FLAG(int, spec_ngram, 3,
+          "--speculative=ngram: tokens matched to find drafts, 1..8");
+
 namespace hydra::cli {
 
-void ApplyEngineFlags(engine::EngineOptions& options) {
+absl::Status ApplyEngineFlags(engine::EngineOptions& options) {
   options.weight_dtype = absl::GetFlag(FLAGS_weight_dtype);
   options.kv_cache_dtype = absl::GetFlag(FLAGS_kv_cache_dtype);
   options.max_model_len = absl::GetFlag(FLAGS_max_model_len);
+  absl::StatusOr<scheduler::SpeculativeConfig> speculative =
+      scheduler::ParseSpeculativeConfig(absl::GetFlag(FLAGS_speculative),
+                                        absl::GetFlag(FLAGS_spec_tokens),
+                                        absl::GetFlag(FLAGS_spec_ngram));
+  if (!speculative.ok()) return speculative.status();
+  options.scheduling.speculative = *speculative;
+  return absl::OkStatus();
 }
 
 std::string DescribeLoadedEngine(const engine::Engine& engine,

@@ -5,14 +5,15 @@
 
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "engine/engine.h"
 #include "engine/engine_factory.h"
 
 namespace hydra::cli {
 
-// Copies the shared flags into `options`.
-void ApplyEngineFlags(engine::EngineOptions& options);
+// Copies the shared flags into `options`; an error names a bad flag.
+absl::Status ApplyEngineFlags(engine::EngineOptions& options);
 
 // One line for the start-up log: formats, resident weight bytes, KV
 // capacity and how long loading took.

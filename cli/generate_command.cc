@@ -94,7 +94,7 @@ absl::Status RunGenerate() {
   options.kv_cache_bytes = size_t(absl::GetFlag(FLAGS_kv_cache_mb)) << 20;
   options.device = absl::GetFlag(FLAGS_device);
   options.gpu_memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);
-  ApplyEngineFlags(options);
+  RETURN_IF_ERROR(ApplyEngineFlags(options));
   const absl::Time load_start = absl::Now();
   ASSIGN_OR_RETURN(auto engine, engine::LoadEngine(options));
   std::fprintf(stderr, "[hydra] %s\n",

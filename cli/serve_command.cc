@@ -265,7 +265,7 @@ absl::Status RunServe() {
   options.comm = comm.get();
   options.device = absl::GetFlag(FLAGS_device);
   options.gpu_memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);
-  ApplyEngineFlags(options);
+  RETURN_IF_ERROR(ApplyEngineFlags(options));
   if (options.device == "cuda" && (comm == nullptr || comm->rank() == 0)) {
     Log(
         absl::StrCat("--device=cuda: the KV pool takes what weights and "

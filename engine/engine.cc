@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <numeric>
 #include <random>
 #include <utility>
 
@@ -96,8 +97,15 @@ absl::StatusOr<uint64_t> Engine::Submit(EngineRequest request,
         config_.max_waiting, "); retry later"));
   }
   const uint64_t id = next_id_++;
+  const int token_limit =
+      request.prefill_only
+          ? prompt_len
+          : static_cast<int>(std::min<int64_t>(
+                int64_t{prompt_len} + request.stopping.max_tokens,
+                config_.max_model_len));
   auto req = std::make_unique<RequestState>(id, std::move(request), *tokenizer_,
                                             std::move(on_output));
+  req->sequence->set_token_limit(token_limit);
   req->times.arrival = absl::Now();
   inbox_.push_back(std::move(req));
   return id;
@@ -262,45 +270,92 @@ bool Engine::Run(const scheduler::ScheduledStep& step, bool device_greedy) {
 std::vector<Engine::Emission> Engine::ProcessAndCommit(
     const scheduler::ScheduledStep& step, bool device_greedy) {
   const absl::Time now = absl::Now();
-  const int vocab = runner_->config().vocab_size;
+  tally_ = {};
   std::vector<Emission> emissions;
   emissions.reserve(step.sampled.size());
+  int row = 0;
   for (size_t r = 0; r < step.sampled.size(); ++r) {
     RequestState& req = *requests_.at(step.sampled[r]->id());
-    TokenDecision decision;
-    if (req.prefill_only) {
-      decision = processor_.EndPrefill(req, now);
-    } else if (device_greedy) {
-      SampledToken picked;
-      picked.token_id = greedy_tokens_[r];
-      decision = processor_.Accept(req, std::move(picked), now);
-    } else {
-      decision = processor_.Sample(
-          req, std::span(logits_.data() + r * vocab, vocab), now);
+    const std::span<const int> drafts = step.drafts[r];
+    const bool decoding = req.seq->num_output() > 0;
+    emissions.push_back(VerifyAndCommit(req, drafts, row, device_greedy, now));
+    if (decoding) {
+      tally_.tokens_per_decode.push_back(
+          static_cast<int>(emissions.back().output.token_ids.size()));
     }
-    emissions.push_back(Commit(req, std::move(decision)));
+    row += 1 + static_cast<int>(drafts.size());
   }
   return emissions;
 }
 
-Engine::Emission Engine::Commit(RequestState& req, TokenDecision decision) {
+// Row i was computed with drafts 0..i-1 in the context, so its token is
+// the one plain decoding would sample next only while every draft before
+// it was the token sampled at its place: verification stops at the first
+// mismatch, and that row's token is the correction (docs/architecture.md,
+// "Speculative decoding", for why the distribution is unchanged).
+Engine::Emission Engine::VerifyAndCommit(RequestState& req,
+                                         std::span<const int> drafts, int row,
+                                         bool device_greedy, absl::Time now) {
   Emission e;
+  int accepted = 0;
+  for (size_t i = 0;; ++i) {
+    TokenDecision decision =
+        Decide(req, row + static_cast<int>(i), device_greedy, now);
+    const int token = decision.token_id;
+    Commit(req, std::move(decision), e);
+    if (e.finished != nullptr || i == drafts.size() || token != drafts[i]) {
+      break;
+    }
+    ++accepted;
+  }
+  if (!drafts.empty()) {
+    tally_.proposed += static_cast<int64_t>(drafts.size());
+    tally_.accepted += accepted;
+    if (e.finished == nullptr) {
+      scheduler_.AcceptDrafts(*req.seq, static_cast<int>(drafts.size()),
+                              accepted);
+    }
+  }
+  return e;
+}
+
+TokenDecision Engine::Decide(RequestState& req, int row, bool device_greedy,
+                             absl::Time now) {
+  if (req.prefill_only) return processor_.EndPrefill(req, now);
+  if (device_greedy) {
+    SampledToken picked;
+    picked.token_id = greedy_tokens_[row];
+    return processor_.Accept(req, std::move(picked), now);
+  }
+  const int vocab = runner_->config().vocab_size;
+  return processor_.Sample(
+      req, std::span(logits_.data() + size_t(row) * vocab, vocab), now);
+}
+
+void Engine::Commit(RequestState& req, TokenDecision decision, Emission& e) {
   e.request = &req;
-  e.output = std::move(decision.output);
+  EngineOutput& out = e.output;
+  out.request_id = decision.output.request_id;
+  out.time = decision.output.time;
+  out.token_ids.insert(out.token_ids.end(), decision.output.token_ids.begin(),
+                       decision.output.token_ids.end());
+  out.text += decision.output.text;
+  for (SampledToken& t : decision.output.logprobs) {
+    out.logprobs.push_back(std::move(t));
+  }
   if (decision.append) req.seq->AppendToken(decision.token_id);
   if (decision.finish.has_value()) {
     std::unique_ptr<Sequence> done = scheduler_.Finish(req.id);
-    e.output.finished = true;
-    e.output.finish_reason = *decision.finish;
-    e.output.usage = {done->prompt_len(), done->num_output(),
-                      done->num_cached_prompt()};
-    req.times.finished = e.output.time;
+    out.finished = true;
+    out.finish_reason = *decision.finish;
+    out.usage = {done->prompt_len(), done->num_output(),
+                 done->num_cached_prompt()};
+    req.times.finished = out.time;
     auto it = requests_.find(req.id);
     e.finished = std::move(it->second);
     requests_.erase(it);
   }
-  e.output.times = req.times;
-  return e;
+  out.times = req.times;
 }
 
 void Engine::RecordStep(const scheduler::ScheduledStep& step, absl::Time start,
@@ -316,6 +371,13 @@ void Engine::RecordStep(const scheduler::ScheduledStep& step, absl::Time start,
     absl::MutexLock lock(&mu_);
     ++stats_.steps;
     stats_.generation_tokens += generated;
+    stats_.spec_proposed_tokens += tally_.proposed;
+    stats_.spec_accepted_tokens += tally_.accepted;
+    stats_.decode_tokens_emitted +=
+        std::accumulate(tally_.tokens_per_decode.begin(),
+                        tally_.tokens_per_decode.end(), int64_t{0});
+    stats_.decoding_sequence_steps +=
+        static_cast<int64_t>(tally_.tokens_per_decode.size());
     stats_.prompt_tokens_computed += step.prefill_tokens;
     observer = step_observer_;
   }
@@ -323,6 +385,8 @@ void Engine::RecordStep(const scheduler::ScheduledStep& step, absl::Time start,
   StepReport report{step_time, step.prefill_tokens, step.decode_tokens,
                     absl::Milliseconds(step.predicted_ms),
                     runner_->last_collective_time()};
+  report.draft_tokens = step.draft_tokens;
+  report.tokens_per_decode = std::move(tally_.tokens_per_decode);
   if (const worker::KvTierStore* tiers = runner_->kv_tiers()) {
     for (const internal::KvLoad& load : step.plan.kv_loads()) {
       const std::string name = TierName(load.tier());

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -107,9 +108,23 @@ class Engine {
   bool Run(const scheduler::ScheduledStep& step, bool device_greedy);
   std::vector<Emission> ProcessAndCommit(const scheduler::ScheduledStep& step,
                                          bool device_greedy);
-  Emission Commit(RequestState& req, TokenDecision decision);
+  // The rows of one sequence, from logits row `row` on: the first one, then
+  // one more for each draft matched by the token sampled before it.
+  Emission VerifyAndCommit(RequestState& req, std::span<const int> drafts,
+                           int row, bool device_greedy, absl::Time now);
+  TokenDecision Decide(RequestState& req, int row, bool device_greedy,
+                       absl::Time now);
+  // Commits `decision` for `req` and adds its output to `e`.
+  void Commit(RequestState& req, TokenDecision decision, Emission& e);
   void RecordStep(const scheduler::ScheduledStep& step, absl::Time start,
                   int generated);
+  // Tokens each decoding sequence emitted this step, and the drafts
+  // proposed and accepted (for stats and the step report).
+  struct DecodeTally {
+    std::vector<int> tokens_per_decode;
+    int64_t proposed = 0;
+    int64_t accepted = 0;
+  };
 
   void DrainInbox();
   bool broken() const;
@@ -129,6 +144,7 @@ class Engine {
   OutputProcessor processor_;
   std::vector<float> logits_;
   std::vector<int> greedy_tokens_;  // when the runner sampled on its device
+  DecodeTally tally_;               // of the current step
 
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<RequestState>> inbox_ ABSL_GUARDED_BY(mu_);

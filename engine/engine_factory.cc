@@ -43,6 +43,7 @@ absl::Status CheckOptions(const EngineOptions& options,
         absl::StrCat("max_partial_prefills must be at least 1 (got ",
                      scheduling.max_partial_prefills, ")"));
   }
+  RETURN_IF_ERROR(scheduler::CheckSpeculativeConfig(scheduling.speculative));
   const int ranks = options.comm == nullptr ? 1 : options.comm->size();
   return worker::Shard::Check(config, ranks);
 }

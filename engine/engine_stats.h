@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "scheduler/step_cost_model.h"
@@ -36,6 +37,14 @@ struct EngineStats {
   int64_t prefix_hits = 0;     // tokens
   int64_t prompt_tokens_computed = 0;
   int64_t generation_tokens = 0;
+  // Speculative decoding: draft tokens proposed and accepted; tokens
+  // emitted by, and steps of, sequences that were decoding (with or without
+  // drafts). Emitted = accepted + decoding steps, less the steps that ended
+  // a request without a token (an end-of-sequence token is not emitted).
+  int64_t spec_proposed_tokens = 0;
+  int64_t spec_accepted_tokens = 0;
+  int64_t decode_tokens_emitted = 0;
+  int64_t decoding_sequence_steps = 0;
   int peak_kv_used = 0;
   // Allocated slots not holding a token, at peak.
   int64_t peak_kv_waste_slots = 0;
@@ -50,13 +59,17 @@ struct EngineStats {
 struct StepReport {
   absl::Duration duration;  // scheduling to emitted tokens
   int prefill_tokens = 0;
-  int decode_tokens = 0;
+  int decode_tokens = 0;     // draft tokens included
   absl::Duration predicted;  // the cost model's forecast
   // Time in tensor-parallel collectives (zero in a world of one).
   absl::Duration collective_time;
   // Time spent loading blocks from each lower tier, by name ("host",
   // "disk"); only tiers the step loaded from.
   std::map<std::string, absl::Duration> kv_load_time;
+  int draft_tokens = 0;  // of decode_tokens
+  // Tokens emitted by each sequence that was decoding (had output before
+  // the step): 1 without speculation, up to 1 + drafts with it.
+  std::vector<int> tokens_per_decode;
 };
 using StepObserver = std::function<void(const StepReport&)>;
 

@@ -253,6 +253,16 @@ void BlockManager::CommitFullBlocks(Sequence& seq) {
   }
 }
 
+void BlockManager::Truncate(Sequence& seq, int tokens) {
+  auto& table = seq.block_table();
+  const size_t keep = std::max<size_t>(BlocksFor(tokens, block_size_),
+                                       seq.block_hashes().size());
+  while (table.size() > keep) {
+    Release(table.back());
+    table.pop_back();
+  }
+}
+
 void BlockManager::Fork(const Sequence& parent, Sequence& child) {
   child.block_table() = parent.block_table();
   child.block_hashes() = parent.block_hashes();
@@ -341,6 +351,13 @@ absl::Status BlockManager::CheckInvariants(
         return absl::InternalError(
             absl::StrCat("block id ", b, " out of range"));
       ++holders[b];
+    }
+    // Unverified draft tokens must never become findable prefixes.
+    if (seq->block_hashes().size() >
+        static_cast<size_t>(seq->num_computed() / block_size_)) {
+      return absl::InternalError(absl::StrCat(
+          "sequence ", seq->id(), " registered ", seq->block_hashes().size(),
+          " blocks but has only ", seq->num_computed(), " computed tokens"));
     }
     // A sequence's registered blocks hold exactly its tokens.
     for (size_t i = 0; i < seq->block_hashes().size(); ++i) {

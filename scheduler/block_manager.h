@@ -70,6 +70,8 @@ class BlockManager {
   int num_pinned() const { return num_pinned_; }
   int max_pinned_blocks() const { return max_pinned_blocks_; }
   int num_free() const { return static_cast<int>(free_.size()); }
+  // Blocks an allocation could take now (free, cached, evictable pinned).
+  int num_available() const { return available(); }
 
   // Prefix-cache lookups, in tokens: queried at each admission and found.
   int64_t prefix_queries() const { return prefix_queries_; }
@@ -139,6 +141,11 @@ class BlockManager {
   // Registers `seq`'s newly full, computed blocks in the prefix cache.
   void CommitFullBlocks(Sequence& seq);
 
+  // Releases the blocks of `seq` past those that hold its first `tokens`
+  // tokens: the rollback of blocks taken for draft tokens that were
+  // rejected. Blocks registered in the prefix cache are always kept.
+  void Truncate(Sequence& seq, int tokens);
+
   // `child` shares every block of `parent` (parallel sampling, beam search).
   void Fork(const Sequence& parent, Sequence& child);
 
@@ -147,7 +154,8 @@ class BlockManager {
 
   // Checks the pool's invariants against every live sequence: reference
   // counts equal holders, no block both free and held, used + free + cached
-  // = total, cached blocks findable by their hash. For tests.
+  // = total, cached blocks findable by their hash, no sequence registered a
+  // block holding a token that is not computed (a draft). For tests.
   absl::Status CheckInvariants(std::span<const Sequence* const> live) const;
 
  private:

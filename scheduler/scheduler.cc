@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "scheduler/ngram_proposer.h"
 #include "scheduler/prefill_chunks.h"
 
 namespace hydra::scheduler {
@@ -30,29 +31,85 @@ std::vector<const Sequence*> Scheduler::live() const {
   return out;
 }
 
-void Scheduler::Emit(Sequence* seq, int n, ScheduledStep& step) {
+void Scheduler::Emit(Sequence* seq, int n, ScheduledStep& step,
+                     std::vector<int> drafts) {
   const int bs = blocks_.block_size();
+  const int d = static_cast<int>(drafts.size());
   internal::StepPlan& plan = step.plan;
   auto* slice = plan.add_sequences();
-  slice->set_query_len(n);
-  slice->set_context_len(seq->num_computed() + n);
+  slice->set_query_len(n + d);
+  slice->set_context_len(seq->num_computed() + n + d);
   slice->mutable_block_table()->Add(seq->block_table().begin(),
                                     seq->block_table().end());
   const auto tokens = seq->tokens();
-  for (int i = 0; i < n; ++i) {
+  for (int i = 0; i < n + d; ++i) {
     const int pos = seq->num_computed() + i;
-    plan.add_token_ids(tokens[pos]);
+    plan.add_token_ids(i < n ? tokens[pos] : drafts[i - n]);
     plan.add_positions(pos);
     plan.add_slot_mapping(seq->block_table()[pos / bs] * bs + pos % bs);
   }
   step.sequences.push_back(seq);
-  step.num_tokens.push_back(n);
+  step.num_tokens.push_back(n + d);
   // Logits only once every known token is computed: the end of a prompt (or
-  // of a recompute after preemption), or a decode.
+  // of a recompute after preemption), or a decode, whose drafts each need
+  // theirs to be verified.
   if (seq->num_computed() + n == seq->num_tokens()) {
-    plan.add_logits_rows(plan.token_ids_size() - 1);
+    for (int i = d; i >= 0; --i) {
+      plan.add_logits_rows(plan.token_ids_size() - 1 - i);
+    }
     step.sampled.push_back(seq);
+    step.drafts.push_back(std::move(drafts));
   }
+}
+
+std::vector<int> Scheduler::ProposeDrafts(Sequence& seq, int budget,
+                                          int reserve) {
+  const SpeculativeConfig& spec = config_.speculative;
+  // The step's last sampled token must fit the sequence too.
+  const int room = seq.token_limit() - seq.num_tokens() - 1;
+  const int k = std::min({spec.num_tokens, budget, room});
+  if (k <= 0) return {};
+  const int length = seq.draft_policy().DraftLength(k, draft_break_even_);
+  if (length == 0) return {};
+  std::vector<int> drafts =
+      ProposeNgramDrafts(seq.tokens(), spec.ngram, length);
+  // Blocks for drafts only where the decodes still to come keep one each:
+  // a draft never costs another sequence its decode.
+  const int bs = blocks_.block_size();
+  const int held = static_cast<int>(seq.block_table().size());
+  const int decode_end = seq.num_computed() + 1;
+  const int spare = blocks_.num_available() - reserve -
+                    std::max(0, BlocksFor(decode_end, bs) - held);
+  const int have = std::max(held, BlocksFor(decode_end, bs));
+  while (!drafts.empty() &&
+         BlocksFor(decode_end + static_cast<int>(drafts.size()), bs) - have >
+             spare) {
+    drafts.pop_back();
+  }
+  return drafts;
+}
+
+// A draft costs one more query token in the step; accepted, it saves its
+// sequence a share of a decode step (the step over its decodes). On a GPU
+// the first is nearly free; on a CPU, where a step costs about its tokens,
+// the break-even acceptance nears 1 as the batch grows.
+double Scheduler::DraftBreakEven(std::span<Sequence* const> decodes) const {
+  constexpr int64_t kMinObservations = 32;
+  if (decodes.empty() || cost_model_.observations() < kMinObservations) {
+    return 0;
+  }
+  StepShape plain;
+  for (const Sequence* seq : decodes) {
+    plain += ChunkShape(seq->num_computed(), 1);
+  }
+  const int64_t n = static_cast<int64_t>(decodes.size());
+  StepShape with_draft = plain;
+  with_draft.tokens += 1;
+  with_draft.key_reads += plain.key_reads / n + 1;
+  const double step_ms = cost_model_.PredictMs(plain);
+  const double draft_ms = cost_model_.PredictMs(with_draft) - step_ms;
+  if (step_ms <= 0 || draft_ms <= 0) return 0;
+  return std::min(1.0, draft_ms * n / step_ms);
 }
 
 void Scheduler::Preempt(Sequence* seq, ScheduledStep& step) {
@@ -135,19 +192,30 @@ ScheduledStep Scheduler::Schedule() {
   PreemptForPriority(step);
   int budget = config_.max_batched_tokens;
 
-  // 1: decodes of running sequences, one token each.
+  // 1: decodes of running sequences, one token each, and their drafts.
   std::vector<Sequence*> decodes;
   for (Sequence* seq : running_) {
     if (seq->decoding()) decodes.push_back(seq);
   }
+  if (config_.speculative.num_tokens > 0) {
+    draft_break_even_ = DraftBreakEven(decodes);
+  }
+  int decodes_left = static_cast<int>(decodes.size());
   for (Sequence* seq : decodes) {
     if (budget == 0) break;
+    --decodes_left;
     if (seq->status() != SequenceStatus::kRunning) continue;  // preempted
-    if (!ReserveRunning(seq, 1, step)) continue;
-    step.shape += ChunkShape(seq->num_computed(), 1);
-    Emit(seq, 1, step);
-    ++step.decode_tokens;
-    --budget;
+    std::vector<int> drafts;
+    if (config_.speculative.num_tokens > 0) {
+      drafts = ProposeDrafts(*seq, budget - 1 - decodes_left, decodes_left);
+    }
+    const int n = 1 + static_cast<int>(drafts.size());
+    if (!ReserveRunning(seq, n, step)) continue;
+    step.shape += ChunkShape(seq->num_computed(), n);
+    step.decode_tokens += n;
+    step.draft_tokens += n - 1;
+    budget -= n;
+    Emit(seq, 1, step, std::move(drafts));
   }
 
   // 2: prefills.
@@ -280,7 +348,10 @@ void Scheduler::OnStepDone(const ScheduledStep& step,
                            std::span<const int> failed_loads) {
   for (size_t i = 0; i < step.sequences.size(); ++i) {
     Sequence* seq = step.sequences[i];
-    seq->set_num_computed(seq->num_computed() + step.num_tokens[i]);
+    // A draft is not one of the sequence's tokens (yet): only the tokens it
+    // has become computed, so no draft reaches the prefix cache.
+    seq->set_num_computed(
+        std::min(seq->num_computed() + step.num_tokens[i], seq->num_tokens()));
     blocks_.CommitFullBlocks(*seq);
   }
   for (const ScheduledStep::Loading& l : step.loading) {
@@ -291,6 +362,13 @@ void Scheduler::OnStepDone(const ScheduledStep& step,
     }
     blocks_.FinishLoads(*l.seq, l.loads, failed);
   }
+}
+
+void Scheduler::AcceptDrafts(Sequence& seq, int proposed, int accepted) {
+  seq.draft_policy().Record(proposed, accepted, draft_break_even_);
+  seq.set_num_computed(seq.num_computed() + accepted);
+  blocks_.CommitFullBlocks(seq);
+  blocks_.Truncate(seq, seq.num_computed());
 }
 
 std::unique_ptr<Sequence> Scheduler::Finish(uint64_t id) {

@@ -6,7 +6,11 @@
 //     work that stands in its way (the running set or the KV pool is full)
 //     preempts the least important running sequence;
 //  1. decodes of running sequences first (one token each), never skipped, so
-//     a long prompt never stalls streams already producing tokens;
+//     a long prompt never stalls streams already producing tokens; with
+//     speculation on, a decode also carries the draft tokens that prompt
+//     lookup proposes (ngram_proposer.h), verified in the same pass, as far
+//     as the token budget and the free blocks allow without skipping or
+//     preempting any decode;
 //  2. then up to max_partial_prefills sequences in prefill at once: those
 //     already prefilling and waiting ones admitted now (priority, then
 //     arrival, reusing cached prefix blocks), in chunks sized by
@@ -33,6 +37,7 @@
 #include "hydra/internal/step.pb.h"
 #include "scheduler/block_manager.h"
 #include "scheduler/sequence.h"
+#include "scheduler/speculative_config.h"
 #include "scheduler/step_cost_model.h"
 
 namespace hydra::scheduler {
@@ -48,6 +53,7 @@ struct SchedulerConfig {
   // budget is spent: a long prompt always moves. Small, because on a small
   // CPU a token of a 0.5B model costs ~7 ms: 16 already take ~110 ms.
   int min_prefill_chunk = 16;
+  SpeculativeConfig speculative;  // off by default
 };
 
 struct ScheduledStep {
@@ -57,6 +63,10 @@ struct ScheduledStep {
   std::vector<int> num_tokens;
   // The sequences whose logits come back, in the plan's logits_rows order.
   std::vector<Sequence*> sampled;
+  // For each of `sampled`, the draft tokens it carries (usually none). A
+  // sequence with d drafts has 1 + d logits rows: its last token's, then
+  // each draft's.
+  std::vector<std::vector<int>> drafts;
   // Admissions whose prefix comes (partly) from a lower tier: the loads
   // run in this step, their first tokens are computed in the next one.
   struct Loading {
@@ -67,7 +77,8 @@ struct ScheduledStep {
   std::vector<Loading> loading;
   int num_preempted = 0;
   int prefill_tokens = 0;  // prompt (or recompute) tokens
-  int decode_tokens = 0;
+  int decode_tokens = 0;   // draft tokens included
+  int draft_tokens = 0;
   StepShape shape;          // what the cost model is told afterwards
   double predicted_ms = 0;  // the cost model's forecast of the step
   bool empty() const {
@@ -84,9 +95,15 @@ class Scheduler {
   Sequence* Add(std::unique_ptr<Sequence> seq);
   ScheduledStep Schedule();
   // After the worker ran `step`: the computed tokens are in the cache, and
-  // its kv_loads arrived but for those at `failed_loads` (indices).
+  // its kv_loads arrived but for those at `failed_loads` (indices). Draft
+  // tokens are not computed yet: AcceptDrafts says which were.
   void OnStepDone(const ScheduledStep& step,
                   std::span<const int> failed_loads = {});
+  // After the engine verified the `proposed` drafts of `seq` in the last
+  // step and appended the tokens it sampled: the first `accepted` drafts
+  // become computed (and their full blocks cached), the blocks taken for
+  // the rejected ones are released.
+  void AcceptDrafts(Sequence& seq, int proposed, int accepted);
   // Whether a step is owed only for lower-tier traffic (saves, drops).
   bool has_tier_traffic() const { return blocks_.has_tier_traffic(); }
   // How long `step` took, end to end (scheduling to emitted tokens): one
@@ -109,6 +126,9 @@ class Scheduler {
   // Running sequences whose prompt (or recompute) is not yet computed.
   int num_prefilling() const;
   const StepCostModel& cost_model() const { return cost_model_; }
+  // The acceptance at which a draft pays for itself in a step of these
+  // decodes (0 while the cost model has seen too few steps).
+  double DraftBreakEven(std::span<Sequence* const> decodes) const;
   const SchedulerConfig& config() const { return config_; }
   std::vector<const Sequence*> live() const;
 
@@ -121,8 +141,14 @@ class Scheduler {
     }
   };
 
-  // Adds `n` tokens of `seq` (already holding the blocks) to the plan.
-  void Emit(Sequence* seq, int n, ScheduledStep& step);
+  // Adds `n` tokens of `seq`, then `drafts`, to the plan (`seq` already
+  // holds their blocks).
+  void Emit(Sequence* seq, int n, ScheduledStep& step,
+            std::vector<int> drafts = {});
+  // The drafts a decode of `seq` carries: at most `budget` tokens, within
+  // blocks that leaves `reserve` blocks for the decodes after it.
+  std::vector<int> ProposeDrafts(Sequence& seq, int budget, int reserve);
+
   // Gives `seq` blocks for `n` more tokens, preempting others (or `seq`
   // itself) as needed. False when `seq` was preempted.
   bool ReserveRunning(Sequence* seq, int n, ScheduledStep& step);
@@ -144,6 +170,7 @@ class Scheduler {
   uint64_t next_arrival_ = 0;
   uint64_t next_step_ = 0;
   int64_t preemptions_ = 0;
+  double draft_break_even_ = 0;  // of the last step scheduled
   std::map<int, int64_t> preemptions_by_priority_;
   StepCostModel cost_model_;
 };

@@ -8,6 +8,8 @@
 #include <span>
 #include <vector>
 
+#include "scheduler/draft_policy.h"
+
 namespace hydra::scheduler {
 
 enum class SequenceStatus { kWaiting, kRunning, kFinished };
@@ -53,6 +55,13 @@ class Sequence {
     return num_computed_ >= prompt_len_ && num_uncomputed() == 1;
   }
 
+  // The most tokens the sequence may ever hold (prompt + max_tokens, within
+  // max_model_len): draft tokens never reach past it.
+  int token_limit() const { return token_limit_; }
+  void set_token_limit(int n) { token_limit_ = n; }
+  // How many draft tokens it proposes (speculative decoding).
+  DraftPolicy& draft_policy() { return draft_policy_; }
+
   // Prompt tokens served from the prefix cache at (first) admission.
   int num_cached_prompt() const { return num_cached_prompt_; }
   void set_num_cached_prompt(int n) { num_cached_prompt_ = n; }
@@ -78,6 +87,8 @@ class Sequence {
   int prompt_len_;
   int num_computed_ = 0;
   int num_cached_prompt_ = 0;
+  int token_limit_ = 1 << 30;
+  DraftPolicy draft_policy_;
   std::vector<int> block_table_;
   std::vector<uint64_t> block_hashes_;
   SequenceStatus status_ = SequenceStatus::kWaiting;

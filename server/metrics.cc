@@ -39,6 +39,13 @@ const Histogram::BucketBoundaries& BatchTokenBuckets() {
   return *buckets;
 }
 
+// One bucket per count up to 1 + SpeculativeConfig::kMaxTokens.
+const Histogram::BucketBoundaries& DecodeTokenBuckets() {
+  static const auto* buckets = new Histogram::BucketBoundaries{
+      1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17};
+  return *buckets;
+}
+
 // Finer than LatencyBuckets where step budgets live (tens to hundreds of
 // ms), so a quantile can be compared with --max_step_ms.
 const Histogram::BucketBoundaries& StepBuckets() {
@@ -209,6 +216,11 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
       "Wall time of engine steps that carried decodes: what streaming "
       "requests wait between tokens, held to --max_step_ms when set.",
       StepBuckets());
+  decode_tokens_per_step_ = AddHistogram(
+      r, "hydra_decode_tokens_per_step",
+      "Tokens one decoding request emitted in one engine step: 1 without "
+      "speculative decoding, up to 1 + --spec_tokens with it.",
+      DecodeTokenBuckets());
   AddGauge(r, "hydra_step_budget_seconds",
            "The step-time budget (--max_step_ms); 0 when there is none.")
       ->Set(options.max_step_ms / 1e3);
@@ -339,6 +351,16 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
                                "Prompt tokens looked up in the prefix cache.");
   prefix_hits_ = AddCounter(r, "hydra_prefix_cache_hits_total",
                             "Prompt tokens found in the prefix cache.");
+  spec_proposed_ = AddCounter(r, "hydra_spec_proposed_tokens_total",
+                              "Draft tokens proposed by speculative decoding "
+                              "(--speculative=ngram) and verified.");
+  spec_accepted_ =
+      AddCounter(r, "hydra_spec_accepted_tokens_total",
+                 "Draft tokens accepted: each one a token emitted without a "
+                 "step of its own.");
+  spec_acceptance_rate_ = AddGauge(
+      r, "hydra_spec_acceptance_rate",
+      "Accepted over proposed draft tokens since start (0 before any).");
   auto counters = [&](const std::string& name, const std::string& help) {
     return &prometheus::BuildCounter().Name(name).Help(help).Register(r);
   };
@@ -406,6 +428,7 @@ void ServerMetrics::OnStep(const engine::StepReport& step) {
   batch_tokens_->Observe(step.prefill_tokens + step.decode_tokens);
   step_prefill_tokens_->Observe(step.prefill_tokens);
   step_decode_tokens_->Observe(step.decode_tokens);
+  for (int n : step.tokens_per_decode) decode_tokens_per_step_->Observe(n);
   if (step.collective_time > absl::ZeroDuration()) {
     collective_->Observe(absl::ToDoubleSeconds(step.collective_time));
   }
@@ -508,6 +531,12 @@ void ServerMetrics::UpdateEngineStats(const engine::EngineStats& stats,
   }
   AddDelta(*prefix_queries_, stats.prefix_queries, last_prefix_queries_);
   AddDelta(*prefix_hits_, stats.prefix_hits, last_prefix_hits_);
+  AddDelta(*spec_proposed_, stats.spec_proposed_tokens, last_spec_proposed_);
+  AddDelta(*spec_accepted_, stats.spec_accepted_tokens, last_spec_accepted_);
+  spec_acceptance_rate_->Set(stats.spec_proposed_tokens > 0
+                                 ? double(stats.spec_accepted_tokens) /
+                                       stats.spec_proposed_tokens
+                                 : 0.0);
   const int64_t block_bytes =
       stats.kv_total > 0 ? kv_bytes_per_rank / stats.kv_total : 0;
   UpdateTier("memory", {stats.prefix_queries, stats.prefix_hits, 0,

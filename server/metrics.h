@@ -91,6 +91,7 @@ class ServerMetrics {
   prometheus::Histogram* step_prefill_tokens_;
   prometheus::Histogram* step_decode_tokens_;
   prometheus::Histogram* decode_step_duration_;
+  prometheus::Histogram* decode_tokens_per_step_;
   prometheus::Gauge* cost_intercept_;
   prometheus::Gauge* cost_token_;
   prometheus::Gauge* cost_key_read_;
@@ -118,6 +119,9 @@ class ServerMetrics {
   prometheus::Counter* preemptions_;
   prometheus::Counter* prefix_queries_;
   prometheus::Counter* prefix_hits_;
+  prometheus::Counter* spec_proposed_;
+  prometheus::Counter* spec_accepted_;
+  prometheus::Gauge* spec_acceptance_rate_;
 
   // The KV tiers: the pool ("memory") and the lower ones the engine has.
   struct TierSeries {
@@ -148,6 +152,8 @@ class ServerMetrics {
   int64_t last_preemptions_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_prefix_queries_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_prefix_hits_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t last_spec_proposed_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t last_spec_accepted_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<prometheus::Gauge*> kv_bytes_by_rank_ ABSL_GUARDED_BY(mu_);
   std::map<int, prometheus::Gauge*> waiting_gauges_ ABSL_GUARDED_BY(mu_);
   std::map<int, int64_t> last_preemptions_by_priority_ ABSL_GUARDED_BY(mu_);

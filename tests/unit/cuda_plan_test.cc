@@ -157,6 +157,27 @@ TEST(PackStepTest, PadsADecodeBatchForAGraph) {
   EXPECT_EQ(d[m->block_tables() + 17], 8);
 }
 
+// Speculative decoding: a decode that verifies 4 drafts computes 5 query
+// tokens with a logits row each. Such a step is not replayed from a decode
+// graph (which assumes one token per sequence): it runs eagerly, its
+// tokens in the prefill tiles.
+TEST(PackStepTest, ADecodeWithDraftsTakesTheEagerPath) {
+  worker::StepPlanBuilder builder(16);
+  builder.Add(std::vector<int>{3}, 5, std::vector<int>{1}, true);
+  builder.Add(std::vector<int>{4, 9, 9, 7, 2}, 17, std::vector<int>{2, 8},
+              true);
+  internal::StepPlan plan = builder.Take();
+  plan.clear_logits_rows();
+  for (int r = 0; r < 6; ++r) plan.add_logits_rows(r);
+  EXPECT_FALSE(IsPureDecode(plan));
+  const auto m = PackStep(plan, {.tile_rows = 8, .blocks_per_seq = 16});
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->num_logits, 6);
+  EXPECT_EQ(m->num_decode, 1);  // only the plain decode
+  EXPECT_EQ(m->num_prefill_tiles, 1);
+  EXPECT_EQ(m->data[m->prefill_tiles()], 1);
+}
+
 TEST(PackStepTest, RefusesPlansBeyondTheCapacity) {
   EXPECT_FALSE(PackStep(MixedPlan(), {.capacity = 8}).ok());
   EXPECT_FALSE(PackStep(MixedPlan(), {.blocks_per_seq = 1}).ok());

@@ -276,6 +276,10 @@ TEST(ServerMetricsTest, EveryDocumentedMetricIsExposedWithHelp) {
       {"hydra_preemptions_total", "counter"},
       {"hydra_prefix_cache_queries_total", "counter"},
       {"hydra_prefix_cache_hits_total", "counter"},
+      {"hydra_spec_proposed_tokens_total", "counter"},
+      {"hydra_spec_accepted_tokens_total", "counter"},
+      {"hydra_spec_acceptance_rate", "gauge"},
+      {"hydra_decode_tokens_per_step", "histogram"},
   };
   for (const auto& [name, type] : documented) {
     EXPECT_EQ(e.Type(name), type) << name;
@@ -507,6 +511,29 @@ TEST(ServerMetricsTest, StepsFeedDurationAndBatchHistograms) {
   EXPECT_EQ(e.Get("hydra_decode_step_duration_seconds_count"), 5);
   EXPECT_NEAR(e.Get("hydra_decode_step_duration_seconds_sum"), seconds - 1.5,
               1e-12);
+}
+
+TEST(ServerMetricsTest, SpeculativeDecodingFollowsTheEngine) {
+  auto metrics = NewMetrics();
+  ASSERT_NE(metrics, nullptr);
+  engine::StepReport step{absl::Milliseconds(4), 0, 9};
+  step.draft_tokens = 6;
+  step.tokens_per_decode = {1, 3, 5};
+  metrics->OnStep(step);
+  engine::EngineStats stats;
+  stats.spec_proposed_tokens = 100;
+  stats.spec_accepted_tokens = 40;
+  metrics->UpdateEngineStats(stats, 0, 1);
+  const Exposition e(metrics->Serialize());
+  EXPECT_EQ(e.Get("hydra_spec_proposed_tokens_total"), 100);
+  EXPECT_EQ(e.Get("hydra_spec_accepted_tokens_total"), 40);
+  EXPECT_DOUBLE_EQ(e.Get("hydra_spec_acceptance_rate"), 0.4);
+  EXPECT_EQ(e.Get("hydra_decode_tokens_per_step_count"), 3);
+  EXPECT_EQ(e.Get("hydra_decode_tokens_per_step_sum"), 9);
+  const auto buckets = e.Buckets("hydra_decode_tokens_per_step");
+  ASSERT_EQ(buckets.size(), 18u);  // 1 ... 17, +Inf
+  EXPECT_EQ(buckets[0], std::make_pair(1.0, 1.0));
+  EXPECT_EQ(buckets[2], std::make_pair(3.0, 2.0));
 }
 
 TEST(ServerMetricsTest, SchedulingStatsByPriorityAndCostModel) {

@@ -1,0 +1,40 @@
+#include "scheduler/draft_policy.h"
+
+#include <algorithm>
+
+namespace hydra::scheduler {
+
+int DraftPolicy::DraftLength(int max_tokens, double break_even) {
+  if (pause_left_ > 0) {
+    --pause_left_;
+    return 0;
+  }
+  if (break_even > kCostlyBreakEven && last_rejected_ &&
+      ++costly_skipped_ < kMaxPause) {
+    return 0;
+  }
+  costly_skipped_ = 0;
+  return std::min(max_tokens, next_length_);
+}
+
+void DraftPolicy::Record(int proposed, int accepted, double break_even) {
+  proposed_ += proposed;
+  accepted_ += accepted;
+  last_rejected_ = accepted < proposed;
+  // Doubling cannot overflow: the length is capped by the caller's K (16).
+  next_length_ =
+      accepted == proposed ? 2 * std::max(1, proposed) : accepted + 1;
+  window_proposed_ += proposed;
+  window_accepted_ += accepted;
+  if (++window_proposals_ < kWindow) return;
+  if (window_accepted_ <
+      std::max(kMinAcceptance, break_even) * window_proposed_) {
+    pause_left_ = next_pause_;
+    next_pause_ = std::min(2 * next_pause_, kMaxPause);
+  } else {
+    next_pause_ = 1;
+  }
+  window_proposals_ = window_proposed_ = window_accepted_ = 0;
+}
+
+}  // namespace hydra::scheduler
