@@ -2,10 +2,12 @@
 // tier survives a restart (the same prompt is served from it with the same
 // greedy output), a corrupt block file and a changed model are detected and
 // recomputed, and a host tier brings back blocks a small pool evicted.
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -50,6 +52,19 @@ std::vector<int> RandomIds(std::mt19937& rng, int n) {
 
 double Metric(const ServerProcess& server, const std::string& series) {
   return testing::MetricValue(server.Metrics(), series).value_or(-1);
+}
+
+// Metrics follow the engine every 200 ms: waits for `series` to reach at
+// least `value` (5 s at most) and returns its last value.
+double WaitAtLeast(const ServerProcess& server, const std::string& series,
+                   double value) {
+  double last = -1;
+  for (int i = 0; i < 100; ++i) {
+    last = Metric(server, series);
+    if (last >= value) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return last;
 }
 
 std::vector<fs::path> BlockFiles(const fs::path& dir) {
@@ -103,7 +118,8 @@ TEST_F(KvTiersTest, DiskTierSurvivesRestartAndRefusesBadBlocks) {
     EXPECT_EQ(warm.tokens, cold.tokens);
     EXPECT_TRUE(
         server.WaitMetric("hydra_kv_tier_hits_total{tier=\"disk\"}", kFull));
-    EXPECT_GE(Metric(server, "hydra_kv_tier_load_seconds_count{tier=\"disk\"}"),
+    EXPECT_GE(WaitAtLeast(server,
+                          "hydra_kv_tier_load_seconds_count{tier=\"disk\"}", 1),
               1);
     EXPECT_EQ(server.Stop(), 0);
   }
@@ -194,7 +210,8 @@ TEST_P(TierUnderPressureTest, BringsBackBlocksThePoolEvicted) {
   EXPECT_EQ(back.tokens, first.tokens);
   EXPECT_EQ(back.cached_prompt_tokens, 112);
   EXPECT_TRUE(server.WaitMetric("hydra_kv_cache_blocks{state=\"used\"}", 0));
-  EXPECT_GE(Metric(server, "hydra_kv_tier_hits_total{tier=\"" + tier + "\"}"),
+  EXPECT_GE(WaitAtLeast(server,
+                        "hydra_kv_tier_hits_total{tier=\"" + tier + "\"}", 16),
             16);
   EXPECT_GT(Metric(server, "hydra_kv_tier_bytes{tier=\"" + tier + "\"}"), 0);
   EXPECT_EQ(server.Stop(), 0);
