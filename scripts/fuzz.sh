@@ -38,9 +38,15 @@ check_clang() {
   rm -rf "$probe"
 }
 
-# build TARGET...: configures build-fuzz once, then builds the targets.
+# build TARGET...: configures build-fuzz once, then builds the targets. One
+# build at a time: scripts/test.sh starts one in the background, and the
+# ctest entries wait for it here.
 build() {
   check_clang
+  mkdir -p "$BUILD_DIR"
+  local lock
+  exec {lock}>"$BUILD_DIR/.build.lock"
+  flock "$lock"
   if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
     local launcher=()
     if command -v ccache >/dev/null 2>&1; then
@@ -83,7 +89,7 @@ fuzz() {
 
 case "${1:-}" in
   --build)
-    build hydra_reliability
+    build hydra_reliability hydra_sentencepiece
     ;;
   --tests)
     shift
