@@ -636,6 +636,7 @@ const REQUIRED_PANELS = {
   "partial prefills and priorities": ["hydra_partial_prefills", "hydra_requests_waiting_by_priority"],
   "KV tier hit rate": ["hydra_kv_tier_hits_total", "hydra_kv_tier_misses_total"],
   "KV tier bytes": ["hydra_kv_tier_bytes", "hydra_kv_tier_capacity_bytes"],
+  "speculative acceptance": ["hydra_spec_accepted_tokens_total", "hydra_spec_proposed_tokens_total"],
 };
 
 function checkMetrics(renders, scrapeFile) {
