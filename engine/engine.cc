@@ -382,9 +382,12 @@ void Engine::RecordStep(const scheduler::ScheduledStep& step, absl::Time start,
     observer = step_observer_;
   }
   if (!observer) return;
-  StepReport report{step_time, step.prefill_tokens, step.decode_tokens,
-                    absl::Milliseconds(step.predicted_ms),
-                    runner_->last_collective_time()};
+  StepReport report;
+  report.duration = step_time;
+  report.prefill_tokens = step.prefill_tokens;
+  report.decode_tokens = step.decode_tokens;
+  report.predicted = absl::Milliseconds(step.predicted_ms);
+  report.collective_time = runner_->last_collective_time();
   report.draft_tokens = step.draft_tokens;
   report.tokens_per_decode = std::move(tally_.tokens_per_decode);
   if (const worker::KvTierStore* tiers = runner_->kv_tiers()) {

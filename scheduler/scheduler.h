@@ -53,7 +53,7 @@ struct SchedulerConfig {
   // budget is spent: a long prompt always moves. Small, because on a small
   // CPU a token of a 0.5B model costs ~7 ms: 16 already take ~110 ms.
   int min_prefill_chunk = 16;
-  SpeculativeConfig speculative;  // off by default
+  SpeculativeConfig speculative{};  // off by default
 };
 
 struct ScheduledStep {

@@ -30,7 +30,7 @@ struct RunnerOptions {
   // Positions the RoPE table covers; 0 = the model's max_position_embeddings.
   int max_positions = 0;
   // KV tiers below the pool (none by default).
-  KvTierOptions kv_tiers;
+  KvTierOptions kv_tiers{};
 };
 
 class ModelRunner final : public StepRunner {

@@ -371,7 +371,7 @@ absl::StatusOr<Json> ParseJsonObject(const std::string& body) {
   if (j.is_discarded()) {
     // Parse again with exceptions only to learn where it failed.
     try {
-      (void)Json::parse(body);
+      [[maybe_unused]] const Json reparsed = Json::parse(body);
     } catch (const Json::parse_error& e) {
       return absl::InvalidArgumentError(
           absl::StrCat("the body is not valid JSON: ", e.what()));
