@@ -6,6 +6,7 @@
 //        [--weight_dtype=auto|fp32|bf16|f16|int8] [--kv_cache_dtype=...]
 //        [--context=128] [--batches=8,32,64]
 //        [--prefill_chunk=N [--chunk_contexts=512,2048,8192,32768]]
+//        [--verify_tokens=1,2,3,5,9]  (one sequence at --context)
 #include <omp.h>
 
 #include <algorithm>
@@ -37,6 +38,10 @@ ABSL_FLAG(std::string, batches, "8,32,64", "Batched decode sizes");
 ABSL_FLAG(int, prefill_chunk, 0,
           "When > 0, only time one prefill chunk of this many tokens ending "
           "at each of --chunk_contexts (earlier positions cached)");
+ABSL_FLAG(std::string, verify_tokens, "",
+          "Instead: the cost of a decode step of one sequence at --context "
+          "that verifies N-1 speculative drafts (N query tokens, N logits "
+          "rows), for each N of the list, against N = 1");
 ABSL_FLAG(std::string, chunk_contexts, "512,2048,8192,32768",
           "Contexts (chunk included) of the --prefill_chunk figures");
 
@@ -74,11 +79,20 @@ int Main() {
     omp_set_num_threads(absl::GetFlag(FLAGS_threads));
   const int repeats = absl::GetFlag(FLAGS_repeats);
   const int chunk = absl::GetFlag(FLAGS_prefill_chunk);
-  std::vector<int> batches, chunk_contexts;
+  std::vector<int> batches, chunk_contexts, verify_tokens;
   if (!ParseList("batches", absl::GetFlag(FLAGS_batches), batches) ||
       !ParseList("chunk_contexts", absl::GetFlag(FLAGS_chunk_contexts),
-                 chunk_contexts)) {
+                 chunk_contexts) ||
+      !ParseList("verify_tokens", absl::GetFlag(FLAGS_verify_tokens),
+                 verify_tokens)) {
     return 2;
+  }
+  if (!verify_tokens.empty()) {
+    if (chunk > 0) {
+      std::fprintf(stderr, "--verify_tokens and --prefill_chunk: pick one\n");
+      return 2;
+    }
+    batches.clear();  // one sequence
   }
   if (chunk > 0) {
     // One sequence, as long as the longest chunk context.
@@ -104,8 +118,13 @@ int Main() {
   }
   // The KV pool holds what the figures use: max_batch sequences of the
   // context plus the decode steps (the single-stream figure reuses them).
-  const int max_context = std::min(config->max_position_embeddings,
-                                   std::max(context, 128) + kDecodeSteps);
+  const int verify_max =
+      verify_tokens.empty()
+          ? 0
+          : *std::max_element(verify_tokens.begin(), verify_tokens.end());
+  const int max_context =
+      std::min(config->max_position_embeddings,
+               std::max(context, 128) + std::max(kDecodeSteps, verify_max));
   const int per_seq = (max_context + kBlockSize - 1) / kBlockSize;
   const auto load_start = std::chrono::steady_clock::now();
   auto runner = worker::ModelRunner::Load(
@@ -201,6 +220,31 @@ int Main() {
           "| prefill chunk, %d tokens at context %d | %.0f | %.0f (compute) "
           "| %.0f%% |\n",
           chunk, c, rate, ceiling, 100 * rate / ceiling);
+    }
+    return 0;
+  }
+  if (!verify_tokens.empty()) {
+    if (context + verify_max > max_context) {
+      std::fprintf(stderr, "context %d + %d tokens is over the model's %d\n",
+                   context, verify_max, max_context);
+      return 2;
+    }
+    // What a draft costs decides what speculation can gain: a step of N
+    // tokens that costs r times a 1-token step gives at most N / r the
+    // tokens per second (every draft accepted).
+    std::printf(
+        "| query tokens (drafts + 1) at context %d | ms per step | x the "
+        "1-token step | tokens/s gain if all accepted |\n"
+        "|---:|---:|---:|---:|\n",
+        context);
+    const double one =
+        Best(repeats, [&] { return bench.VerifyStepRate(context, 1); });
+    for (int n : verify_tokens) {
+      const double rate = n == 1 ? one : Best(repeats, [&] {
+        return bench.VerifyStepRate(context, n);
+      });
+      std::printf("| %d | %.2f | %.2f | %.2fx |\n", n, 1e3 / rate, one / rate,
+                  n * rate / one);
     }
     return 0;
   }

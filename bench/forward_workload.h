@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <random>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -70,6 +71,21 @@ class ForwardWorkload {
     return chunk / Seconds(start);
   }
 
+  // Steps/s of one step in which sequence 0, with `context` positions
+  // cached, computes `tokens` query tokens and the logits of every one: a
+  // decode step that verifies tokens - 1 speculative drafts.
+  double VerifyStepRate(int context, int tokens) {
+    FillCache(context);
+    std::vector<int> ids(tokens);
+    for (int& t : ids) t = RandomToken();
+    builder_.Add(ids, context, Table(0), /*want_logits=*/false);
+    internal::StepPlan plan = builder_.Take();
+    for (int i = 0; i < tokens; ++i) plan.add_logits_rows(i);
+    const auto start = Clock::now();
+    Run(std::move(plan));
+    return 1 / Seconds(start);
+  }
+
   // Seconds the last Decode's steps spent in tensor-parallel collectives.
   double collective_seconds() const { return collective_seconds_; }
 
@@ -109,8 +125,9 @@ class ForwardWorkload {
     }
     filled_ = std::max(filled_, length);
   }
-  void Run() {
-    const absl::Status status = runner_.Step(builder_.Take(), logits_);
+  void Run() { Run(builder_.Take()); }
+  void Run(internal::StepPlan plan) {
+    const absl::Status status = runner_.Step(std::move(plan), logits_);
     collective_seconds_ +=
         absl::ToDoubleSeconds(runner_.last_collective_time());
     if (!status.ok()) {

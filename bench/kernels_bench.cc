@@ -69,30 +69,38 @@ void MatMulShapes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_MatMul)->Apply(MatMulShapes)->UseRealTime();
 
 void BM_MatMulCold(benchmark::State& state) {
-  const int n = int(state.range(0)), k = int(state.range(1));
-  const size_t bytes = size_t(n) * k * sizeof(float);
+  const int m = int(state.range(0)), n = int(state.range(1)),
+            k = int(state.range(2));
+  const WeightType type = state.range(3) ? WeightType::kBF16 : WeightType::kF32;
+  const size_t bytes = size_t(n) * k * (state.range(3) ? 2 : sizeof(float));
   const size_t copies = std::max<size_t>(2, (size_t(256) << 20) / bytes + 1);
   std::vector<PackedMatrix> ws;
   for (size_t c = 0; c < copies; ++c) {
-    ws.emplace_back(RandomVector(size_t(n) * k, uint32_t(c)), n, k);
+    ws.emplace_back(RandomVector(size_t(n) * k, uint32_t(c)), n, k, type);
   }
-  const std::vector<float> x = RandomVector(k, 99);
-  std::vector<float> y(n);
+  const std::vector<float> x = RandomVector(size_t(m) * k, 99);
+  std::vector<float> y(size_t(m) * n);
   size_t next = 0;
   for (auto _ : state) {
-    MatMul(x.data(), 1, k, ws[next], nullptr, y.data(), n);
+    MatMul(x.data(), m, k, ws[next], nullptr, y.data(), n);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
     next = next + 1 == copies ? 0 : next + 1;
   }
-  SetMatMulCounters(state, 1, ws[0]);
+  SetMatMulCounters(state, m, ws[0]);
 }
+// m = 1: a decode step of one sequence; m = 2..6: a few sequences, or one
+// verifying speculative drafts, which should cost about the weight reads
+// too. bf16 on Qwen2.5-0.5B's MLP shape (4864 x 896) and classifier.
 BENCHMARK(BM_MatMulCold)
-    ->ArgNames({"n", "k"})
-    ->Args({864, 288})
-    ->Args({1536, 288})
-    ->Args({32000, 288})
-    ->Args({288, 768})
+    ->ArgNames({"m", "n", "k", "bf16"})
+    ->Args({1, 864, 288, 0})
+    ->Args({1, 1536, 288, 0})
+    ->Args({1, 32000, 288, 0})
+    ->Args({1, 288, 768, 0})
+    ->ArgsProduct({{1, 2, 3, 4, 5, 6}, {4864}, {896}, {1}})
+    ->Args({1, 151936, 896, 1})
+    ->Args({5, 151936, 896, 1})
     ->UseRealTime();
 
 void SetBytesCounter(benchmark::State& state, double bytes) {

@@ -41,6 +41,13 @@ namespace {
 constexpr int kPanel = PackedMatrix::kPanel;
 constexpr int kRowBlock = 6;
 constexpr int kMaxKBlock = 384;
+// k steps a tile prefetches ahead of its loads. A tile of several rows reads
+// one panel in order with FMAs between loads, which leaves the memory system
+// idle between misses: cold m=2..6 products ran at 9-13 GB/s against 19.5
+// for the four-stream single-row path. Prefetching 8-16 KiB ahead restores
+// the overlap (bf16 4864x896 m=5: 892 -> 551 us); prefetch past the panel's
+// end is harmless, it never faults.
+constexpr int kAhead = 256;
 // Half of a 512 KiB L2, leaving room for the panels and y.
 constexpr size_t kChunkBytes = size_t(256) << 10;
 // Below this many multiply-adds a fork/join costs more than it saves.
@@ -143,6 +150,9 @@ void Tile<T, R>::Run(const float* x, int x_stride, const T* panel, int kc,
     xr[r] = x + size_t(r) * x_stride;
   }
   for (int kk = 0; kk < kc; ++kk) {
+    _mm_prefetch(
+        reinterpret_cast<const char*>(panel + size_t(kk + kAhead) * kPanel),
+        _MM_HINT_T0);
     __m256 w0, w1;
     Load16(panel + size_t(kk) * kPanel, w0, w1);
     // Pins the panel vectors in registers. Left alone, GCC folds them into
