@@ -57,19 +57,19 @@ struct EngineStats {
 };
 
 struct StepReport {
-  absl::Duration duration;  // scheduling to emitted tokens
+  absl::Duration duration{};  // scheduling to emitted tokens
   int prefill_tokens = 0;
-  int decode_tokens = 0;     // draft tokens included
-  absl::Duration predicted;  // the cost model's forecast
+  int decode_tokens = 0;       // draft tokens included
+  absl::Duration predicted{};  // the cost model's forecast
   // Time in tensor-parallel collectives (zero in a world of one).
-  absl::Duration collective_time;
+  absl::Duration collective_time{};
   // Time spent loading blocks from each lower tier, by name ("host",
   // "disk"); only tiers the step loaded from.
-  std::map<std::string, absl::Duration> kv_load_time;
+  std::map<std::string, absl::Duration> kv_load_time{};
   int draft_tokens = 0;  // of decode_tokens
   // Tokens emitted by each sequence that was decoding (had output before
   // the step): 1 without speculation, up to 1 + drafts with it.
-  std::vector<int> tokens_per_decode;
+  std::vector<int> tokens_per_decode{};
 };
 using StepObserver = std::function<void(const StepReport&)>;
 

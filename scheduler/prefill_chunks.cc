@@ -11,7 +11,7 @@ double ChunkMs(const StepCostModel& model, const PrefillCandidate& c, int n) {
   if (n <= 0) return 0;
   const StepCostModel::Coefficients& k = model.coefficients();
   return k.per_token_ms * n + k.per_key_read_ms * KeyReads(c.computed, n) +
-         k.per_sequence_ms;
+         k.per_logits_row_ms;
 }
 
 // The largest n in [from, cap] whose chunk costs at most `ms` (chunk cost

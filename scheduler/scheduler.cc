@@ -89,9 +89,9 @@ std::vector<int> Scheduler::ProposeDrafts(Sequence& seq, int budget,
   return drafts;
 }
 
-// A draft costs one more query token in the step; accepted, it saves its
-// sequence a share of a decode step (the step over its decodes). On a GPU
-// the first is nearly free; on a CPU, where a step costs about its tokens,
+// A draft costs one more query token and logits row in the step; accepted, it
+// saves its sequence a share of a decode step (the step over its decodes). On a
+// GPU the first is nearly free; on a CPU, where a step costs about its tokens,
 // the break-even acceptance nears 1 as the batch grows.
 double Scheduler::DraftBreakEven(std::span<Sequence* const> decodes) const {
   constexpr int64_t kMinObservations = 32;
@@ -100,12 +100,13 @@ double Scheduler::DraftBreakEven(std::span<Sequence* const> decodes) const {
   }
   StepShape plain;
   for (const Sequence* seq : decodes) {
-    plain += ChunkShape(seq->num_computed(), 1);
+    plain += DecodeShape(seq->num_computed(), 0);
   }
   const int64_t n = static_cast<int64_t>(decodes.size());
   StepShape with_draft = plain;
   with_draft.tokens += 1;
   with_draft.key_reads += plain.key_reads / n + 1;
+  with_draft.logits_rows += 1;
   const double step_ms = cost_model_.PredictMs(plain);
   const double draft_ms = cost_model_.PredictMs(with_draft) - step_ms;
   if (step_ms <= 0 || draft_ms <= 0) return 0;
@@ -211,7 +212,7 @@ ScheduledStep Scheduler::Schedule() {
     }
     const int n = 1 + static_cast<int>(drafts.size());
     if (!ReserveRunning(seq, n, step)) continue;
-    step.shape += ChunkShape(seq->num_computed(), n);
+    step.shape += DecodeShape(seq->num_computed(), n - 1);
     step.decode_tokens += n;
     step.draft_tokens += n - 1;
     budget -= n;

@@ -8,10 +8,10 @@ namespace hydra::scheduler {
 namespace {
 
 // Scales of the terms: a step's tokens in thousands, key reads in millions,
-// sequences in hundreds keep every feature near 1 on real steps.
+// logits rows in hundreds keep every feature near 1 on real steps.
 constexpr double kTokenScale = 1e-3;
 constexpr double kKeyReadScale = 1e-6;
-constexpr double kSequenceScale = 1e-2;
+constexpr double kRowScale = 1e-2;
 
 // Solves the n x n system a x = b in place (Gaussian elimination with
 // partial pivoting). False when it is singular.
@@ -48,7 +48,7 @@ StepCostModel::StepCostModel(double forgetting)
 StepCostModel::Vector StepCostModel::Features(const StepShape& shape) {
   return {1.0, double(shape.tokens) * kTokenScale,
           double(shape.key_reads) * kKeyReadScale,
-          double(shape.sequences) * kSequenceScale};
+          double(shape.logits_rows) * kRowScale};
 }
 
 void StepCostModel::Observe(const StepShape& shape, double milliseconds) {
@@ -75,7 +75,7 @@ void StepCostModel::Observe(const StepShape& shape, double milliseconds) {
 // the smallest residual wins. Exact, and cheap at one refit per step.
 void StepCostModel::Refit() {
   // A ridge small against the data keeps a set whose terms never varied
-  // (e.g. sequences == tokens in every step so far) solvable.
+  // (e.g. logits rows == tokens in every step so far) solvable.
   const double ridge = 1e-9 * (xx_[0][0] + 1e-12);
   double best_residual = std::numeric_limits<double>::infinity();
   Vector best{};
@@ -116,7 +116,7 @@ void StepCostModel::Refit() {
   }
   theta_ = best;
   coefficients_ = {theta_[0], theta_[1] * kTokenScale,
-                   theta_[2] * kKeyReadScale, theta_[3] * kSequenceScale};
+                   theta_[2] * kKeyReadScale, theta_[3] * kRowScale};
 }
 
 double StepCostModel::PredictMs(const StepShape& shape) const {

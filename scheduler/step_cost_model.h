@@ -8,12 +8,14 @@
 //        + per_token    * tokens      (the matmuls: every token, every layer)
 //        + per_attention * key reads  (sum over sequences of query tokens x
 //                                      context length: attention is O(n*ctx))
-//        + per_sequence * sequences   (per-row work: logits, sampling, output)
+//        + per_row  * logits rows     (per-row work: the lm_head, sampling,
+//                                      output; a chunk's last token, and a
+//                                      decode's token and each of its drafts)
 // fitted by least squares of the relative error, with non-negative
 // coefficients, over exponentially decaying statistics, so it follows the
 // machine as it warms up or gets busier. Non-negativity keeps extrapolation
 // sane where the data are nearly collinear (pure-decode steps have tokens ==
-// sequences).
+// logits rows).
 #ifndef HYDRA_SCHEDULER_STEP_COST_MODEL_H_
 #define HYDRA_SCHEDULER_STEP_COST_MODEL_H_
 
@@ -26,12 +28,12 @@ namespace hydra::scheduler {
 struct StepShape {
   int64_t tokens = 0;
   int64_t key_reads = 0;  // attention: sum of query tokens x context length
-  int64_t sequences = 0;
+  int64_t logits_rows = 0;
 
   StepShape& operator+=(const StepShape& o) {
     tokens += o.tokens;
     key_reads += o.key_reads;
-    sequences += o.sequences;
+    logits_rows += o.logits_rows;
     return *this;
   }
 };
@@ -48,13 +50,19 @@ inline StepShape ChunkShape(int64_t computed, int64_t n) {
   return {n, KeyReads(computed, n), 1};
 }
 
+// A decode of one token and `drafts` draft tokens: each of its query tokens
+// yields a logits row, since each is verified.
+inline StepShape DecodeShape(int64_t computed, int64_t drafts) {
+  return {1 + drafts, KeyReads(computed, 1 + drafts), 1 + drafts};
+}
+
 class StepCostModel {
  public:
   struct Coefficients {
     double intercept_ms = 0;
     double per_token_ms = 0;
     double per_key_read_ms = 0;
-    double per_sequence_ms = 0;
+    double per_logits_row_ms = 0;
   };
 
   // `forgetting` in (0, 1]: each observation's weight decays by this factor

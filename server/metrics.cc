@@ -234,7 +234,7 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
   cost_intercept_ = &cost.Add({{"term", "intercept"}});
   cost_token_ = &cost.Add({{"term", "token"}});
   cost_key_read_ = &cost.Add({{"term", "key_read"}});
-  cost_sequence_ = &cost.Add({{"term", "sequence"}});
+  cost_logits_row_ = &cost.Add({{"term", "logits_row"}});
   partial_prefills_ =
       AddGauge(r, "hydra_partial_prefills",
                "Running requests whose prompt is not fully computed yet.");
@@ -512,7 +512,7 @@ void ServerMetrics::UpdateEngineStats(const engine::EngineStats& stats,
   cost_intercept_->Set(stats.step_cost.intercept_ms / 1e3);
   cost_token_->Set(stats.step_cost.per_token_ms / 1e3);
   cost_key_read_->Set(stats.step_cost.per_key_read_ms / 1e3);
-  cost_sequence_->Set(stats.step_cost.per_sequence_ms / 1e3);
+  cost_logits_row_->Set(stats.step_cost.per_logits_row_ms / 1e3);
   // A priority seen once keeps its series (at 0 when none wait), so a
   // graph does not show gaps; validation bounds how many there can be.
   for (auto& [priority, gauge] : waiting_gauges_) gauge->Set(0);

@@ -95,7 +95,7 @@ class ServerMetrics {
   prometheus::Gauge* cost_intercept_;
   prometheus::Gauge* cost_token_;
   prometheus::Gauge* cost_key_read_;
-  prometheus::Gauge* cost_sequence_;
+  prometheus::Gauge* cost_logits_row_;
   prometheus::Gauge* partial_prefills_;
   prometheus::Family<prometheus::Gauge>* waiting_by_priority_;
   prometheus::Family<prometheus::Counter>* preemptions_by_priority_;

@@ -18,7 +18,7 @@ using testing::MakeSequence;
 // The simulated machine: 25 ms to stream the weights, 0.5 ms a token,
 // attention 1e-4 ms per key read, 0.2 ms a sequence.
 double MachineMs(const StepShape& s) {
-  return 25.0 + 0.5 * s.tokens + 1e-4 * s.key_reads + 0.2 * s.sequences;
+  return 25.0 + 0.5 * s.tokens + 1e-4 * s.key_reads + 0.2 * s.logits_rows;
 }
 
 struct StepRecord {

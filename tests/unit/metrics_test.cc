@@ -479,14 +479,18 @@ TEST(ServerMetricsTest, StepsFeedDurationAndBatchHistograms) {
       {absl::Seconds(1.5), 5000, 0}};  // prefill alone
   double seconds = 0;
   for (const auto& [time, prefill, decode] : steps) {
-    observer({time, prefill, decode});  // a world of one
+    observer({.duration = time,
+              .prefill_tokens = prefill,
+              .decode_tokens = decode});  // a world of one
     seconds += absl::ToDoubleSeconds(time);
   }
   // Two tensor-parallel steps: only these feed the collective histogram.
-  observer({absl::Milliseconds(5), 0, 8, absl::ZeroDuration(),
-            absl::Microseconds(300)});
-  observer({absl::Milliseconds(5), 0, 8, absl::ZeroDuration(),
-            absl::Microseconds(700)});
+  observer({.duration = absl::Milliseconds(5),
+            .decode_tokens = 8,
+            .collective_time = absl::Microseconds(300)});
+  observer({.duration = absl::Milliseconds(5),
+            .decode_tokens = 8,
+            .collective_time = absl::Microseconds(700)});
   seconds += 0.010;
   const Exposition e(metrics->Serialize());
   EXPECT_EQ(e.Get("hydra_collective_seconds_count"), 2);
@@ -516,7 +520,8 @@ TEST(ServerMetricsTest, StepsFeedDurationAndBatchHistograms) {
 TEST(ServerMetricsTest, SpeculativeDecodingFollowsTheEngine) {
   auto metrics = NewMetrics();
   ASSERT_NE(metrics, nullptr);
-  engine::StepReport step{absl::Milliseconds(4), 0, 9};
+  engine::StepReport step{.duration = absl::Milliseconds(4),
+                          .decode_tokens = 9};
   step.draft_tokens = 6;
   step.tokens_per_decode = {1, 3, 5};
   metrics->OnStep(step);

@@ -112,14 +112,18 @@ TEST(DraftPolicyTest, AWindowBelowTheBreakEvenIsBad) {
 TEST(DraftPolicyTest, InCostlyStepsOnlyACopyingSequenceProposes) {
   DraftPolicy policy;
   constexpr double kCostly = 0.9;
-  EXPECT_EQ(policy.DraftLength(4, kCostly), 4);  // nothing known yet
-  policy.Record(4, 4, kCostly);
-  EXPECT_EQ(policy.DraftLength(4, kCostly), 4);  // copying: go on
+  EXPECT_EQ(policy.DraftLength(4, kCostly), 1);  // nothing known: a probe
+  policy.Record(1, 1, kCostly);
+  EXPECT_EQ(policy.DraftLength(4, kCostly), 2);  // copying: go on, longer
+  policy.Record(2, 2, kCostly);
+  EXPECT_EQ(policy.DraftLength(4, kCostly), 4);
   policy.Record(4, 2, kCostly);
   EXPECT_EQ(policy.DraftLength(4, 0.1), 3);  // cheap steps: as before
   int skipped = 0;
-  while (policy.DraftLength(4, kCostly) == 0) ++skipped;
+  int probe = 0;
+  while ((probe = policy.DraftLength(4, kCostly)) == 0) ++skipped;
   EXPECT_EQ(skipped, DraftPolicy::kMaxPause - 1);  // then one probe
+  EXPECT_EQ(probe, 1);
 }
 
 TEST(SpeculativeConfigTest, FlagsAreCheckedAndNamedInErrors) {

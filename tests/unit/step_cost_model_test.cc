@@ -10,7 +10,7 @@ namespace {
 // A machine whose steps cost exactly this (milliseconds).
 double TrueCost(const StepShape& s, double slowdown = 1.0) {
   return slowdown *
-         (20.0 + 0.8 * s.tokens + 2e-4 * s.key_reads + 0.3 * s.sequences);
+         (20.0 + 0.8 * s.tokens + 2e-4 * s.key_reads + 0.3 * s.logits_rows);
 }
 
 StepShape RandomStep(std::mt19937& rng) {
@@ -33,7 +33,7 @@ TEST(StepCostModelTest, RecoversTheCoefficientsOfANoiselessMachine) {
   EXPECT_NEAR(k.intercept_ms, 20.0, 0.05);
   EXPECT_NEAR(k.per_token_ms, 0.8, 1e-3);
   EXPECT_NEAR(k.per_key_read_ms, 2e-4, 1e-6);
-  EXPECT_NEAR(k.per_sequence_ms, 0.3, 0.01);
+  EXPECT_NEAR(k.per_logits_row_ms, 0.3, 0.01);
   const StepShape big = ChunkShape(30000, 2048);  // far beyond the data
   EXPECT_NEAR(model.PredictMs(big), TrueCost(big), 0.01 * TrueCost(big));
 }
@@ -52,7 +52,7 @@ TEST(StepCostModelTest, FitsWithNoisyDurations) {
   }
 }
 
-// Pure decode steps have tokens == sequences and key reads tied to them: the
+// Pure decode steps have tokens == logits rows and key reads tied to them: the
 // terms cannot be told apart. The fit must still reproduce the data, with
 // no negative coefficient that would make a larger step look cheaper.
 TEST(StepCostModelTest, CollinearDataGiveNonNegativeCoefficients) {
@@ -67,7 +67,7 @@ TEST(StepCostModelTest, CollinearDataGiveNonNegativeCoefficients) {
   EXPECT_GE(k.intercept_ms, 0);
   EXPECT_GE(k.per_token_ms, 0);
   EXPECT_GE(k.per_key_read_ms, 0);
-  EXPECT_GE(k.per_sequence_ms, 0);
+  EXPECT_GE(k.per_logits_row_ms, 0);
   StepShape four;
   for (int j = 0; j < 4; ++j) four += ChunkShape(100, 1);
   EXPECT_NEAR(model.PredictMs(four), 36.0, 0.1);
