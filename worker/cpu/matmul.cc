@@ -132,16 +132,20 @@ struct TileOut {
 };
 
 // R rows (R <= kRowBlock) times one panel over kc k steps. `x` and `panel`
-// already point at the k block's first step.
+// already point at the k block's first step; `next` is where the weights
+// read after these continue (the next panel's slice of the k block), which
+// the last kAhead steps prefetch. Under k blocking that is not what follows
+// the slice in memory: past the slice's end lies the same panel's next k
+// block, which a later pass reads, by then evicted.
 template <typename T, int R>
 struct Tile {
-  static void Run(const float* x, int x_stride, const T* panel, int kc,
-                  const TileOut& out);
+  static void Run(const float* x, int x_stride, const T* panel, const T* next,
+                  int kc, const TileOut& out);
 };
 
 template <typename T, int R>
-void Tile<T, R>::Run(const float* x, int x_stride, const T* panel, int kc,
-                     const TileOut& out) {
+void Tile<T, R>::Run(const float* x, int x_stride, const T* panel,
+                     const T* next, int kc, const TileOut& out) {
   __m256 lo[R], hi[R];
   const float* xr[R];
 #pragma GCC unroll 6
@@ -150,9 +154,11 @@ void Tile<T, R>::Run(const float* x, int x_stride, const T* panel, int kc,
     xr[r] = x + size_t(r) * x_stride;
   }
   for (int kk = 0; kk < kc; ++kk) {
-    _mm_prefetch(
-        reinterpret_cast<const char*>(panel + size_t(kk + kAhead) * kPanel),
-        _MM_HINT_T0);
+    const int ahead = kk + kAhead;
+    _mm_prefetch(reinterpret_cast<const char*>(
+                     ahead < kc ? panel + size_t(ahead) * kPanel
+                                : next + size_t(ahead - kc) * kPanel),
+                 _MM_HINT_T0);
     __m256 w0, w1;
     Load16(panel + size_t(kk) * kPanel, w0, w1);
     // Pins the panel vectors in registers. Left alone, GCC folds them into
@@ -201,21 +207,21 @@ void RowPanels(const float* x, const T* panel, size_t panel_stride, int kc,
 }
 
 template <typename T>
-void TileRows(int rows, const float* x, int x_stride, const T* panel, int kc,
-              const TileOut& out) {
+void TileRows(int rows, const float* x, int x_stride, const T* panel,
+              const T* next, int kc, const TileOut& out) {
   switch (rows) {
     case 1:
-      return Tile<T, 1>::Run(x, x_stride, panel, kc, out);
+      return Tile<T, 1>::Run(x, x_stride, panel, next, kc, out);
     case 2:
-      return Tile<T, 2>::Run(x, x_stride, panel, kc, out);
+      return Tile<T, 2>::Run(x, x_stride, panel, next, kc, out);
     case 3:
-      return Tile<T, 3>::Run(x, x_stride, panel, kc, out);
+      return Tile<T, 3>::Run(x, x_stride, panel, next, kc, out);
     case 4:
-      return Tile<T, 4>::Run(x, x_stride, panel, kc, out);
+      return Tile<T, 4>::Run(x, x_stride, panel, next, kc, out);
     case 5:
-      return Tile<T, 5>::Run(x, x_stride, panel, kc, out);
+      return Tile<T, 5>::Run(x, x_stride, panel, next, kc, out);
     case 6:
-      return Tile<T, 6>::Run(x, x_stride, panel, kc, out);
+      return Tile<T, 6>::Run(x, x_stride, panel, next, kc, out);
   }
 }
 
@@ -294,6 +300,9 @@ void RunTiles(const Plan& plan, int row0, int rows, int p0, int p1, int k0,
   for (; p < p1; ++p) {
     const int col0 = p * kPanel;
     const T* panel = w.panel<T>(p) + size_t(k0) * kPanel;
+    const T* next = p + 1 < plan.panels
+                        ? w.panel<T>(p + 1) + size_t(k0) * kPanel
+                        : panel + size_t(kc) * kPanel;
     const TileOut out_proto = tile_out(p, 0);
     int r = row0;
     for (int b = 0; b < blocks; ++b) {
@@ -301,7 +310,7 @@ void RunTiles(const Plan& plan, int row0, int rows, int p0, int p1, int k0,
       TileOut out = out_proto;
       out.y = plan.y + size_t(r) * plan.y_stride + col0;
       TileRows(block_rows, plan.x + size_t(r) * plan.x_stride + k0,
-               plan.x_stride, panel, kc, out);
+               plan.x_stride, panel, next, kc, out);
       r += block_rows;
     }
   }
