@@ -10,16 +10,21 @@ int DraftPolicy::DraftLength(int max_tokens, double break_even) {
     return 0;
   }
   const bool costly = break_even > kCostlyBreakEven;
-  if (costly && last_rejected_ && ++costly_skipped_ < kMaxPause) return 0;
+  if (costly && last_ == Outcome::kRejected && ++costly_skipped_ < kMaxPause) {
+    return 0;
+  }
   costly_skipped_ = 0;
-  return std::min(max_tokens, costly && !copying_ ? 1 : next_length_);
+  return std::min(max_tokens, costly && last_ != Outcome::kAcceptedWhole
+                                  ? 1
+                                  : next_length_);
 }
 
 void DraftPolicy::Record(int proposed, int accepted, double break_even) {
   proposed_ += proposed;
   accepted_ += accepted;
-  last_rejected_ = accepted < proposed;
-  copying_ = proposed > 0 && accepted == proposed;
+  last_ = accepted < proposed ? Outcome::kRejected
+          : proposed > 0      ? Outcome::kAcceptedWhole
+                              : Outcome::kNone;
   // Doubling cannot overflow: the length is capped by the caller's K (16).
   next_length_ =
       accepted == proposed ? 2 * std::max(1, proposed) : accepted + 1;

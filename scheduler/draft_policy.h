@@ -53,8 +53,9 @@ class DraftPolicy {
 
  private:
   int next_length_ = 1 << 30;  // the first proposal may be as long as asked
-  bool last_rejected_ = false;
-  bool copying_ = false;    // the last proposal was accepted whole
+  // How the last proposal fared; kAcceptedWhole: the sequence is copying.
+  enum class Outcome { kNone, kRejected, kAcceptedWhole };
+  Outcome last_ = Outcome::kNone;
   int costly_skipped_ = 0;  // steps without a proposal since one was rejected
   int window_proposals_ = 0;
   int window_proposed_ = 0;

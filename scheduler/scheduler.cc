@@ -103,10 +103,10 @@ double Scheduler::DraftBreakEven(std::span<Sequence* const> decodes) const {
     plain += DecodeShape(seq->num_computed(), 0);
   }
   const int64_t n = static_cast<int64_t>(decodes.size());
+  // One more query token, at the decodes' mean context, with its row.
   StepShape with_draft = plain;
-  with_draft.tokens += 1;
-  with_draft.key_reads += plain.key_reads / n + 1;
-  with_draft.logits_rows += 1;
+  with_draft +=
+      {.tokens = 1, .key_reads = plain.key_reads / n + 1, .logits_rows = 1};
   const double step_ms = cost_model_.PredictMs(plain);
   const double draft_ms = cost_model_.PredictMs(with_draft) - step_ms;
   if (step_ms <= 0 || draft_ms <= 0) return 0;
